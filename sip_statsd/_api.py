@@ -1,0 +1,104 @@
+"""`SipMetrics`, the instance API, and the process-wide instance behind the module helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TypedDict, Unpack
+
+from ._catalog import Helpers, SipCatalog, build_catalog
+from ._config import Config, _normalise_tags
+from ._family import Counter, Distribution, Family
+from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
+
+
+class Options(TypedDict, total=False):
+    """The keyword arguments of `configure()` and `SipMetrics()`; see the README's table."""
+
+    backend: str
+    host: str | None
+    port: int | None
+    socket_path: str | None
+    flavor: str
+    prefix: str | None
+    constant_tags: Mapping[str, str] | Iterable[str] | None
+    flush_interval: float
+    strict: bool
+
+
+def make_config(options: Options) -> Config:
+    """A `Config` from keyword options; anything not given takes its default."""
+    tags = _normalise_tags(options.pop("constant_tags", None))
+    return Config(constant_tags=tags, **options)  # type: ignore[misc]
+
+
+class SipMetrics(Helpers):
+    """A recorder with its own configuration, SIP catalog and helpers.
+
+    The module-level helpers are those of one process-wide instance; make your own
+    for code that does not want module state:
+
+    >>> metrics = SipMetrics(backend="statsd", flavor="graphite", port=8125)
+    >>> metrics.invite_result("outbound", 200)
+    >>> metrics.close()
+    """
+
+    def __init__(self, *, _recorder: Recorder | None = None, **options: Unpack[Options]) -> None:
+        if _recorder is None:
+            _recorder = Recorder(make_config(options))
+        self.recorder = _recorder
+        self.catalog: SipCatalog = build_catalog(_recorder)
+        super().__init__(self.catalog)
+
+    def configure(self, **options: Unpack[Options]) -> None:
+        """Replace the whole configuration (unnamed options take their defaults).
+
+        What was recorded is first flushed to the backend that was active. A bad
+        option raises ValueError quoting it, and the old configuration stays.
+        """
+        self.recorder.reconfigure(make_config(options))
+
+    @property
+    def config(self) -> Config:
+        return self.recorder.config
+
+    def flush(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Send everything recorded so far; False if `timeout` seconds passed first.
+
+        The send happens on the flusher thread, so this never resolves a name or touches
+        the network on the caller's thread.
+        """
+        return self.recorder.flush(timeout)
+
+    def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Flush, then stop the flusher and close the backend. `configure()` starts it again."""
+        return self.recorder.close(timeout)
+
+    def stats(self) -> Stats:
+        """Totals since start (after a flush): dropped inputs, send errors, flushes, lines sent."""
+        return self.recorder.stats()
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        """Every family of this instance: the SIP catalog, the library's own, and yours."""
+        return self.recorder.families
+
+    def counter(self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = "") -> Counter:
+        """Define a counter family on this instance (see `Counter`)."""
+        return Counter(name, labels, description=description, recorder=self.recorder)
+
+    def distribution(
+        self,
+        name: str,
+        labels: Mapping[str, Iterable[str]] | None = None,
+        *,
+        minimum: float = -1.7976931348623157e308,
+        maximum: float = 1.7976931348623157e308,
+        description: str = "",
+    ) -> Distribution:
+        """Define a distribution family on this instance (see `Distribution`)."""
+        return Distribution(
+            name, labels, minimum=minimum, maximum=maximum, description=description, recorder=self.recorder
+        )
+
+
+DEFAULT = SipMetrics(_recorder=default_recorder())

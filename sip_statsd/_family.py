@@ -1,0 +1,363 @@
+"""Metric families and their pre-bound series.
+
+A family declares its name, label keys and allowed values once; every allowed label
+combination becomes a `Series` at definition, holding what the hot path and the flusher
+need (name, ordered tags, the cell). Nothing is validated or formatted on emit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._values import DROP_INVALID_NUMBER, DROP_SAMPLE_OVERFLOW, DROP_UNKNOWN_VALUE
+
+if TYPE_CHECKING:
+    from ._recorder import Recorder
+
+# Safe in every flavor: no `|`, `#`, `,`, `:`, `;`, `=`, `@`, space or newline anywhere.
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*\Z")
+_KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+# No dot either: the plain flavor folds values into a dotted name.
+_VALUE_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
+_MAX_NAME = 200
+_MAX_VALUE = 64
+MAX_SERIES_PER_FAMILY = 2000
+DEFAULT_MAX_SAMPLES = 100_000
+_FLOAT_MAX = sys.float_info.max
+
+
+def check_name(name: object, what: str = "metric name") -> str:
+    """Return `name` if it is safe on the wire as a metric name, else raise ValueError."""
+    if not isinstance(name, str) or len(name) > _MAX_NAME or not _NAME_RE.match(name):
+        raise ValueError(
+            f"invalid {what} {name!r}: use letters, digits and '_', dot-separated, "
+            f"starting with a letter, at most {_MAX_NAME} characters"
+        )
+    return name
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValueError(
+            f"invalid label key {key!r}: use lower-case letters, digits and '_', "
+            "starting with a letter"
+        )
+    return key
+
+
+def check_value(key: str, value: object) -> str:
+    if not isinstance(value, str) or len(value) > _MAX_VALUE or not _VALUE_RE.match(value):
+        raise ValueError(
+            f"invalid value {value!r} for label {key!r}: use letters, digits, '_' and '-', "
+            f"at most {_MAX_VALUE} characters"
+        )
+    return str(value)  # a StrEnum member becomes its plain string
+
+
+def _no_op() -> None:
+    pass
+
+
+class InvalidInputError(ValueError):
+    """An emit got a value outside its metric's declaration (raised only in strict mode)."""
+
+
+class Series:
+    """One labelled series of a family, made at definition; its methods are the hot path."""
+
+    __slots__ = ("family", "name", "labels", "values", "tags")
+
+    def __init__(self, family: Family, values: tuple[str, ...]) -> None:
+        self.family = family
+        self.name = family.name
+        self.values = values
+        self.labels: dict[str, str] = dict(zip(family.label_keys, values, strict=True))
+        self.tags: tuple[str, ...] = tuple(f"{k}:{v}" for k, v in self.labels.items())
+
+    def __repr__(self) -> str:
+        labels = ",".join(f"{k}={v}" for k, v in self.labels.items())
+        return f"<{type(self).__name__} {self.name}{{{labels}}}>"
+
+
+class CounterSeries(Series):
+    """A counter series. `inc()` costs one C call; exact under concurrent threads."""
+
+    __slots__ = ("_count", "inc_one", "_reads", "_taken", "_extra")
+
+    def __init__(self, family: Family, values: tuple[str, ...]) -> None:
+        super().__init__(family, values)
+        # Why itertools.count: its __next__ runs entirely in C while holding the GIL, so
+        # concurrent increments are never lost, and it costs ~35 ns against ~210 ns for a
+        # Lock around `+= 1` (measured on 3.11, 2 cores). The flusher never resets it: it
+        # reads the running total with one more next() and keeps the delta, so no
+        # increment can fall between a read and a reset.
+        self._count = itertools.count()
+        self.inc_one = self._count.__next__
+        self._reads = 0  # next() calls made by the flusher, not by emitters
+        self._taken = 0  # emitter increments already handed to a flush
+        self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
+
+    def inc(self, n: int = 1) -> None:
+        """Add `n` (a non-negative int, default 1). A bad `n` is dropped and counted."""
+        try:
+            if n == 1 and type(n) is int:
+                self.inc_one()
+            elif type(n) is int and n >= 0:
+                if n:
+                    self._extra.append(n)
+            else:
+                self.family._drop(DROP_INVALID_NUMBER, "n", n)
+        except InvalidInputError:
+            raise  # strict mode
+        except Exception:
+            self.family._drop(DROP_INVALID_NUMBER, "n", n)
+
+    def _take(self) -> int:
+        """Return the increments since the last take (flusher side, under its lock)."""
+        total = next(self._count) - self._reads
+        self._reads += 1
+        delta = total - self._taken
+        self._taken = total
+        extra = self._extra
+        k = len(extra)
+        if k:
+            delta += sum(extra[:k])
+            del extra[:k]  # atomic; appends made meanwhile stay for the next take
+        return delta
+
+
+class DistributionSeries(Series):
+    """A distribution series: every sample is kept until the next flush and all are sent."""
+
+    __slots__ = ("_samples", "_lo", "_hi", "_cap")
+
+    def __init__(self, family: Family, values: tuple[str, ...]) -> None:
+        super().__init__(family, values)
+        assert isinstance(family, Distribution)
+        self._samples: list[float] = []
+        self._lo = family.minimum
+        self._hi = family.maximum
+        self._cap = family.max_samples
+
+    def observe(self, value: float) -> None:
+        """Record one sample. A non-finite, out-of-range or non-numeric value is dropped."""
+        try:
+            if (type(value) is float or type(value) is int) and self._lo <= value <= self._hi:
+                samples = self._samples
+                if len(samples) < self._cap:
+                    samples.append(value)
+                else:
+                    self.family._drop(DROP_SAMPLE_OVERFLOW, "value", value)
+                return
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                as_float = float(value)
+                if self._lo <= as_float <= self._hi:
+                    self.observe(as_float)
+                    return
+            self.family._drop(DROP_INVALID_NUMBER, "value", value)
+        except InvalidInputError:
+            raise  # strict mode
+        except Exception:
+            self.family._drop(DROP_INVALID_NUMBER, "value", value)
+
+    def _take(self) -> list[float]:
+        samples = self._samples
+        k = len(samples)
+        if not k:
+            return []
+        batch = samples[:k]
+        del samples[:k]  # atomic; samples appended meanwhile stay for the next take
+        return batch
+
+
+class Family:
+    """A metric and every one of its series, made at definition."""
+
+    kind: ClassVar[str]
+    _series_type: ClassVar[type[Series]]
+
+    def __init__(
+        self,
+        name: str,
+        labels: Mapping[str, Iterable[str]] | None = None,
+        *,
+        description: str = "",
+        recorder: Recorder | None = None,
+        _allow_empty: bool = False,
+    ) -> None:
+        self.name = check_name(name)
+        self.description = description
+        allowed: dict[str, tuple[str, ...]] = {}
+        for key, values in (labels or {}).items():
+            check_key(key)
+            if isinstance(values, str):
+                raise ValueError(f"{name}: allowed values of {key!r} must be a sequence, not the string {values!r}")
+            vals = tuple(check_value(key, v) for v in values)
+            if not vals and not _allow_empty:
+                raise ValueError(f"{name}: label {key!r} has no allowed values")
+            if len(set(vals)) != len(vals):
+                raise ValueError(f"{name}: label {key!r} repeats an allowed value in {vals!r}")
+            allowed[key] = vals
+        self.allowed = allowed
+        self.label_keys = tuple(allowed)
+        combos = math.prod(len(v) for v in allowed.values())
+        if combos > MAX_SERIES_PER_FAMILY:
+            raise ValueError(
+                f"{name}: {combos} label combinations exceed the {MAX_SERIES_PER_FAMILY} "
+                "series a family may have; labels must stay low-cardinality"
+            )
+        self._by_values: dict[tuple[str, ...], Series] = {
+            values: self._series_type(self, values) for values in itertools.product(*allowed.values())
+        }
+        self._drops: dict[str, CounterSeries] = {}
+        # The helpers' fast miss path calls _miss[0](): a C-level drop counter in soft
+        # mode, a raiser in strict mode (swapped by the recorder; see Recorder._set_strict).
+        self._miss: list[Callable[[], object]] = [_no_op]
+        if recorder is None:
+            from ._recorder import default_recorder
+
+            recorder = default_recorder()
+        self.recorder = recorder
+        recorder._register(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.allowed}>"
+
+    @property
+    def all_series(self) -> tuple[Series, ...]:
+        return tuple(self._by_values.values())
+
+    def _lookup(self, labels: Mapping[str, object]) -> Series | None:
+        """The series for `labels`, or None after a counted drop (or ValueError in strict mode)."""
+        keys = self.label_keys
+        if len(labels) != len(keys) or any(k not in labels for k in keys):
+            extra = sorted(set(labels) - set(keys))
+            self._drop(DROP_UNKNOWN_VALUE, "labels", f"{sorted(labels)} (expected {list(keys)}, extra {extra})")
+            return None
+        values = tuple(labels[k] for k in keys)
+        try:
+            series = self._by_values.get(values)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value
+            series = None
+        if series is None:
+            for key, value in zip(keys, values, strict=True):
+                if value not in self.allowed[key]:
+                    self._drop(DROP_UNKNOWN_VALUE, key, value)
+                    break
+        return series
+
+    def series(self, **labels: str) -> Series:
+        """Return the pre-bound series for `labels`; an unknown key or value raises ValueError.
+
+        Bind once (at import or set-up) and call its `inc()` / `observe()` on the hot path.
+        """
+        values = []
+        for key in self.label_keys:
+            if key not in labels:
+                raise ValueError(f"{self.name}: label {key!r} is missing (keys: {list(self.label_keys)})")
+            value = labels.pop(key)
+            if value not in self.allowed[key]:
+                raise ValueError(
+                    f"{self.name}: {key}={value!r} is not one of {list(self.allowed[key])}"
+                )
+            values.append(value)
+        if labels:
+            raise ValueError(f"{self.name}: unknown label keys {sorted(labels)} (keys: {list(self.label_keys)})")
+        return self._by_values[tuple(values)]
+
+    def _drop(self, reason: str, key: str, value: object) -> None:
+        self.recorder._drop(self, reason, key, value)
+
+    def _add_value(self, key: str, value: str) -> None:
+        """Allow one more value for `key` and make its series (the library's own counters only)."""
+        if value in self.allowed[key]:
+            return
+        check_value(key, value)
+        self.allowed[key] = (*self.allowed[key], value)
+        position = self.label_keys.index(key)
+        axes = [self.allowed[k] if i != position else (value,) for i, k in enumerate(self.label_keys)]
+        for values in itertools.product(*axes):
+            self._by_values[values] = self._series_type(self, values)
+
+
+class Counter(Family):
+    """A counter family: increments are summed in process and sent once per series per flush.
+
+    >>> calls = Counter("myapp_calls_total", labels={"outcome": ("ok", "failed")})
+    >>> ok = calls.series(outcome="ok")   # bind once
+    >>> ok.inc()                          # hot path
+    """
+
+    kind = "count"
+    _series_type = CounterSeries
+
+    def series(self, **labels: str) -> CounterSeries:  # noqa: D102 - see Family.series
+        found = super().series(**labels)
+        assert isinstance(found, CounterSeries)
+        return found
+
+    def inc(self, n: int = 1, **labels: Any) -> None:
+        """Look up the series for `labels` and add `n`: convenient, slower than a bound series."""
+        try:
+            series = self._lookup(labels)
+        except InvalidInputError:
+            raise
+        except Exception:
+            self._drop(DROP_UNKNOWN_VALUE, "labels", labels)
+            return
+        if series is not None:
+            series.inc(n)  # type: ignore[attr-defined]
+
+
+class Distribution(Family):
+    """A distribution family: every sample is sent (as `|d`, or `|ms` on plain StatsD).
+
+    `minimum` and `maximum` bound the valid samples (inclusive); non-finite values are
+    always invalid. At most `max_samples` samples per series are kept between flushes.
+    """
+
+    kind = "distribution"
+    _series_type = DistributionSeries
+
+    def __init__(
+        self,
+        name: str,
+        labels: Mapping[str, Iterable[str]] | None = None,
+        *,
+        minimum: float = -_FLOAT_MAX,
+        maximum: float = _FLOAT_MAX,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+        description: str = "",
+        recorder: Recorder | None = None,
+    ) -> None:
+        if not (-_FLOAT_MAX <= minimum <= maximum <= _FLOAT_MAX):
+            raise ValueError(f"{name}: need finite minimum <= maximum, got {minimum!r}, {maximum!r}")
+        if type(max_samples) is not int or max_samples < 1:
+            raise ValueError(f"{name}: max_samples must be a positive int, got {max_samples!r}")
+        self.minimum = float(minimum)
+        self.maximum = float(maximum)
+        self.max_samples = max_samples
+        super().__init__(name, labels, description=description, recorder=recorder)
+
+    def series(self, **labels: str) -> DistributionSeries:  # noqa: D102 - see Family.series
+        found = super().series(**labels)
+        assert isinstance(found, DistributionSeries)
+        return found
+
+    def observe(self, value: float, **labels: Any) -> None:
+        """Look up the series for `labels` and record `value`: convenient, slower than a bound series."""
+        try:
+            series = self._lookup(labels)
+        except InvalidInputError:
+            raise
+        except Exception:
+            self._drop(DROP_UNKNOWN_VALUE, "labels", labels)
+            return
+        if series is not None:
+            series.observe(value)  # type: ignore[attr-defined]

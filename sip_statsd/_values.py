@@ -1,0 +1,197 @@
+"""Metric names and allowed label values of the SIP catalog.
+
+Each value exists twice, as the origin package's constant (upper snake case) and as a
+`StrEnum` member, so a caller may pass either: a `StrEnum` member hashes and compares
+equal to its string, and the helpers' look-up tables are keyed by the strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# Metric names.
+METRIC_INVITE_RESULT_TOTAL = "sip_invite_result_total"
+METRIC_BYE_TOTAL = "sip_bye_total"
+METRIC_TRANSACTION_TIMEOUT_TOTAL = "sip_transaction_timeout_total"
+METRIC_SESSION_TIMER_REFRESH_TOTAL = "sip_session_timer_refresh_total"
+METRIC_DTLS_HANDSHAKE_TOTAL = "sip_dtls_handshake_total"
+METRIC_STIR_VERIFY_TOTAL = "sip_stir_verify_total"
+METRIC_VOICE_ATTACH_TOTAL = "sip_voice_attach_total"
+METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL = "sip_voice_attach_mode_fallback_total"
+METRIC_VOICE_ATTACH_NATIVE_TOTAL = "sip_voice_attach_native_total"
+METRIC_CALL_RTT_MS = "sip_call_rtt_ms"
+METRIC_CALL_JITTER_MS = "sip_call_jitter_ms"
+METRIC_CALL_LOSS_FRACTION = "sip_call_loss_fraction"
+METRIC_CALL_MOS_ESTIMATE = "sip_call_mos_estimate"
+
+# The library's own metrics.
+METRIC_DROPPED_INPUTS_TOTAL = "sip_statsd_dropped_inputs_total"
+METRIC_SEND_ERRORS_TOTAL = "sip_statsd_send_errors_total"
+
+DIRECTION_INBOUND = "inbound"
+DIRECTION_OUTBOUND = "outbound"
+
+CODE_CLASS_1XX = "1xx"
+CODE_CLASS_2XX = "2xx"
+CODE_CLASS_3XX = "3xx"
+CODE_CLASS_4XX = "4xx"
+CODE_CLASS_5XX = "5xx"
+CODE_CLASS_6XX = "6xx"
+
+BY_LOCAL = "local"
+BY_REMOTE = "remote"
+
+BYE_REASON_NORMAL = "normal"
+BYE_REASON_TIMER_EXPIRED = "timer-expired"
+BYE_REASON_ERROR = "error"
+BYE_REASON_USER_HANGUP = "user-hangup"
+
+# RFC 3261 methods and the common extensions; SIP methods are case-sensitive.
+METHOD_INVITE = "INVITE"
+METHOD_ACK = "ACK"
+METHOD_BYE = "BYE"
+METHOD_CANCEL = "CANCEL"
+METHOD_REGISTER = "REGISTER"
+METHOD_OPTIONS = "OPTIONS"
+METHOD_PRACK = "PRACK"  # RFC 3262
+METHOD_SUBSCRIBE = "SUBSCRIBE"  # RFC 6665
+METHOD_NOTIFY = "NOTIFY"  # RFC 6665
+METHOD_PUBLISH = "PUBLISH"  # RFC 3903
+METHOD_INFO = "INFO"  # RFC 6086
+METHOD_REFER = "REFER"  # RFC 3515
+METHOD_MESSAGE = "MESSAGE"  # RFC 3428
+METHOD_UPDATE = "UPDATE"  # RFC 3311
+METHOD_OTHER = "other"
+
+REFRESH_OK = "ok"
+REFRESH_422_BUMPED = "422-bumped"
+REFRESH_422_GAVE_UP = "422-gave-up"
+REFRESH_481 = "481"
+REFRESH_ROLE_SWAP = "role-swap"
+
+DTLS_OK = "ok"
+DTLS_FAIL = "fail"
+DTLS_TIMEOUT = "timeout"
+DTLS_FINGERPRINT_MISMATCH = "fingerprint-mismatch"
+
+STIR_VERIFIED = "verified"
+STIR_FAILED = "failed"
+STIR_SOFT_FAIL = "soft-fail"
+STIR_NO_IDENTITY = "no-identity"
+
+VOICE_MODE_CASCADED = "cascaded"
+VOICE_MODE_REALTIME = "realtime"
+VOICE_MODE_PIPELINE = "pipeline"
+
+VOICE_RESULT_OK = "ok"
+VOICE_RESULT_CONFIG_ERROR = "config_error"
+
+NATIVE_RESULT_OK = "ok"
+NATIVE_RESULT_ERR = "err"
+
+# Why an input was dropped (the `reason` label of sip_statsd_dropped_inputs_total).
+DROP_UNKNOWN_VALUE = "unknown_value"
+DROP_INVALID_NUMBER = "invalid_number"
+DROP_SAMPLE_OVERFLOW = "sample_overflow"
+
+
+class Direction(StrEnum):
+    INBOUND = DIRECTION_INBOUND
+    OUTBOUND = DIRECTION_OUTBOUND
+
+
+class CodeClass(StrEnum):
+    C1XX = CODE_CLASS_1XX
+    C2XX = CODE_CLASS_2XX
+    C3XX = CODE_CLASS_3XX
+    C4XX = CODE_CLASS_4XX
+    C5XX = CODE_CLASS_5XX
+    C6XX = CODE_CLASS_6XX
+
+
+class By(StrEnum):
+    LOCAL = BY_LOCAL
+    REMOTE = BY_REMOTE
+
+
+class ByeReason(StrEnum):
+    NORMAL = BYE_REASON_NORMAL
+    TIMER_EXPIRED = BYE_REASON_TIMER_EXPIRED
+    ERROR = BYE_REASON_ERROR
+    USER_HANGUP = BYE_REASON_USER_HANGUP
+
+
+class Method(StrEnum):
+    INVITE = METHOD_INVITE
+    ACK = METHOD_ACK
+    BYE = METHOD_BYE
+    CANCEL = METHOD_CANCEL
+    REGISTER = METHOD_REGISTER
+    OPTIONS = METHOD_OPTIONS
+    PRACK = METHOD_PRACK
+    SUBSCRIBE = METHOD_SUBSCRIBE
+    NOTIFY = METHOD_NOTIFY
+    PUBLISH = METHOD_PUBLISH
+    INFO = METHOD_INFO
+    REFER = METHOD_REFER
+    MESSAGE = METHOD_MESSAGE
+    UPDATE = METHOD_UPDATE
+    OTHER = METHOD_OTHER
+
+
+class RefreshResult(StrEnum):
+    OK = REFRESH_OK
+    BUMPED_422 = REFRESH_422_BUMPED
+    GAVE_UP_422 = REFRESH_422_GAVE_UP
+    CALL_DOES_NOT_EXIST_481 = REFRESH_481
+    ROLE_SWAP = REFRESH_ROLE_SWAP
+
+
+class DtlsResult(StrEnum):
+    OK = DTLS_OK
+    FAIL = DTLS_FAIL
+    TIMEOUT = DTLS_TIMEOUT
+    FINGERPRINT_MISMATCH = DTLS_FINGERPRINT_MISMATCH
+
+
+class StirResult(StrEnum):
+    VERIFIED = STIR_VERIFIED
+    FAILED = STIR_FAILED
+    SOFT_FAIL = STIR_SOFT_FAIL
+    NO_IDENTITY = STIR_NO_IDENTITY
+
+
+class VoiceMode(StrEnum):
+    CASCADED = VOICE_MODE_CASCADED
+    REALTIME = VOICE_MODE_REALTIME
+    PIPELINE = VOICE_MODE_PIPELINE
+
+
+class VoiceResult(StrEnum):
+    OK = VOICE_RESULT_OK
+    CONFIG_ERROR = VOICE_RESULT_CONFIG_ERROR
+
+
+class NativeResult(StrEnum):
+    OK = NATIVE_RESULT_OK
+    ERR = NATIVE_RESULT_ERR
+
+
+class DropReason(StrEnum):
+    UNKNOWN_VALUE = DROP_UNKNOWN_VALUE
+    INVALID_NUMBER = DROP_INVALID_NUMBER
+    SAMPLE_OVERFLOW = DROP_SAMPLE_OVERFLOW
+
+
+DIRECTIONS = tuple(Direction)
+CODE_CLASSES = tuple(CodeClass)
+BY_SIDES = tuple(By)
+BYE_REASONS = tuple(ByeReason)
+METHODS = tuple(Method)
+REFRESH_RESULTS = tuple(RefreshResult)
+DTLS_RESULTS = tuple(DtlsResult)
+STIR_RESULTS = tuple(StirResult)
+VOICE_ATTACH_MODES = (VoiceMode.CASCADED, VoiceMode.REALTIME)
+VOICE_RESULTS = tuple(VoiceResult)
+NATIVE_RESULTS = tuple(NativeResult)
+DROP_REASONS = tuple(DropReason)
