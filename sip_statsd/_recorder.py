@@ -289,15 +289,21 @@ class Recorder:
             except Exception as error:
                 self._log_once(("close", type(error)), "sip-statsd: closing the backend failed: %r", error)
 
-    def reconfigure(self, config: Config, timeout: float | None = DEFAULT_TIMEOUT) -> None:
-        """Flush to the current backend, then switch to `config` (restarting a closed flusher)."""
+    def reconfigure(
+        self, config: Config, timeout: float | None = DEFAULT_TIMEOUT, backend: Backend | None = None
+    ) -> None:
+        """Flush to the current backend, then switch to `config` (restarting a closed flusher).
+
+        `backend`, if given, is used as it is (the capture API restores an outer capture's).
+        """
         self.flush(timeout)
         self._close_backend()
         with self._send_lock:
             self.config = config
             self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
-            if config.backend == "memory":
-                self._backend = MemoryBackend()  # no network: made at once, so tests can read it
+            if backend is None and config.backend == "memory":
+                backend = MemoryBackend()  # no network: made at once, so tests can read it
+            self._backend = backend
         self._set_strict(config.strict)
         if not self._flusher_alive():
             if self._thread is not None and self._thread.is_alive():

@@ -1,0 +1,138 @@
+"""An embedded StatsD / DogStatsD receiver on loopback: collects, parses, aggregates.
+
+Used by the tests, the pytest plugin and the command line (`listen`, `demo`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._wire import Line, parse_datagram
+
+_RCVBUF = 16 * 1024 * 1024
+
+
+@dataclass
+class Totals:
+    """What arrived, aggregated: counter sums and sample lists keyed `name{k:v,...}`."""
+
+    counts: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    gauges: dict[str, float] = field(default_factory=dict)
+    datagrams: int = 0
+    lines: int = 0
+    bytes: int = 0
+    malformed: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, line: Line) -> None:
+        self.lines += 1
+        if line.kind == "c":
+            self.counts[line.key] = self.counts.get(line.key, 0) + sum(line.values) / line.rate
+        elif line.kind == "g":
+            self.gauges[line.key] = line.values[-1]
+        else:
+            self.samples.setdefault(line.key, []).extend(line.values)
+
+    def count(self, name: str, **labels: str) -> float:
+        """Sum of counter `name` over keys whose tags include `labels`."""
+        return sum(v for k, v in self.counts.items() if _matches(k, name, labels))
+
+    def sample_list(self, name: str, **labels: str) -> list[float]:
+        return [v for k, vs in self.samples.items() if _matches(k, name, labels) for v in vs]
+
+
+def _matches(key: str, name: str, labels: dict[str, str]) -> bool:
+    base, _, rest = key.partition("{")
+    if base != name:
+        return False
+    tags = set(rest.rstrip("}").split(",")) if rest else set()
+    return all(f"{k}:{v}" in tags for k, v in labels.items())
+
+
+class Receiver:
+    """Binds a UDP port (or a Unix datagram socket) and keeps every datagram it gets."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, socket_path: str | None = None) -> None:
+        if socket_path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(socket_path)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host, port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        except OSError:
+            pass
+        sock.settimeout(0.1)  # lets close() stop the reader promptly
+        self._sock = sock
+        self.socket_path = socket_path
+        self.host, self.port = (host, sock.getsockname()[1]) if socket_path is None else (host, 0)
+        self._cond = threading.Condition()
+        self._datagrams: list[bytes] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="sip-statsd-receiver", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}" if self.socket_path is None else f"unix://{self.socket_path}"
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self._sock.recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self._datagrams.append(data)
+                self._cond.notify_all()
+
+    def datagrams(self) -> list[bytes]:
+        with self._cond:
+            return list(self._datagrams)
+
+    def totals(self) -> Totals:
+        totals = Totals()
+        for data in self.datagrams():
+            totals.datagrams += 1
+            totals.bytes += len(data)
+            lines, bad = parse_datagram(data)
+            for line in lines:
+                totals.add(line)
+            totals.malformed.extend(bad)
+        return totals
+
+    def wait_for(self, predicate: Callable[[Totals], bool], timeout: float = 10.0) -> Totals:
+        """Wait until `predicate(totals)` holds or `timeout` passes; return the last totals."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                totals = self.totals()
+                remaining = deadline - time.monotonic()
+                if predicate(totals) or remaining <= 0:
+                    return totals
+                self._cond.wait(remaining)
+
+    def clear(self) -> None:
+        with self._cond:
+            self._datagrams.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(1.0)
+        self._sock.close()
+        if self.socket_path is not None and os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

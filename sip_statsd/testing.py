@@ -1,0 +1,135 @@
+"""Capture what your code emits, in your own tests (no pytest import).
+
+>>> from sip_statsd.testing import capture_metrics
+>>> with capture_metrics() as metrics:
+...     handle_invite()                      # your code, calling sip_statsd helpers
+...     metrics.assert_count("sip_invite_result_total", 1, direction="inbound", code_class="2xx")
+
+Inside the block the instance sends to memory and is strict: an unknown label value or
+invalid number raises ValueError at the call that made it. The previous configuration
+(and a capture around this one) is restored on exit.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ._api import DEFAULT, SipMetrics
+from ._backends import MemoryBackend
+from ._family import Family, Series
+
+__all__ = ["Capture", "capture_metrics"]
+
+
+class Capture:
+    """What one `capture_metrics()` block recorded, read after a flush."""
+
+    def __init__(self, metrics: SipMetrics, backend: MemoryBackend) -> None:
+        self.metrics = metrics
+        self._backend = backend
+
+    def _family(self, name: str, labels: dict[str, object]) -> Family:
+        families = {f.name: f for f in self.metrics.families}
+        family = families.get(name)
+        if family is None:
+            close = difflib.get_close_matches(name, families, n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(f"no metric named {name!r}{hint}")
+        for key, value in labels.items():
+            if key not in family.allowed:
+                raise ValueError(f"{name} has no label {key!r} (labels: {list(family.label_keys)})")
+            if value not in family.allowed[key]:
+                raise ValueError(f"{name}: {key}={value!r} is not one of {list(family.allowed[key])}")
+        return family
+
+    def _read(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
+        self.metrics.flush()
+        return self._backend.snapshot()
+
+    @staticmethod
+    def _matches(series: Series, name: str, labels: dict[str, object]) -> bool:
+        return series.name == name and all(series.labels[k] == v for k, v in labels.items())
+
+    def count(self, name: str, **labels: object) -> int:
+        """The total of counter `name` over every series whose labels include `labels`."""
+        self._family(name, labels)
+        counts, _ = self._read()
+        return sum(n for s, n in counts.items() if self._matches(s, name, labels))
+
+    def samples(self, name: str, **labels: object) -> list[float]:
+        """Every sample of distribution `name` (over matching series), in the order recorded."""
+        self._family(name, labels)
+        _, samples = self._read()
+        return [v for s, vs in samples.items() if self._matches(s, name, labels) for v in vs]
+
+    def recorded(self) -> dict[str, int | list[float]]:
+        """Everything recorded, keyed `name{k=v,...}`: counter totals and sample lists."""
+        counts, samples = self._read()
+        out: dict[str, int | list[float]] = {_key(s): n for s, n in counts.items()}
+        out.update({_key(s): v for s, v in samples.items()})
+        return dict(sorted(out.items()))
+
+    def clear(self) -> None:
+        """Forget what was captured so far (after sending what was pending into it)."""
+        self._read()
+        self._backend.clear()
+
+    def assert_count(self, name: str, expected: int, **labels: object) -> None:
+        """Assert the total of `name` over series matching `labels`; a failure lists near misses."""
+        __tracebackhide__ = True
+        actual = self.count(name, **labels)
+        if actual != expected:
+            raise AssertionError(
+                f"{_key_of(name, labels)}: expected {expected}, got {actual}\n" + self._near(name)
+            )
+
+    def assert_samples(self, name: str, expected: list[float], **labels: object) -> None:
+        """Assert the samples of `name` (in order); a failure lists near misses."""
+        __tracebackhide__ = True
+        actual = self.samples(name, **labels)
+        if actual != list(expected):
+            raise AssertionError(
+                f"{_key_of(name, labels)}: expected samples {list(expected)}, got {actual}\n" + self._near(name)
+            )
+
+    def _near(self, name: str) -> str:
+        recorded = self.recorded()
+        same = {k: v for k, v in recorded.items() if k.split("{", 1)[0] == name}
+        if same:
+            return "recorded for this metric:\n" + "\n".join(f"  {k} = {v}" for k, v in same.items())
+        if recorded:
+            return "nothing recorded for this metric; recorded:\n" + "\n".join(
+                f"  {k} = {v}" for k, v in recorded.items()
+            )
+        return "nothing was recorded at all"
+
+
+def _key_of(name: str, labels: dict[str, object]) -> str:
+    return name + "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}"
+
+
+def _key(series: Series) -> str:
+    return _key_of(series.name, dict(series.labels))
+
+
+@contextmanager
+def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -> Iterator[Capture]:
+    """Send `metrics` (default: the process-wide instance) to memory for the block.
+
+    Strict by default: a bad input raises `InvalidInputError` (a ValueError) where it is
+    made. What was recorded before the block goes to the previous backend first.
+    """
+    target = metrics or DEFAULT
+    recorder = target.recorder
+    previous_config = recorder.config
+    previous_backend = recorder.backend
+    backend = MemoryBackend()
+    recorder.reconfigure(previous_config.__class__(backend="memory", strict=strict), backend=backend)
+    try:
+        yield Capture(target, backend)
+    finally:
+        recorder.flush()
+        keep = previous_backend if isinstance(previous_backend, MemoryBackend) else None
+        recorder.reconfigure(previous_config, backend=keep)

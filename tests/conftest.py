@@ -1,0 +1,69 @@
+"""Shared fixtures: a real loopback receiver and independent SipMetrics instances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sip_statsd import SipMetrics
+from sip_statsd._receiver import Receiver, Totals
+
+# (backend, flavor) pairs that put datagrams on a socket.
+WIRE_BACKENDS = [
+    pytest.param(("datadog", None), id="datadog"),
+    pytest.param(("statsd", "influxdb"), id="statsd-influxdb"),
+    pytest.param(("statsd", "graphite"), id="statsd-graphite"),
+    pytest.param(("statsd", "plain"), id="statsd-plain"),
+]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def make_metrics() -> Iterator[Callable[..., SipMetrics]]:
+    made: list[SipMetrics] = []
+
+    def make(**options: Any) -> SipMetrics:
+        metrics = SipMetrics(**options)
+        made.append(metrics)
+        return metrics
+
+    yield make
+    for metrics in made:
+        metrics.close(timeout=2)
+
+
+def wire_options(backend: tuple[str, str | None], receiver: Receiver, **extra: Any) -> dict[str, Any]:
+    name, flavor = backend
+    options: dict[str, Any] = {"backend": name, **extra}
+    if receiver.socket_path is not None:
+        options["socket_path"] = receiver.socket_path
+    else:
+        options.update(host=receiver.host, port=receiver.port)
+    if flavor is not None:
+        options["flavor"] = flavor
+    return options
+
+
+def wire_count(totals: Totals, flavor: str | None, name: str, **labels: str) -> float:
+    """A counter's total as it arrived, whatever the flavor folded its labels into."""
+    if flavor == "plain":
+        return sum(v for k, v in totals.counts.items() if k.split(".")[0] == name and _plain_has(k, labels))
+    return totals.count(name, **labels)
+
+
+def wire_samples(totals: Totals, flavor: str | None, name: str) -> list[float]:
+    if flavor == "plain":
+        return [v for k, vs in totals.samples.items() if k == name for v in vs]
+    return totals.sample_list(name)
+
+
+def _plain_has(key: str, labels: dict[str, str]) -> bool:
+    parts = key.split(".")[1:]
+    return all(v in parts for v in labels.values())
