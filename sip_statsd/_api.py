@@ -27,8 +27,9 @@ class Options(TypedDict, total=False):
 
 def make_config(options: Options) -> Config:
     """A `Config` from keyword options; anything not given takes its default."""
-    tags = _normalise_tags(options.pop("constant_tags", None))
-    return Config(constant_tags=tags, **options)  # type: ignore[misc]
+    given = dict(options)
+    tags = _normalise_tags(given.pop("constant_tags", None))  # type: ignore[arg-type]
+    return Config(constant_tags=tags, **given)  # type: ignore[arg-type]
 
 
 class SipMetrics(Helpers):
@@ -82,7 +83,9 @@ class SipMetrics(Helpers):
         """Every family of this instance: the SIP catalog, the library's own, and yours."""
         return self.recorder.families
 
-    def counter(self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = "") -> Counter:
+    def counter(
+        self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = ""
+    ) -> Counter:
         """Define a counter family on this instance (see `Counter`)."""
         return Counter(name, labels, description=description, recorder=self.recorder)
 

@@ -126,10 +126,14 @@ class _QuietDatadogLog(logging.Filter):
 _QUIET = _QuietDatadogLog()
 
 
-def _datadog_client_class() -> type[Any]:
-    from datadog.dogstatsd import DogStatsd
+def _args(record: logging.LogRecord) -> tuple[object, ...]:
+    return record.args if isinstance(record.args, tuple) else ()
 
-    class _Client(DogStatsd):  # type: ignore[misc]  # datadog ships no type information for mypy
+
+def _datadog_client_class() -> type[Any]:
+    from datadog.dogstatsd.base import DogStatsd
+
+    class _Client(DogStatsd):
         on_fault: FaultHandler
 
         def _xmit_packet(self, packet: str, is_telemetry: bool, *args: Any, **kwargs: Any) -> Any:
@@ -141,7 +145,7 @@ def _datadog_client_class() -> type[Any]:
                 _capture.records = None
             if sent is False:
                 error = next(
-                    (a for r in records for a in (r.args or ()) if isinstance(a, BaseException)),  # type: ignore[union-attr]
+                    (a for r in records for a in _args(r) if isinstance(a, BaseException)),
                     None,
                 )
                 self.on_fault(fault_kind(error), error, packet.count("\n") + (not packet.endswith("\n")))
@@ -192,7 +196,7 @@ class DatadogBackend:
 def _statsd_client(config: Config, on_fault: FaultHandler) -> Any:
     from statsd import StatsClient
 
-    class _Client(StatsClient):  # type: ignore[misc]  # statsd ships no type information
+    class _Client(StatsClient):  # type: ignore[misc]  # statsd ships no type information (Any base)
         """pystatsd's client, but a failed send is reported instead of passed over."""
 
         def __init__(self) -> None:

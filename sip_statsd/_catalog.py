@@ -136,7 +136,8 @@ def build_catalog(recorder: Recorder) -> SipCatalog:
     )
 
 
-_Check = tuple[str, object, object, str]  # label key, value given, allowed container, what is expected
+_Check = tuple[str, object, object, str]
+_Table = dict[object, Callable[[], object]]  # label key, value given, allowed container, what is expected
 
 
 def _slow(family: Family, checks: Iterable[_Check]) -> None:
@@ -152,6 +153,11 @@ def _slow(family: Family, checks: Iterable[_Check]) -> None:
     family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", tuple(c[1] for c in checks), "valid")
 
 
+def _table(entries: _Table) -> Callable[[object, Callable[[], object]], Callable[[], object]]:
+    """The bound `get` of a look-up table: argument tuple -> a series' C-level increment."""
+    return entries.get
+
+
 def _one_of(values: Iterable[object]) -> str:
     return f"one of {list(values)}"
 
@@ -161,7 +167,7 @@ def _skip_qos(value: object) -> bool:
     if value is None:
         return True
     try:
-        return bool(value != value or value <= 0 or value == math.inf)  # type: ignore[operator]
+        return bool(value != value or value <= 0 or value == math.inf)  # type: ignore[operator]  # noqa: PLR0124 - NaN test for any number type
     except Exception:
         return False  # not a number: observe() drops it as invalid
 
@@ -184,11 +190,13 @@ class Helpers:
     def __init__(self, cat: SipCatalog) -> None:  # noqa: PLR0915 - one closure per helper
         inv = cat.invite_result
         inv_miss = inv._miss
-        inv_get = {
-            (d, code): inv.series(direction=d, code_class=f"{code // 100}xx").inc_one
-            for d in DIRECTIONS
-            for code in SIP_CODES
-        }.get
+        inv_get = _table(
+            {
+                (d, code): inv.series(direction=d, code_class=f"{code // 100}xx").inc_one
+                for d in DIRECTIONS
+                for code in SIP_CODES
+            }
+        )
 
         def invite_result(direction: str, code: int) -> None:
             """Count a final INVITE outcome: `direction` inbound/outbound, `code` 100-699.
@@ -208,12 +216,14 @@ class Helpers:
 
         bye_f = cat.bye
         bye_miss = bye_f._miss
-        bye_get = {
-            (d, by, r): bye_f.series(direction=d, by=by, reason_class=r).inc_one
-            for d in DIRECTIONS
-            for by in BY_SIDES
-            for r in BYE_REASONS
-        }.get
+        bye_get = _table(
+            {
+                (d, by, r): bye_f.series(direction=d, by=by, reason_class=r).inc_one
+                for d in DIRECTIONS
+                for by in BY_SIDES
+                for r in BYE_REASONS
+            }
+        )
 
         def bye_checks(direction: object, by: object, reason_class: object) -> tuple[_Check, ...]:
             return (
@@ -243,7 +253,7 @@ class Helpers:
                 _slow(bye_f, bye_checks(DIRECTION_OUTBOUND, by, reason_class))
 
         tt = cat.transaction_timeout
-        tt_get = {m: tt.series(method=m).inc_one for m in METHODS}.get
+        tt_get = _table({m: tt.series(method=m).inc_one for m in METHODS})
         tt_other = tt.series(method=METHOD_OTHER).inc_one
 
         def transaction_timeout(method: str) -> None:
@@ -258,7 +268,7 @@ class Helpers:
 
         def one_label(family: Counter, key: str, name: str, doc: str) -> Callable[[str], None]:
             allowed = family.allowed[key]
-            get = {v: family.series(**{key: v}).inc_one for v in allowed}.get
+            get = _table({v: family.series(**{key: v}).inc_one for v in allowed})
             miss = family._miss
 
             def emit(value: str) -> None:
@@ -301,11 +311,13 @@ class Helpers:
 
         va = cat.voice_attach
         va_miss = va._miss
-        va_get = {
-            (mode, ok): va.series(mode=mode, result=VOICE_RESULT_OK if ok else VOICE_RESULT_CONFIG_ERROR).inc_one
-            for mode in VOICE_ATTACH_MODES
-            for ok in _BOOLS
-        }.get
+        va_get = _table(
+            {
+                (mode, ok): va.series(mode=mode, result=VOICE_RESULT_OK if ok else VOICE_RESULT_CONFIG_ERROR).inc_one
+                for mode in VOICE_ATTACH_MODES
+                for ok in _BOOLS
+            }
+        )
 
         def voice_attach(mode: str, ok: bool) -> None:
             """Count a voice-attach decision: `mode` cascaded/realtime; `ok` False → config_error.
@@ -325,11 +337,13 @@ class Helpers:
 
         fb = cat.voice_attach_mode_fallback
         fb_miss = fb._miss
-        fb_get = {
-            (VOICE_MODE_PIPELINE, VOICE_MODE_REALTIME): fb.series(
-                **{"from": VOICE_MODE_PIPELINE, "to": VOICE_MODE_REALTIME}
-            ).inc_one
-        }.get
+        fb_get = _table(
+            {
+                (VOICE_MODE_PIPELINE, VOICE_MODE_REALTIME): fb.series(
+                    **{"from": VOICE_MODE_PIPELINE, "to": VOICE_MODE_REALTIME}
+                ).inc_one
+            }
+        )
 
         def voice_attach_mode_fallback(from_mode: str, to_mode: str) -> None:
             """Count a voice-attach fallback (the only one declared: pipeline → realtime).
@@ -349,7 +363,9 @@ class Helpers:
 
         nat = cat.voice_attach_native
         nat_miss = nat._miss
-        nat_get = {ok: nat.series(result=NATIVE_RESULT_OK if ok else NATIVE_RESULT_ERR).inc_one for ok in _BOOLS}.get
+        nat_get = _table(
+            {ok: nat.series(result=NATIVE_RESULT_OK if ok else NATIVE_RESULT_ERR).inc_one for ok in _BOOLS}
+        )
 
         def voice_attach_native(ok: bool) -> None:
             """Count a native voice attach: `ok` True → ok, False → err.

@@ -18,7 +18,7 @@ def _normalise_tags(tags: Mapping[str, str] | Iterable[str] | None) -> tuple[str
         return ()
     if isinstance(tags, str):
         raise ValueError(f"constant_tags must be a mapping or a list of 'key:value', not the string {tags!r}")
-    pairs: list[tuple[object, object]] = []
+    pairs: list[tuple[str, str]] = []
     if isinstance(tags, Mapping):
         pairs = list(tags.items())
     else:

@@ -44,10 +44,7 @@ def check_name(name: object, what: str = "metric name") -> str:
 
 def check_key(key: object) -> str:
     if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise ValueError(
-            f"invalid label key {key!r}: use lower-case letters, digits and '_', "
-            "starting with a letter"
-        )
+        raise ValueError(f"invalid label key {key!r}: use lower-case letters, digits and '_', starting with a letter")
     return key
 
 
@@ -71,7 +68,7 @@ class InvalidInputError(ValueError):
 class Series:
     """One labelled series of a family, made at definition; its methods are the hot path."""
 
-    __slots__ = ("family", "name", "labels", "values", "tags")
+    __slots__ = ("family", "labels", "name", "tags", "values")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         self.family = family
@@ -88,7 +85,7 @@ class Series:
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "inc_one", "_reads", "_taken", "_extra")
+    __slots__ = ("_count", "_extra", "_reads", "_taken", "inc_one")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -135,7 +132,7 @@ class CounterSeries(Series):
 class DistributionSeries(Series):
     """A distribution series: every sample is kept until the next flush and all are sent."""
 
-    __slots__ = ("_samples", "_lo", "_hi", "_cap")
+    __slots__ = ("_cap", "_hi", "_lo", "_samples")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -263,9 +260,7 @@ class Family:
                 raise ValueError(f"{self.name}: label {key!r} is missing (keys: {list(self.label_keys)})")
             value = labels.pop(key)
             if value not in self.allowed[key]:
-                raise ValueError(
-                    f"{self.name}: {key}={value!r} is not one of {list(self.allowed[key])}"
-                )
+                raise ValueError(f"{self.name}: {key}={value!r} is not one of {list(self.allowed[key])}")
             values.append(value)
         if labels:
             raise ValueError(f"{self.name}: unknown label keys {sorted(labels)} (keys: {list(self.label_keys)})")
@@ -297,7 +292,7 @@ class Counter(Family):
     kind = "count"
     _series_type = CounterSeries
 
-    def series(self, **labels: str) -> CounterSeries:  # noqa: D102 - see Family.series
+    def series(self, **labels: str) -> CounterSeries:
         found = super().series(**labels)
         assert isinstance(found, CounterSeries)
         return found
@@ -345,7 +340,7 @@ class Distribution(Family):
         self.max_samples = max_samples
         super().__init__(name, labels, description=description, recorder=recorder)
 
-    def series(self, **labels: str) -> DistributionSeries:  # noqa: D102 - see Family.series
+    def series(self, **labels: str) -> DistributionSeries:
         found = super().series(**labels)
         assert isinstance(found, DistributionSeries)
         return found

@@ -5,6 +5,7 @@ Used by the tests, the pytest plugin and the command line (`listen`, `demo`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -64,14 +65,13 @@ class Receiver:
         else:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind((host, port))
-        try:
+        with contextlib.suppress(OSError):  # a smaller buffer still works
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-        except OSError:
-            pass
         sock.settimeout(0.1)  # lets close() stop the reader promptly
         self._sock = sock
         self.socket_path = socket_path
-        self.host, self.port = (host, sock.getsockname()[1]) if socket_path is None else (host, 0)
+        self.host = host
+        self.port: int = sock.getsockname()[1] if socket_path is None else 0
         self._cond = threading.Condition()
         self._datagrams: list[bytes] = []
         self._closed = threading.Event()

@@ -40,12 +40,12 @@ DEFAULT_TIMEOUT = 5.0
 _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
-class _Miss(Exception):
+class _MissError(Exception):
     """Raised by a strict-mode miss slot; the helper's slow path turns it into a ValueError."""
 
 
 def _raise_miss() -> None:
-    raise _Miss
+    raise _MissError
 
 
 @dataclass
@@ -104,9 +104,7 @@ class Recorder:
         assert dropped is not None
         with self._lock:
             dropped._add_value("metric", family.name)
-        family._drops = {
-            reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS
-        }
+        family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
         family._miss = [_raise_miss if self.strict else family._drops[DROP_REASONS[0]].inc_one]
 
     @property

@@ -18,7 +18,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _FIELDS = ("c:", "e:", "card:", "T")
 
 
-class MalformedLine(ValueError):
+class MalformedLineError(ValueError):
     """A line that does not follow the grammar; the message says where."""
 
 
@@ -39,25 +39,25 @@ class Line:
 
 def _number(text: str, line: str) -> float:
     if not _NUMBER.match(text):
-        raise MalformedLine(f"value {text!r} is not a number in {line!r}")
+        raise MalformedLineError(f"value {text!r} is not a number in {line!r}")
     value = float(text)
     if not math.isfinite(value):
-        raise MalformedLine(f"value {text!r} is not finite in {line!r}")
+        raise MalformedLineError(f"value {text!r} is not finite in {line!r}")
     return value
 
 
-def parse_line(line: str) -> Line:
-    """Parse one line strictly; raise MalformedLine on anything off-grammar."""
+def parse_line(line: str) -> Line:  # noqa: PLR0912 - one branch per grammar rule reads best
+    """Parse one line strictly; raise MalformedLineError on anything off-grammar."""
     if not line or line != line.strip() or "\n" in line:
-        raise MalformedLine(f"empty line or stray white space in {line!r}")
+        raise MalformedLineError(f"empty line or stray white space in {line!r}")
     parts = line.split("|")
     if len(parts) < 2:
-        raise MalformedLine(f"no '|type' in {line!r}")
+        raise MalformedLineError(f"no '|type' in {line!r}")
     head, kind, extras = parts[0], parts[1], parts[2:]
     if kind not in TYPES:
-        raise MalformedLine(f"unknown type {kind!r} in {line!r}")
+        raise MalformedLineError(f"unknown type {kind!r} in {line!r}")
     if ":" not in head:
-        raise MalformedLine(f"no ':value' in {line!r}")
+        raise MalformedLineError(f"no ':value' in {line!r}")
     name, *raw_values = head.split(":")
     values = tuple(_number(v, line) for v in raw_values)
     tags: list[str] = []
@@ -66,27 +66,27 @@ def parse_line(line: str) -> Line:
         name, *folded = name.split(sep)
         for pair in folded:
             if not _FOLDED.match(pair):
-                raise MalformedLine(f"folded tag {pair!r} is not k=v in {line!r}")
+                raise MalformedLineError(f"folded tag {pair!r} is not k=v in {line!r}")
             tags.append(pair.replace("=", ":", 1))
     if not _NAME.match(name) or name.endswith("."):
-        raise MalformedLine(f"metric name {name!r} is not valid in {line!r}")
+        raise MalformedLineError(f"metric name {name!r} is not valid in {line!r}")
     rate = 1.0
     seen_tags = False
     for extra in extras:
         if extra.startswith("@"):
             rate = _number(extra[1:], line)
             if not 0 < rate <= 1:
-                raise MalformedLine(f"sample rate {extra!r} out of (0, 1] in {line!r}")
+                raise MalformedLineError(f"sample rate {extra!r} out of (0, 1] in {line!r}")
         elif extra.startswith("#"):
             if seen_tags or tags:
-                raise MalformedLine(f"a second tag section in {line!r}")
+                raise MalformedLineError(f"a second tag section in {line!r}")
             seen_tags = True
             for tag in extra[1:].split(","):
                 if not _TAG.match(tag):
-                    raise MalformedLine(f"tag {tag!r} is not key:value in {line!r}")
+                    raise MalformedLineError(f"tag {tag!r} is not key:value in {line!r}")
                 tags.append(tag)
         elif not extra.startswith(_FIELDS):
-            raise MalformedLine(f"unknown field {extra!r} in {line!r}")
+            raise MalformedLineError(f"unknown field {extra!r} in {line!r}")
     return Line(name, kind, values, tuple(tags), rate)
 
 
@@ -99,10 +99,10 @@ def parse_datagram(data: bytes) -> tuple[list[Line], list[tuple[str, str]]]:
     except UnicodeDecodeError as error:
         return good, [(repr(data[:80]), f"not ASCII: {error}")]
     for raw in text.split("\n"):
-        if raw == "" :
+        if raw == "":
             continue
         try:
             good.append(parse_line(raw))
-        except MalformedLine as error:
+        except MalformedLineError as error:
             bad.append((raw, str(error)))
     return good, bad

@@ -81,9 +81,7 @@ class Capture:
         __tracebackhide__ = True
         actual = self.count(name, **labels)
         if actual != expected:
-            raise AssertionError(
-                f"{_key_of(name, labels)}: expected {expected}, got {actual}\n" + self._near(name)
-            )
+            raise AssertionError(f"{_key_of(name, labels)}: expected {expected}, got {actual}\n" + self._near(name))
 
     def assert_samples(self, name: str, expected: list[float], **labels: object) -> None:
         """Assert the samples of `name` (in order); a failure lists near misses."""

@@ -13,6 +13,7 @@ import pytest
 
 import sip_statsd as sm
 from sip_statsd._receiver import Receiver
+from sip_statsd.testing import capture_metrics
 
 THREADS = 8
 PER_THREAD = 50_000
@@ -42,8 +43,12 @@ def test_eight_threads_give_exact_totals(receiver, make_metrics):
         sys.setswitchinterval(old)
     metrics.flush()
     total = THREADS * PER_THREAD
-    totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= total
-                               and len(t.sample_list(sm.METRIC_CALL_RTT_MS)) >= THREADS * PER_THREAD // 100)
+    totals = receiver.wait_for(
+        lambda t: (
+            t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= total
+            and len(t.sample_list(sm.METRIC_CALL_RTT_MS)) >= THREADS * PER_THREAD // 100
+        )
+    )
     assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, direction="inbound") == total // 2
     assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, direction="outbound") == total // 2
     assert len(totals.sample_list(sm.METRIC_CALL_RTT_MS)) == THREADS * PER_THREAD // 100
@@ -51,7 +56,6 @@ def test_eight_threads_give_exact_totals(receiver, make_metrics):
 
 
 def test_series_inc_n_from_threads_is_exact(make_metrics):
-    from sip_statsd.testing import capture_metrics
 
     metrics = make_metrics(backend="memory", flush_interval=0.01)
     fam = metrics.counter("threaded_total")

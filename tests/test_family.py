@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 
 from sip_statsd import Counter, Distribution, InvalidInputError, SipMetrics
+from sip_statsd._backends import MemoryBackend
+from sip_statsd._config import Config
 from sip_statsd._recorder import Recorder
 from sip_statsd.testing import capture_metrics
 
@@ -20,7 +23,20 @@ def metrics():
 
 @pytest.mark.parametrize(
     "name",
-    ["", "9lives", "has space", "pipe|x", "hash#x", "colon:x", "comma,x", "semi;x", "new\nline", "trailing.", "x" * 201, 42],
+    [
+        "",
+        "9lives",
+        "has space",
+        "pipe|x",
+        "hash#x",
+        "colon:x",
+        "comma,x",
+        "semi;x",
+        "new\nline",
+        "trailing.",
+        "x" * 201,
+        42,
+    ],
 )
 def test_bad_metric_names_raise_quoting_the_name(metrics, name):
     with pytest.raises(ValueError, match="invalid metric name") as err:
@@ -119,7 +135,6 @@ def test_distribution_bounds_and_non_finite_values_drop(metrics):
 
 
 def test_distribution_accepts_other_real_numbers(metrics):
-    from fractions import Fraction
 
     d = metrics.distribution("x_ms")
     with capture_metrics(metrics=metrics) as cap:
@@ -130,9 +145,6 @@ def test_distribution_accepts_other_real_numbers(metrics):
 def test_distribution_keeps_at_most_max_samples_between_flushes():
     rec = Recorder()
     try:
-        from sip_statsd._backends import MemoryBackend
-        from sip_statsd._config import Config
-
         backend = MemoryBackend()
         rec.reconfigure(Config(backend="memory"), backend=backend)
         d = Distribution("capped_ms", max_samples=3, recorder=rec)

@@ -14,8 +14,10 @@ DROPPED = sm.METRIC_DROPPED_INPUTS_TOTAL
 
 
 @pytest.mark.parametrize("direction", ["inbound", "outbound", sm.Direction.INBOUND, sm.DIRECTION_OUTBOUND])
-@pytest.mark.parametrize(("code", "code_class"), [(100, "1xx"), (180, "1xx"), (200, "2xx"), (302, "3xx"),
-                                                  (486, "4xx"), (503, "5xx"), (603, "6xx"), (699, "6xx")])
+@pytest.mark.parametrize(
+    ("code", "code_class"),
+    [(100, "1xx"), (180, "1xx"), (200, "2xx"), (302, "3xx"), (486, "4xx"), (503, "5xx"), (603, "6xx"), (699, "6xx")],
+)
 def test_invite_result_maps_code_to_class(direction, code, code_class):
     with capture_metrics() as cap:
         sm.invite_result(direction, code)
@@ -70,9 +72,14 @@ def test_bye_every_combination_and_bye_outbound():
         assert cap.count(sm.METRIC_BYE_TOTAL) == 16 + 8
 
 
-@pytest.mark.parametrize(("args", "key"), [(("inbound", "us", "normal"), "by"),
-                                           (("inbound", "local", "timer_expired"), "reason_class"),
-                                           (("in", "local", "normal"), "direction")])
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (("inbound", "us", "normal"), "by"),
+        (("inbound", "local", "timer_expired"), "reason_class"),
+        (("in", "local", "normal"), "direction"),
+    ],
+)
 def test_bye_strict_names_the_bad_argument(args, key):
     with capture_metrics(), pytest.raises(ValueError, match=rf"sip_bye_total: {key}="):
         sm.bye(*args)
@@ -169,8 +176,12 @@ def test_observe_call_qos_records_each_value_once():
 def test_observe_call_qos_skips_no_data_silently(no_data):
     with capture_metrics() as cap:  # strict: a skip must not raise
         sm.observe_call_qos(rtt_ms=no_data, jitter_ms=no_data, loss_fraction=no_data, mos_estimate=no_data)
-        for name in (sm.METRIC_CALL_RTT_MS, sm.METRIC_CALL_JITTER_MS, sm.METRIC_CALL_LOSS_FRACTION,
-                     sm.METRIC_CALL_MOS_ESTIMATE):
+        for name in (
+            sm.METRIC_CALL_RTT_MS,
+            sm.METRIC_CALL_JITTER_MS,
+            sm.METRIC_CALL_LOSS_FRACTION,
+            sm.METRIC_CALL_MOS_ESTIMATE,
+        ):
             cap.assert_samples(name, [])
         cap.assert_count(DROPPED, 0)
 

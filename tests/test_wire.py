@@ -87,7 +87,9 @@ def test_counts_are_aggregated_one_line_per_series_per_flush(backend, receiver, 
     totals = receiver.wait_for(lambda t: sum(t.counts.values()) >= 100_001)
     assert totals.lines == 2
     assert totals.datagrams == 1
-    assert wire_count(totals, backend[1], sm.METRIC_INVITE_RESULT_TOTAL, direction="inbound", code_class="2xx") == 100_000
+    assert (
+        wire_count(totals, backend[1], sm.METRIC_INVITE_RESULT_TOTAL, direction="inbound", code_class="2xx") == 100_000
+    )
 
 
 def test_datadog_lines_are_exact_bytes(receiver, make_metrics):
@@ -114,8 +116,9 @@ def test_datadog_lines_are_exact_bytes(receiver, make_metrics):
 )
 def test_statsd_flavors_are_exact_bytes(flavor, line, receiver, make_metrics):
     tags = {} if flavor == "plain" else {"pop": "fra1"}
-    metrics = make_metrics(backend="statsd", flavor=flavor, host=receiver.host, port=receiver.port, prefix="edge",
-                           constant_tags=tags)
+    metrics = make_metrics(
+        backend="statsd", flavor=flavor, host=receiver.host, port=receiver.port, prefix="edge", constant_tags=tags
+    )
     metrics.bye_outbound("local", "timer-expired")
     metrics.flush()
     receiver.wait_for(lambda t: t.lines >= 1)
