@@ -67,3 +67,22 @@ def wire_samples(totals: Totals, flavor: str | None, name: str) -> list[float]:
 def _plain_has(key: str, labels: dict[str, str]) -> bool:
     parts = key.split(".")[1:]
     return all(v in parts for v in labels.values())
+
+
+@pytest.fixture(scope="session")
+def statsd_install() -> None:
+    from statsd_daemon import install, require_node_or_skip
+
+    reason = require_node_or_skip()
+    if reason:
+        pytest.skip(reason)
+    install()
+
+
+@pytest.fixture
+def statsd_daemon(statsd_install, tmp_path):
+    from statsd_daemon import StatsdDaemon
+
+    daemon = StatsdDaemon(tmp_path)
+    yield daemon
+    daemon.stop()
