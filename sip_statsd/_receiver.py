@@ -29,15 +29,30 @@ class Totals:
     lines: int = 0
     bytes: int = 0
     malformed: list[tuple[str, str]] = field(default_factory=list)
+    sample_counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, line: Line) -> None:
+    def add(self, line: Line, *, keep_samples: bool = True) -> None:
         self.lines += 1
         if line.kind == "c":
             self.counts[line.key] = self.counts.get(line.key, 0) + sum(line.values) / line.rate
         elif line.kind == "g":
             self.gauges[line.key] = line.values[-1]
         else:
-            self.samples.setdefault(line.key, []).extend(line.values)
+            self.sample_counts[line.key] = self.sample_counts.get(line.key, 0) + len(line.values)
+            if keep_samples:
+                self.samples.setdefault(line.key, []).extend(line.values)
+
+    def copy(self) -> Totals:
+        return Totals(
+            dict(self.counts),
+            {k: list(v) for k, v in self.samples.items()},
+            dict(self.gauges),
+            self.datagrams,
+            self.lines,
+            self.bytes,
+            list(self.malformed),
+            dict(self.sample_counts),
+        )
 
     def count(self, name: str, **labels: str) -> float:
         """Sum of counter `name` over keys whose tags include `labels`."""
@@ -56,9 +71,23 @@ def _matches(key: str, name: str, labels: dict[str, str]) -> bool:
 
 
 class Receiver:
-    """Binds a UDP port (or a Unix datagram socket) and keeps every datagram it gets."""
+    """Binds a UDP port (or a Unix datagram socket), parses every datagram as it arrives.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, socket_path: str | None = None) -> None:
+    `totals()` is everything since the start; `take_window()` what arrived since the last
+    take (for a refreshing display). Raw datagrams are kept only with `keep_datagrams`,
+    and samples in the running totals only with `keep_samples`, so a long `listen` stays
+    small.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        socket_path: str | None = None,
+        *,
+        keep_datagrams: bool = True,
+        keep_samples: bool = True,
+    ) -> None:
         if socket_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.bind(socket_path)
@@ -72,8 +101,12 @@ class Receiver:
         self.socket_path = socket_path
         self.host = host
         self.port: int = sock.getsockname()[1] if socket_path is None else 0
+        self._keep_datagrams = keep_datagrams
+        self._keep_samples = keep_samples
         self._cond = threading.Condition()
         self._datagrams: list[bytes] = []
+        self._totals = Totals()
+        self._window = Totals()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._read, name="sip-statsd-receiver", daemon=True)
         self._thread.start()
@@ -90,31 +123,40 @@ class Receiver:
                 continue
             except OSError:
                 return
+            lines, bad = parse_datagram(data)
             with self._cond:
-                self._datagrams.append(data)
+                if self._keep_datagrams:
+                    self._datagrams.append(data)
+                for totals in (self._totals, self._window):
+                    totals.datagrams += 1
+                    totals.bytes += len(data)
+                    totals.malformed.extend(bad)
+                    for line in lines:
+                        totals.add(line, keep_samples=totals is self._window or self._keep_samples)
                 self._cond.notify_all()
 
     def datagrams(self) -> list[bytes]:
+        """The raw datagrams (only with keep_datagrams)."""
         with self._cond:
             return list(self._datagrams)
 
     def totals(self) -> Totals:
-        totals = Totals()
-        for data in self.datagrams():
-            totals.datagrams += 1
-            totals.bytes += len(data)
-            lines, bad = parse_datagram(data)
-            for line in lines:
-                totals.add(line)
-            totals.malformed.extend(bad)
-        return totals
+        """A copy of everything parsed so far."""
+        with self._cond:
+            return self._totals.copy()
+
+    def take_window(self) -> Totals:
+        """What arrived since the last call, and start a new window."""
+        with self._cond:
+            window, self._window = self._window, Totals()
+            return window
 
     def wait_for(self, predicate: Callable[[Totals], bool], timeout: float = 10.0) -> Totals:
         """Wait until `predicate(totals)` holds or `timeout` passes; return the last totals."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                totals = self.totals()
+                totals = self._totals.copy()
                 remaining = deadline - time.monotonic()
                 if predicate(totals) or remaining <= 0:
                     return totals
@@ -123,6 +165,8 @@ class Receiver:
     def clear(self) -> None:
         with self._cond:
             self._datagrams.clear()
+            self._totals = Totals()
+            self._window = Totals()
 
     def close(self) -> None:
         self._closed.set()

@@ -72,6 +72,13 @@ class Recorder:
         self._stats = Stats()
         self._make_thread_state()
         self.dropped: Counter | None = None
+        # The library's own counters come first and never see caller input: no drop series.
+        self.send_errors = Counter(
+            METRIC_SEND_ERRORS_TOTAL,
+            labels={"kind": FAULT_KINDS},
+            description="Datagrams the backend could not deliver, by kind of fault.",
+            recorder=self,
+        )
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
             labels={"metric": (), "reason": DROP_REASONS},
@@ -79,13 +86,6 @@ class Recorder:
             recorder=self,
             _allow_empty=True,
         )
-        self.send_errors = Counter(
-            METRIC_SEND_ERRORS_TOTAL,
-            labels={"kind": FAULT_KINDS},
-            description="Datagrams the backend could not deliver, by kind of fault.",
-            recorder=self,
-        )
-        self._bind_drops(self.dropped)
         _instances.add(self)
         self._start()
 
@@ -96,7 +96,7 @@ class Recorder:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
             self._families[family.name] = family
-        if self.dropped is not None:
+        if self.dropped is not None:  # None while the library's own two counters are made
             self._bind_drops(family)
 
     def _bind_drops(self, family: Family) -> None:
