@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import sip_statsd as sm
 
-from ._receiver import Receiver, Totals
+from ._receiver import Receiver, Totals, percentile
 
 
 def catalog_entries() -> list[dict[str, Any]]:
@@ -57,11 +57,6 @@ def render_catalog(fmt: str, out: TextIO) -> None:
         out.write(f"\nseries budget: {sip + own} ({sip} SIP, {own} the library's own)\n")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def render_window(total: Totals, window: Totals, interval: float, address: str, out: TextIO) -> None:
     """One refresh of `listen`: counters with totals and rates, distributions of the window."""
     stamp = time.strftime("%H:%M:%S")
@@ -73,19 +68,19 @@ def render_window(total: Totals, window: Totals, interval: float, address: str, 
         out.write("waiting for datagrams...\n\n")
         return
     if total.counts:
-        width = max(len(k) for k in total.counts)
+        width = max(len("counter"), *(len(k) for k in total.counts))
         out.write(f"{'counter':{width}}  {'total':>12}  {'rate/s':>10}\n")
         for key in sorted(total.counts):
             rate = window.counts.get(key, 0) / interval
             out.write(f"{key:{width}}  {total.counts[key]:>12,.6g}  {rate:>10,.1f}\n")
     if window.samples:
-        width = max(len(k) for k in window.samples)
+        width = max(len("distribution (this window)"), *(len(k) for k in window.samples))
         out.write(
             f"{'distribution (this window)':{width}}  {'count':>7}  {'min':>9}  {'p50':>9}  {'p95':>9}  {'max':>9}\n"
         )
         for key in sorted(window.samples):
             v = window.samples[key]
-            row = (min(v), _percentile(v, 0.5), _percentile(v, 0.95), max(v))
+            row = (min(v), percentile(v, 0.5), percentile(v, 0.95), max(v))
             out.write(f"{key:{width}}  {len(v):>7,}  " + "  ".join(f"{x:>9.4g}" for x in row) + "\n")
     if window.malformed:
         out.write("malformed (this window, last 5):\n")
@@ -102,16 +97,18 @@ def listen(host: str, port: int, interval: float, out: TextIO) -> int:
         print(f"sip-statsd listen: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    clear = out.isatty()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background with SIGINT ignored
+        signal.signal(sig, lambda *_: stop.set())
+    tty = out.isatty()
     print(f"listening on udp://{receiver.address} (Ctrl-C to stop)", file=out, flush=True)
     try:
         while not stop.wait(interval):
-            if clear:
+            window = receiver.take_window()
+            if tty:  # a refreshed screen
                 out.write("\x1b[H\x1b[2J")
-            render_window(receiver.totals(), receiver.take_window(), interval, receiver.address, out)
-    except KeyboardInterrupt:
-        pass
+            elif not window.datagrams:
+                continue  # a log: a new table only when something arrived
+            render_window(receiver.totals(), window, interval, receiver.address, out)
     finally:
         receiver.close()
     print("stopped", file=out, flush=True)

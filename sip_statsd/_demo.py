@@ -12,7 +12,7 @@ from typing import TextIO
 
 import sip_statsd as sm
 
-from ._receiver import Receiver, Totals
+from ._receiver import Receiver, Totals, percentile
 
 # Final INVITE responses and how often a busy gateway sees them.
 _CODES = (200, 486, 487, 404, 480, 503, 408, 603, 302, 500)
@@ -128,11 +128,6 @@ def run_calls(calls: int, rate: float, seed: int, progress: Callable[[int, float
     return tally, time.perf_counter() - start
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def compare(tally: Tally, totals: Totals, out: TextIO) -> bool:
     """Print what was sent next to what arrived; True when every series agrees."""
     agree = True
@@ -151,7 +146,7 @@ def compare(tally: Tally, totals: Totals, out: TextIO) -> bool:
         sent_values, got = tally.samples[name], totals.sample_list(name)
         ok = len(got) == len(sent_values) and abs(sum(got) - sum(sent_values)) <= 1e-6 * max(1.0, sum(sent_values))
         agree &= ok
-        stats = (min(got), _percentile(got, 0.5), _percentile(got, 0.95), max(got)) if got else (0.0,) * 4
+        stats = (min(got), percentile(got, 0.5), percentile(got, 0.95), max(got)) if got else (0.0,) * 4
         cells = " ".join(f"{v:>8.3g}" for v in stats)
         print(
             f"{name:{width}} {len(sent_values):>9,} {len(got):>9,} {cells}{'' if ok else '   <-- MISMATCH'}", file=out

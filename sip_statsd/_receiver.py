@@ -62,6 +62,12 @@ class Totals:
         return [v for k, vs in self.samples.items() if _matches(k, name, labels) for v in vs]
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (0-1) of `values`, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def _matches(key: str, name: str, labels: dict[str, str]) -> bool:
     base, _, rest = key.partition("{")
     if base != name:

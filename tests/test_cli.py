@@ -1,0 +1,140 @@
+"""The sip-statsd command, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sip_statsd as sm
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sip_statsd", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_catalog_json_lists_the_13_sip_metrics_and_the_librarys_own():
+    result = run("catalog", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    sip = [m for m in doc["metrics"] if m["origin"] == "sip"]
+    own = [m for m in doc["metrics"] if m["origin"] == "library"]
+    assert {m["name"] for m in sip} == {f.name for f in sm.catalog.families}
+    assert len(sip) == 13
+    assert {m["name"] for m in own} == {sm.METRIC_DROPPED_INPUTS_TOTAL, sm.METRIC_SEND_ERRORS_TOTAL}
+    invite = next(m for m in sip if m["name"] == sm.METRIC_INVITE_RESULT_TOTAL)
+    assert invite["labels"] == {"direction": ["inbound", "outbound"], "code_class": ["1xx", "2xx", "3xx", "4xx",
+                                                                                     "5xx", "6xx"]}
+    assert invite["series"] == 12
+    assert doc["sip_series"] == 67
+    assert doc["series_total"] == sum(m["series"] for m in doc["metrics"])
+
+
+def test_catalog_table_names_every_metric_and_the_budget():
+    result = run("catalog")
+    assert result.returncode == 0
+    for family in sm.catalog.families:
+        assert family.name in result.stdout
+    assert re.search(r"series budget: \d+ \(67 SIP, \d+ the library's own\)", result.stdout)
+
+
+def test_readme_catalog_table_is_the_generated_one():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- catalog:start -->\n(.*?)<!-- catalog:end -->", readme, re.S)
+    assert block, "README.md lacks the generated catalog block"
+    assert block.group(1) == run("catalog", "--markdown").stdout, "regenerate: sip-statsd catalog --markdown"
+
+
+def test_demo_reports_that_what_arrived_matches_what_was_sent():
+    result = run("demo", "--calls", "3000", "--seed", "7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "every series arrived as sent" in out
+    assert "MISMATCH" not in out
+    row = re.search(r"sip_invite_result_total\{direction:inbound,code_class:2xx\}\s+([\d,]+)\s+([\d,]+)", out)
+    assert row
+    assert row.group(1) == row.group(2)
+    assert int(row.group(1).replace(",", "")) > 1000
+
+
+def test_demo_to_an_agent_address(receiver):
+    result = run("demo", "--calls", "200", "--agent", f"{receiver.host}:{receiver.port}")
+    assert result.returncode == 0, result.stderr
+    assert "arrival is not checked" in result.stdout
+    totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 200)
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--calls", "0"], "must be > 0"),
+        (["demo", "--agent", "nohostport"], "is not HOST:PORT"),
+        (["demo", "--rate", "fast"], "is not a number"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_listen_on_a_busy_port_fails_with_a_message():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        result = run("listen", "--port", str(s.getsockname()[1]))
+    assert result.returncode == 1
+    assert "cannot listen on 127.0.0.1:" in result.stderr
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_listen_prints_parsed_aggregated_datagrams_and_stops_on_ctrl_c():
+    port = _free_udp_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sip_statsd", "listen", "--port", str(port), "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert f"listening on udp://127.0.0.1:{port}" in first
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            payload = b"sip_invite_result_total:5|c|#direction:inbound,code_class:2xx\nsip_call_rtt_ms:12|d\nbad line"
+            s.sendto(payload, ("127.0.0.1", port))
+            s.sendto(b"sip_bye_total;direction=inbound:2|c", ("127.0.0.1", port))
+        seen: list[str] = []
+        for line in proc.stdout:  # the table refreshes every 0.2 s; read until ours shows
+            seen.append(line)
+            if "sip_call_rtt_ms" in line:  # the last row of the first table with all three
+                break
+        text = "".join(seen)
+        assert re.search(r"sip_invite_result_total\{direction:inbound,code_class:2xx\}\s+5\b", text)
+        assert "malformed 1" in text
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "stopped" in out
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
