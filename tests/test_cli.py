@@ -33,8 +33,10 @@ def test_catalog_json_lists_the_13_sip_metrics_and_the_librarys_own():
     assert len(sip) == 13
     assert {m["name"] for m in own} == {sm.METRIC_DROPPED_INPUTS_TOTAL, sm.METRIC_SEND_ERRORS_TOTAL}
     invite = next(m for m in sip if m["name"] == sm.METRIC_INVITE_RESULT_TOTAL)
-    assert invite["labels"] == {"direction": ["inbound", "outbound"], "code_class": ["1xx", "2xx", "3xx", "4xx",
-                                                                                     "5xx", "6xx"]}
+    assert invite["labels"] == {
+        "direction": ["inbound", "outbound"],
+        "code_class": ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"],
+    }
     assert invite["series"] == 12
     assert doc["sip_series"] == 67
     assert doc["series_total"] == sum(m["series"] for m in doc["metrics"])

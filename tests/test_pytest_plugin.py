@@ -27,7 +27,9 @@ def test_sip_metrics_fixture_captures_strictly_and_shows_near_misses(pytester):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*expected 1, got 0*", "*sip_invite_result_total{direction=inbound,code_class=4xx} = 1*"])
+    result.stdout.fnmatch_lines(
+        ["*expected 1, got 0*", "*sip_invite_result_total{direction=inbound,code_class=4xx} = 1*"]
+    )
 
 
 def test_sip_statsd_wire_fixture_receives_real_datagrams(pytester):
