@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
+from typing import Any
 
-from ._family import Counter, Distribution, DistributionSeries, Family
+from ._family import Counter, CounterSeries, Distribution, DistributionSeries, Family
 from ._recorder import Recorder
 from ._values import (
     BY_SIDES,
@@ -136,8 +137,9 @@ def build_catalog(recorder: Recorder) -> SipCatalog:
     )
 
 
-_Check = tuple[str, object, object, str]
-_Table = dict[object, Callable[[], object]]  # label key, value given, allowed container, what is expected
+_Check = tuple[str, object, object, str]  # label key, value given, allowed container, what is expected
+_Emit = Callable[..., None]
+_NOWHERE: dict[object, Any] = {}  # the next level for an undeclared value: every .get() misses
 
 
 def _slow(family: Family, checks: Iterable[_Check]) -> None:
@@ -153,13 +155,36 @@ def _slow(family: Family, checks: Iterable[_Check]) -> None:
     family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", tuple(c[1] for c in checks), "valid")
 
 
-def _table(entries: _Table) -> Callable[[object, Callable[[], object]], Callable[[], object]]:
-    """The bound `get` of a look-up table: argument tuple -> a series' C-level increment."""
-    return entries.get
-
-
 def _one_of(values: Iterable[object]) -> str:
     return f"one of {list(values)}"
+
+
+def _counts(family: Counter, *keys: str) -> dict[object, Any]:
+    """Nested dicts, one level per label key, down to each series' itertools.count."""
+    table: dict[object, Any] = {}
+    for series in family.all_series:
+        assert isinstance(series, CounterSeries)
+        level = table
+        for key in keys[:-1]:
+            level = level.setdefault(series.labels[key], {})
+        level[series.labels[keys[-1]]] = series._count
+    return table
+
+
+def _follow_miss(family: Family, emit: _Emit, name: str) -> None:
+    """Keep the closure variable `name` of `emit` equal to `family`'s miss iterator.
+
+    The helpers read their miss iterator from a closure cell, which costs nothing on the
+    hot path; turning strict mode on or off rewrites the cell (shared by every helper that
+    closes over the same variable).
+    """
+    assert emit.__closure__ is not None
+    cell = emit.__closure__[emit.__code__.co_freevars.index(name)]
+
+    def set_miss(miss: Iterator[object]) -> None:
+        cell.cell_contents = miss
+
+    family._follow_miss(set_miss)
 
 
 def _skip_qos(value: object) -> bool:
@@ -172,8 +197,21 @@ def _skip_qos(value: object) -> bool:
         return False  # not a number: observe() drops it as invalid
 
 
+def _qos_slow(series: DistributionSeries, value: object) -> None:
+    if not _skip_qos(value):
+        series.observe(value)  # type: ignore[arg-type]  # observe() drops what is not a number
+
+
 class Helpers:
-    """The eleven helpers, bound to one catalog. Each is a plain function attribute."""
+    """The eleven helpers, bound to one catalog. Each is a plain function attribute.
+
+    A helper walks nested dicts with `dict.get` down to a series' `itertools.count` and
+    calls `next()` on it: exact under threads, no lock, no allocation but the int. An
+    undeclared value falls through to the family's miss iterator (the drop counter in
+    soft mode), so the drop path costs what the hit path costs. Only an exception (an
+    unhashable argument, or the strict-mode miss) takes the slow path that names the
+    bad argument.
+    """
 
     invite_result: Callable[[str, int], None]
     bye: Callable[[str, str, str], None]
@@ -189,14 +227,13 @@ class Helpers:
 
     def __init__(self, cat: SipCatalog) -> None:  # noqa: PLR0915 - one closure per helper
         inv = cat.invite_result
+        inv_table: dict[object, Any] = {
+            # Plain str keys: a dict whose keys are all exact str takes CPython's faster look-up.
+            str(d): {code: inv.series(direction=d, code_class=f"{code // 100}xx")._count for code in SIP_CODES}
+            for d in DIRECTIONS
+        }
+        inv_get = inv_table.get
         inv_miss = inv._miss
-        inv_get = _table(
-            {
-                (d, code): inv.series(direction=d, code_class=f"{code // 100}xx").inc_one
-                for d in DIRECTIONS
-                for code in SIP_CODES
-            }
-        )
 
         def invite_result(direction: str, code: int) -> None:
             """Count a final INVITE outcome: `direction` inbound/outbound, `code` 100-699.
@@ -204,7 +241,7 @@ class Helpers:
             >>> invite_result("inbound", 486)   # sip_invite_result_total{direction:inbound,code_class:4xx}
             """
             try:
-                inv_get((direction, code), inv_miss[0])()
+                next(inv_get(direction, _NOWHERE).get(code, inv_miss))
             except Exception:
                 _slow(
                     inv,
@@ -214,16 +251,13 @@ class Helpers:
                     ),
                 )
 
+        _follow_miss(inv, invite_result, "inv_miss")
+
         bye_f = cat.bye
+        bye_table = _counts(bye_f, "direction", "by", "reason_class")
+        bye_get = bye_table.get
+        bye_out_get = bye_table[DIRECTION_OUTBOUND].get
         bye_miss = bye_f._miss
-        bye_get = _table(
-            {
-                (d, by, r): bye_f.series(direction=d, by=by, reason_class=r).inc_one
-                for d in DIRECTIONS
-                for by in BY_SIDES
-                for r in BYE_REASONS
-            }
-        )
 
         def bye_checks(direction: object, by: object, reason_class: object) -> tuple[_Check, ...]:
             return (
@@ -238,7 +272,7 @@ class Helpers:
             >>> bye("inbound", "remote", "normal")
             """
             try:
-                bye_get((direction, by, reason_class), bye_miss[0])()
+                next(bye_get(direction, _NOWHERE).get(by, _NOWHERE).get(reason_class, bye_miss))
             except Exception:
                 _slow(bye_f, bye_checks(direction, by, reason_class))
 
@@ -248,13 +282,15 @@ class Helpers:
             >>> bye_outbound("local", "user-hangup")
             """
             try:
-                bye_get((DIRECTION_OUTBOUND, by, reason_class), bye_miss[0])()
+                next(bye_out_get(by, _NOWHERE).get(reason_class, bye_miss))
             except Exception:
                 _slow(bye_f, bye_checks(DIRECTION_OUTBOUND, by, reason_class))
 
+        _follow_miss(bye_f, bye, "bye_miss")  # the cell is shared with bye_outbound
+
         tt = cat.transaction_timeout
-        tt_get = _table({m: tt.series(method=m).inc_one for m in METHODS})
-        tt_other = tt.series(method=METHOD_OTHER).inc_one
+        tt_get = _counts(tt, "method").get
+        tt_other = tt.series(method=METHOD_OTHER)._count
 
         def transaction_timeout(method: str) -> None:
             """Count a transaction timeout by SIP method (exact upper case); any other → `other`.
@@ -262,28 +298,29 @@ class Helpers:
             >>> transaction_timeout("INVITE")
             """
             try:
-                tt_get(method, tt_other)()
+                next(tt_get(method, tt_other))
             except Exception:
-                tt_other()  # unhashable: still a timeout, of an unknown method
+                next(tt_other)  # unhashable: still a timeout, of an unknown method
 
-        def one_label(family: Counter, key: str, name: str, doc: str) -> Callable[[str], None]:
+        def one_label(family: Counter, name: str, doc: str) -> Callable[[str], None]:
+            (key,) = family.label_keys
             allowed = family.allowed[key]
-            get = _table({v: family.series(**{key: v}).inc_one for v in allowed})
+            get = _counts(family, key).get
             miss = family._miss
 
             def emit(value: str) -> None:
                 try:
-                    get(value, miss[0])()
+                    next(get(value, miss))
                 except Exception:
                     _slow(family, ((key, value, allowed, _one_of(allowed)),))
 
             emit.__name__ = emit.__qualname__ = name
             emit.__doc__ = doc
+            _follow_miss(family, emit, "miss")
             return emit
 
         session_timer_refresh = one_label(
             cat.session_timer_refresh,
-            "result",
             "session_timer_refresh",
             """Count an RFC 4028 refresh: ok, 422-bumped, 422-gave-up, 481 or role-swap.
 
@@ -292,7 +329,6 @@ class Helpers:
         )
         dtls_handshake = one_label(
             cat.dtls_handshake,
-            "result",
             "dtls_handshake",
             """Count a DTLS-SRTP handshake: ok, fail, timeout or fingerprint-mismatch.
 
@@ -301,7 +337,6 @@ class Helpers:
         )
         stir_verify = one_label(
             cat.stir_verify,
-            "result",
             "stir_verify",
             """Count an RFC 8224 STIR verification: verified, failed, soft-fail or no-identity.
 
@@ -310,14 +345,15 @@ class Helpers:
         )
 
         va = cat.voice_attach
-        va_miss = va._miss
-        va_get = _table(
-            {
-                (mode, ok): va.series(mode=mode, result=VOICE_RESULT_OK if ok else VOICE_RESULT_CONFIG_ERROR).inc_one
-                for mode in VOICE_ATTACH_MODES
+        va_table: dict[object, Any] = {
+            mode: {
+                ok: va.series(mode=mode, result=VOICE_RESULT_OK if ok else VOICE_RESULT_CONFIG_ERROR)._count
                 for ok in _BOOLS
             }
-        )
+            for mode in map(str, VOICE_ATTACH_MODES)
+        }
+        va_get = va_table.get
+        va_miss = va._miss
 
         def voice_attach(mode: str, ok: bool) -> None:
             """Count a voice-attach decision: `mode` cascaded/realtime; `ok` False → config_error.
@@ -325,7 +361,7 @@ class Helpers:
             >>> voice_attach("realtime", True)
             """
             try:
-                va_get((mode, ok), va_miss[0])()
+                next(va_get(mode, _NOWHERE).get(ok, va_miss))
             except Exception:
                 _slow(
                     va,
@@ -335,15 +371,11 @@ class Helpers:
                     ),
                 )
 
+        _follow_miss(va, voice_attach, "va_miss")
+
         fb = cat.voice_attach_mode_fallback
+        fb_get = _counts(fb, "from", "to").get
         fb_miss = fb._miss
-        fb_get = _table(
-            {
-                (VOICE_MODE_PIPELINE, VOICE_MODE_REALTIME): fb.series(
-                    **{"from": VOICE_MODE_PIPELINE, "to": VOICE_MODE_REALTIME}
-                ).inc_one
-            }
-        )
 
         def voice_attach_mode_fallback(from_mode: str, to_mode: str) -> None:
             """Count a voice-attach fallback (the only one declared: pipeline → realtime).
@@ -351,7 +383,7 @@ class Helpers:
             >>> voice_attach_mode_fallback("pipeline", "realtime")
             """
             try:
-                fb_get((from_mode, to_mode), fb_miss[0])()
+                next(fb_get(from_mode, _NOWHERE).get(to_mode, fb_miss))
             except Exception:
                 _slow(
                     fb,
@@ -361,11 +393,11 @@ class Helpers:
                     ),
                 )
 
+        _follow_miss(fb, voice_attach_mode_fallback, "fb_miss")
+
         nat = cat.voice_attach_native
+        nat_get = {ok: nat.series(result=NATIVE_RESULT_OK if ok else NATIVE_RESULT_ERR)._count for ok in _BOOLS}.get
         nat_miss = nat._miss
-        nat_get = _table(
-            {ok: nat.series(result=NATIVE_RESULT_OK if ok else NATIVE_RESULT_ERR).inc_one for ok in _BOOLS}
-        )
 
         def voice_attach_native(ok: bool) -> None:
             """Count a native voice attach: `ok` True → ok, False → err.
@@ -373,14 +405,18 @@ class Helpers:
             >>> voice_attach_native(False)
             """
             try:
-                nat_get(ok, nat_miss[0])()
+                next(nat_get(ok, nat_miss))
             except Exception:
                 _slow(nat, (("ok", ok, _BOOLS, "True or False"),))
+
+        _follow_miss(nat, voice_attach_native, "nat_miss")
 
         rtt, jitter, loss, mos = (
             f.series() for f in (cat.call_rtt_ms, cat.call_jitter_ms, cat.call_loss_fraction, cat.call_mos_estimate)
         )
-        assert isinstance(rtt, DistributionSeries)
+        rtt_s, jitter_s, loss_s, mos_s = rtt._samples, jitter._samples, loss._samples, mos._samples
+        cap = cat.call_rtt_ms.max_samples
+        fmax = _FLOAT_MAX
 
         def observe_call_qos(
             rtt_ms: float | None = None,
@@ -395,14 +431,28 @@ class Helpers:
 
             >>> observe_call_qos(rtt_ms=38.5, jitter_ms=4.2, loss_fraction=0.003, mos_estimate=4.3)
             """
-            if not _skip_qos(rtt_ms):
-                rtt.observe(rtt_ms)  # type: ignore[arg-type]
-            if not _skip_qos(jitter_ms):
-                jitter.observe(jitter_ms)  # type: ignore[arg-type]
-            if not _skip_qos(loss_fraction):
-                loss.observe(loss_fraction)  # type: ignore[arg-type]
-            if not _skip_qos(mos_estimate):
-                mos.observe(mos_estimate)  # type: ignore[arg-type]
+            # Fast path: a float in range goes straight into the series' sample list (the
+            # chained comparisons also reject NaN); anything else takes the slow path.
+            if rtt_ms is not None:
+                if type(rtt_ms) is float and 0.0 < rtt_ms <= fmax and len(rtt_s) < cap:
+                    rtt_s.append(rtt_ms)
+                else:
+                    _qos_slow(rtt, rtt_ms)
+            if jitter_ms is not None:
+                if type(jitter_ms) is float and 0.0 < jitter_ms <= fmax and len(jitter_s) < cap:
+                    jitter_s.append(jitter_ms)
+                else:
+                    _qos_slow(jitter, jitter_ms)
+            if loss_fraction is not None:
+                if type(loss_fraction) is float and 0.0 < loss_fraction <= 1.0 and len(loss_s) < cap:
+                    loss_s.append(loss_fraction)
+                else:
+                    _qos_slow(loss, loss_fraction)
+            if mos_estimate is not None:
+                if type(mos_estimate) is float and 1.0 <= mos_estimate <= 5.0 and len(mos_s) < cap:
+                    mos_s.append(mos_estimate)
+                else:
+                    _qos_slow(mos, mos_estimate)
 
         self.invite_result = invite_result
         self.bye = bye

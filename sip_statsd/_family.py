@@ -12,7 +12,7 @@ import math
 import numbers
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._values import DROP_INVALID_NUMBER, DROP_SAMPLE_OVERFLOW, DROP_UNKNOWN_VALUE
@@ -55,10 +55,6 @@ def check_value(key: str, value: object) -> str:
             f"at most {_MAX_VALUE} characters"
         )
     return str(value)  # a StrEnum member becomes its plain string
-
-
-def _no_op() -> None:
-    pass
 
 
 class InvalidInputError(ValueError):
@@ -213,9 +209,11 @@ class Family:
             values: self._series_type(self, values) for values in itertools.product(*allowed.values())
         }
         self._drops: dict[str, CounterSeries] = {}
-        # The helpers' fast miss path calls _miss[0](): a C-level drop counter in soft
-        # mode, a raiser in strict mode (swapped by the recorder; see Recorder._set_strict).
-        self._miss: list[Callable[[], object]] = [_no_op]
+        # What the helpers' look-up tables give for an input that is not declared: the
+        # unknown_value drop counter's itertools.count in soft mode (so a drop costs what a
+        # hit costs), an iterator that raises in strict mode. Set by the recorder.
+        self._miss: Iterator[object] = itertools.count()
+        self._miss_listeners: list[Callable[[Iterator[object]], None]] = []
         if recorder is None:
             from ._recorder import default_recorder
 
@@ -265,6 +263,16 @@ class Family:
         if labels:
             raise ValueError(f"{self.name}: unknown label keys {sorted(labels)} (keys: {list(self.label_keys)})")
         return self._by_values[tuple(values)]
+
+    def _set_miss(self, miss: Iterator[object]) -> None:
+        self._miss = miss
+        for listener in self._miss_listeners:
+            listener(miss)
+
+    def _follow_miss(self, listener: Callable[[Iterator[object]], None]) -> None:
+        """Call `listener` with the miss iterator now and whenever it changes (strict on/off)."""
+        self._miss_listeners.append(listener)
+        listener(self._miss)
 
     def _drop(self, reason: str, key: str, value: object) -> None:
         self.recorder._drop(self, reason, key, value)

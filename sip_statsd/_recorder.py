@@ -32,7 +32,7 @@ from ._family import (
     Family,
     InvalidInputError,
 )
-from ._values import DROP_REASONS, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
+from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 
 log = logging.getLogger("sip_statsd")
 
@@ -41,11 +41,20 @@ _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
 class _MissError(Exception):
-    """Raised by a strict-mode miss slot; the helper's slow path turns it into a ValueError."""
+    """Raised by the strict-mode miss; the helper's slow path turns it into a ValueError."""
 
 
-def _raise_miss() -> None:
-    raise _MissError
+class _StrictMiss:
+    """The strict-mode miss iterator: `next()` on it sends the helper to its slow path."""
+
+    def __iter__(self) -> _StrictMiss:
+        return self
+
+    def __next__(self) -> object:
+        raise _MissError
+
+
+_STRICT_MISS = _StrictMiss()
 
 
 @dataclass
@@ -105,7 +114,7 @@ class Recorder:
         with self._lock:
             dropped._add_value("metric", family.name)
         family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
-        family._miss = [_raise_miss if self.strict else family._drops[DROP_REASONS[0]].inc_one]
+        family._set_miss(_STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -115,7 +124,7 @@ class Recorder:
         self.strict = strict
         for family in self._families.values():
             if family._drops:
-                family._miss[0] = _raise_miss if strict else family._drops[DROP_REASONS[0]].inc_one
+                family._set_miss(_STRICT_MISS if strict else family._drops[DROP_UNKNOWN_VALUE]._count)
 
     def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
         """Count (or, strict, raise) one input that is not in `family`'s declaration."""
