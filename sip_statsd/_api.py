@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypedDict, Unpack
 
-from ._catalog import Helpers, SipCatalog, build_catalog
+from ._catalog import SipCatalog, build_catalog
 from ._config import Config, _normalise_tags
 from ._family import Counter, Distribution, Family
+from ._helpers import Helpers
 from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
 
 

@@ -247,6 +247,16 @@ class Family:
                     break
         return series
 
+    def _find(self, labels: Mapping[str, object]) -> Series | None:
+        """`_lookup` that never raises but in strict mode (the convenient emit path)."""
+        try:
+            return self._lookup(labels)
+        except InvalidInputError:
+            raise
+        except Exception:
+            self._drop(DROP_UNKNOWN_VALUE, "labels", labels)
+            return None
+
     def series(self, **labels: str) -> Series:
         """Return the pre-bound series for `labels`; an unknown key or value raises ValueError.
 
@@ -307,13 +317,7 @@ class Counter(Family):
 
     def inc(self, n: int = 1, **labels: Any) -> None:
         """Look up the series for `labels` and add `n`: convenient, slower than a bound series."""
-        try:
-            series = self._lookup(labels)
-        except InvalidInputError:
-            raise
-        except Exception:
-            self._drop(DROP_UNKNOWN_VALUE, "labels", labels)
-            return
+        series = self._find(labels)
         if series is not None:
             series.inc(n)  # type: ignore[attr-defined]
 
@@ -355,12 +359,6 @@ class Distribution(Family):
 
     def observe(self, value: float, **labels: Any) -> None:
         """Look up the series for `labels` and record `value`: convenient, slower than a bound series."""
-        try:
-            series = self._lookup(labels)
-        except InvalidInputError:
-            raise
-        except Exception:
-            self._drop(DROP_UNKNOWN_VALUE, "labels", labels)
-            return
+        series = self._find(labels)
         if series is not None:
             series.observe(value)  # type: ignore[attr-defined]

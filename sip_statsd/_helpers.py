@@ -1,0 +1,360 @@
+"""The eleven SIP helpers, bound to one catalog.
+
+Each helper walks nested dicts with `dict.get` down to a series' `itertools.count` and
+calls `next()` on it. An undeclared value falls through to the family's miss iterator
+(the drop counter in soft mode), so the drop path costs what the hit path costs; only an
+exception (an unhashable argument, or the strict-mode miss) takes the slow path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ._catalog import _BOOLS, _FLOAT_MAX, SIP_CODES, SipCatalog
+from ._family import Counter, CounterSeries, DistributionSeries, Family
+from ._values import (
+    BY_SIDES,
+    BYE_REASONS,
+    DIRECTION_OUTBOUND,
+    DIRECTIONS,
+    DROP_UNKNOWN_VALUE,
+    METHOD_OTHER,
+    NATIVE_RESULT_ERR,
+    NATIVE_RESULT_OK,
+    VOICE_ATTACH_MODES,
+    VOICE_MODE_PIPELINE,
+    VOICE_MODE_REALTIME,
+    VOICE_RESULT_CONFIG_ERROR,
+    VOICE_RESULT_OK,
+)
+
+_Check = tuple[str, object, object, str]  # label key, value given, allowed container, what is expected
+_Emit = Callable[..., None]
+_NOWHERE: dict[object, Any] = {}  # the next level for an undeclared value: every .get() misses
+
+
+def _slow(family: Family, checks: Iterable[_Check]) -> None:
+    """Name the first bad argument and drop it (or raise, strict). Off the hot path."""
+    for key, value, allowed, expected in checks:
+        try:
+            ok = value in allowed  # type: ignore[operator]
+        except Exception:
+            ok = False
+        if not ok:
+            family.recorder._drop(family, DROP_UNKNOWN_VALUE, key, value, expected)
+            return
+    family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", tuple(c[1] for c in checks), "valid")
+
+
+def _one_of(values: Iterable[object]) -> str:
+    return f"one of {list(values)}"
+
+
+def _counts(family: Counter, *keys: str) -> dict[object, Any]:
+    """Nested dicts, one level per label key, down to each series' itertools.count."""
+    table: dict[object, Any] = {}
+    for series in family.all_series:
+        assert isinstance(series, CounterSeries)
+        level = table
+        for key in keys[:-1]:
+            level = level.setdefault(series.labels[key], {})
+        level[series.labels[keys[-1]]] = series._count
+    return table
+
+
+def _follow_miss(family: Family, emit: _Emit, name: str) -> None:
+    """Keep the closure variable `name` of `emit` equal to `family`'s miss iterator.
+
+    The helpers read their miss iterator from a closure cell, which costs nothing on the
+    hot path; turning strict mode on or off rewrites the cell (shared by every helper that
+    closes over the same variable).
+    """
+    assert emit.__closure__ is not None
+    cell = emit.__closure__[emit.__code__.co_freevars.index(name)]
+
+    def set_miss(miss: Iterator[object]) -> None:
+        cell.cell_contents = miss
+
+    family._follow_miss(set_miss)
+
+
+def _skip_qos(value: object) -> bool:
+    """The origin's rule: None, NaN, +-inf, zero and negative mean "no data", not a sample."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value or value <= 0 or value == math.inf)  # type: ignore[operator]  # noqa: PLR0124 - NaN test for any number type
+    except Exception:
+        return False  # not a number: observe() drops it as invalid
+
+
+def _qos_slow(series: DistributionSeries, value: object) -> None:
+    if not _skip_qos(value):
+        series.observe(value)  # type: ignore[arg-type]  # observe() drops what is not a number
+
+
+class Helpers:
+    """The eleven helpers, bound to one catalog. Each is a plain function attribute.
+
+    A helper walks nested dicts with `dict.get` down to a series' `itertools.count` and
+    calls `next()` on it: exact under threads, no lock, no allocation but the int. An
+    undeclared value falls through to the family's miss iterator (the drop counter in
+    soft mode), so the drop path costs what the hit path costs. Only an exception (an
+    unhashable argument, or the strict-mode miss) takes the slow path that names the
+    bad argument.
+    """
+
+    invite_result: Callable[[str, int], None]
+    bye: Callable[[str, str, str], None]
+    bye_outbound: Callable[[str, str], None]
+    transaction_timeout: Callable[[str], None]
+    session_timer_refresh: Callable[[str], None]
+    dtls_handshake: Callable[[str], None]
+    stir_verify: Callable[[str], None]
+    voice_attach: Callable[[str, bool], None]
+    voice_attach_mode_fallback: Callable[[str, str], None]
+    voice_attach_native: Callable[[bool], None]
+    observe_call_qos: Callable[..., None]
+
+    def __init__(self, cat: SipCatalog) -> None:  # noqa: PLR0915 - one closure per helper
+        inv = cat.invite_result
+        inv_table: dict[object, Any] = {
+            # Plain str keys: a dict whose keys are all exact str takes CPython's faster look-up.
+            str(d): {code: inv.series(direction=d, code_class=f"{code // 100}xx")._count for code in SIP_CODES}
+            for d in DIRECTIONS
+        }
+        inv_get = inv_table.get
+        inv_miss = inv._miss
+
+        def invite_result(direction: str, code: int) -> None:
+            """Count a final INVITE outcome: `direction` inbound/outbound, `code` 100-699.
+
+            >>> invite_result("inbound", 486)   # sip_invite_result_total{direction:inbound,code_class:4xx}
+            """
+            try:
+                next(inv_get(direction, _NOWHERE).get(code, inv_miss))
+            except Exception:
+                _slow(
+                    inv,
+                    (
+                        ("direction", direction, DIRECTIONS, _one_of(DIRECTIONS)),
+                        ("code", code, SIP_CODES, "a SIP response code from 100 to 699"),
+                    ),
+                )
+
+        _follow_miss(inv, invite_result, "inv_miss")
+
+        bye_f = cat.bye
+        bye_table = _counts(bye_f, "direction", "by", "reason_class")
+        bye_get = bye_table.get
+        bye_out_get = bye_table[DIRECTION_OUTBOUND].get
+        bye_miss = bye_f._miss
+
+        def bye_checks(direction: object, by: object, reason_class: object) -> tuple[_Check, ...]:
+            return (
+                ("direction", direction, DIRECTIONS, _one_of(DIRECTIONS)),
+                ("by", by, BY_SIDES, _one_of(BY_SIDES)),
+                ("reason_class", reason_class, BYE_REASONS, _one_of(BYE_REASONS)),
+            )
+
+        def bye(direction: str, by: str, reason_class: str) -> None:
+            """Count a BYE: `by` local/remote, `reason_class` normal/timer-expired/error/user-hangup.
+
+            >>> bye("inbound", "remote", "normal")
+            """
+            try:
+                next(bye_get(direction, _NOWHERE).get(by, _NOWHERE).get(reason_class, bye_miss))
+            except Exception:
+                _slow(bye_f, bye_checks(direction, by, reason_class))
+
+        def bye_outbound(by: str, reason_class: str) -> None:
+            """Count a BYE on an outbound call (the origin's `Bye`).
+
+            >>> bye_outbound("local", "user-hangup")
+            """
+            try:
+                next(bye_out_get(by, _NOWHERE).get(reason_class, bye_miss))
+            except Exception:
+                _slow(bye_f, bye_checks(DIRECTION_OUTBOUND, by, reason_class))
+
+        _follow_miss(bye_f, bye, "bye_miss")  # the cell is shared with bye_outbound
+
+        tt = cat.transaction_timeout
+        tt_get = _counts(tt, "method").get
+        tt_other = tt.series(method=METHOD_OTHER)._count
+
+        def transaction_timeout(method: str) -> None:
+            """Count a transaction timeout by SIP method (exact upper case); any other → `other`.
+
+            >>> transaction_timeout("INVITE")
+            """
+            try:
+                next(tt_get(method, tt_other))
+            except Exception:
+                next(tt_other)  # unhashable: still a timeout, of an unknown method
+
+        def one_label(family: Counter, name: str, doc: str) -> Callable[[str], None]:
+            (key,) = family.label_keys
+            allowed = family.allowed[key]
+            get = _counts(family, key).get
+            miss = family._miss
+
+            def emit(value: str) -> None:
+                try:
+                    next(get(value, miss))
+                except Exception:
+                    _slow(family, ((key, value, allowed, _one_of(allowed)),))
+
+            emit.__name__ = emit.__qualname__ = name
+            emit.__doc__ = doc
+            _follow_miss(family, emit, "miss")
+            return emit
+
+        session_timer_refresh = one_label(
+            cat.session_timer_refresh,
+            "session_timer_refresh",
+            """Count an RFC 4028 refresh: ok, 422-bumped, 422-gave-up, 481 or role-swap.
+
+            >>> session_timer_refresh("422-bumped")
+            """,
+        )
+        dtls_handshake = one_label(
+            cat.dtls_handshake,
+            "dtls_handshake",
+            """Count a DTLS-SRTP handshake: ok, fail, timeout or fingerprint-mismatch.
+
+            >>> dtls_handshake("ok")
+            """,
+        )
+        stir_verify = one_label(
+            cat.stir_verify,
+            "stir_verify",
+            """Count an RFC 8224 STIR verification: verified, failed, soft-fail or no-identity.
+
+            >>> stir_verify("verified")
+            """,
+        )
+
+        va = cat.voice_attach
+        va_table: dict[object, Any] = {
+            mode: {
+                ok: va.series(mode=mode, result=VOICE_RESULT_OK if ok else VOICE_RESULT_CONFIG_ERROR)._count
+                for ok in _BOOLS
+            }
+            for mode in map(str, VOICE_ATTACH_MODES)
+        }
+        va_get = va_table.get
+        va_miss = va._miss
+
+        def voice_attach(mode: str, ok: bool) -> None:
+            """Count a voice-attach decision: `mode` cascaded/realtime; `ok` False → config_error.
+
+            >>> voice_attach("realtime", True)
+            """
+            try:
+                next(va_get(mode, _NOWHERE).get(ok, va_miss))
+            except Exception:
+                _slow(
+                    va,
+                    (
+                        ("mode", mode, VOICE_ATTACH_MODES, _one_of(VOICE_ATTACH_MODES)),
+                        ("ok", ok, _BOOLS, "True or False"),
+                    ),
+                )
+
+        _follow_miss(va, voice_attach, "va_miss")
+
+        fb = cat.voice_attach_mode_fallback
+        fb_get = _counts(fb, "from", "to").get
+        fb_miss = fb._miss
+
+        def voice_attach_mode_fallback(from_mode: str, to_mode: str) -> None:
+            """Count a voice-attach fallback (the only one declared: pipeline → realtime).
+
+            >>> voice_attach_mode_fallback("pipeline", "realtime")
+            """
+            try:
+                next(fb_get(from_mode, _NOWHERE).get(to_mode, fb_miss))
+            except Exception:
+                _slow(
+                    fb,
+                    (
+                        ("from", from_mode, (VOICE_MODE_PIPELINE,), _one_of((VOICE_MODE_PIPELINE,))),
+                        ("to", to_mode, (VOICE_MODE_REALTIME,), _one_of((VOICE_MODE_REALTIME,))),
+                    ),
+                )
+
+        _follow_miss(fb, voice_attach_mode_fallback, "fb_miss")
+
+        nat = cat.voice_attach_native
+        nat_get = {ok: nat.series(result=NATIVE_RESULT_OK if ok else NATIVE_RESULT_ERR)._count for ok in _BOOLS}.get
+        nat_miss = nat._miss
+
+        def voice_attach_native(ok: bool) -> None:
+            """Count a native voice attach: `ok` True → ok, False → err.
+
+            >>> voice_attach_native(False)
+            """
+            try:
+                next(nat_get(ok, nat_miss))
+            except Exception:
+                _slow(nat, (("ok", ok, _BOOLS, "True or False"),))
+
+        _follow_miss(nat, voice_attach_native, "nat_miss")
+
+        rtt, jitter, loss, mos = (
+            f.series() for f in (cat.call_rtt_ms, cat.call_jitter_ms, cat.call_loss_fraction, cat.call_mos_estimate)
+        )
+        rtt_s, jitter_s, loss_s, mos_s = rtt._samples, jitter._samples, loss._samples, mos._samples
+        cap = cat.call_rtt_ms.max_samples
+        fmax = _FLOAT_MAX
+
+        def observe_call_qos(
+            rtt_ms: float | None = None,
+            jitter_ms: float | None = None,
+            loss_fraction: float | None = None,
+            mos_estimate: float | None = None,
+        ) -> None:
+            """Record one call's RTCP QoS, once, at call cleanup.
+
+            None, NaN, ±inf, zero and negative values mean "no data" and are skipped;
+            loss_fraction above 1 and MOS outside 1-5 are invalid (dropped and counted).
+
+            >>> observe_call_qos(rtt_ms=38.5, jitter_ms=4.2, loss_fraction=0.003, mos_estimate=4.3)
+            """
+            # Fast path: a float in range goes straight into the series' sample list (the
+            # chained comparisons also reject NaN); anything else takes the slow path.
+            if rtt_ms is not None:
+                if type(rtt_ms) is float and 0.0 < rtt_ms <= fmax and len(rtt_s) < cap:
+                    rtt_s.append(rtt_ms)
+                else:
+                    _qos_slow(rtt, rtt_ms)
+            if jitter_ms is not None:
+                if type(jitter_ms) is float and 0.0 < jitter_ms <= fmax and len(jitter_s) < cap:
+                    jitter_s.append(jitter_ms)
+                else:
+                    _qos_slow(jitter, jitter_ms)
+            if loss_fraction is not None:
+                if type(loss_fraction) is float and 0.0 < loss_fraction <= 1.0 and len(loss_s) < cap:
+                    loss_s.append(loss_fraction)
+                else:
+                    _qos_slow(loss, loss_fraction)
+            if mos_estimate is not None:
+                if type(mos_estimate) is float and 1.0 <= mos_estimate <= 5.0 and len(mos_s) < cap:
+                    mos_s.append(mos_estimate)
+                else:
+                    _qos_slow(mos, mos_estimate)
+
+        self.invite_result = invite_result
+        self.bye = bye
+        self.bye_outbound = bye_outbound
+        self.transaction_timeout = transaction_timeout
+        self.session_timer_refresh = session_timer_refresh
+        self.dtls_handshake = dtls_handshake
+        self.stir_verify = stir_verify
+        self.voice_attach = voice_attach
+        self.voice_attach_mode_fallback = voice_attach_mode_fallback
+        self.voice_attach_native = voice_attach_native
+        self.observe_call_qos = observe_call_qos

@@ -1,0 +1,58 @@
+"""The strict line parser behind the tests, `listen` and `demo`: what it accepts and rejects."""
+
+from __future__ import annotations
+
+import pytest
+
+from sip_statsd._wire import Line, MalformedLineError, parse_datagram, parse_line
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("a:1|c", Line("a", "c", (1.0,), ())),
+        ("a.b:2.5|d|#k:v,k2:v-2", Line("a.b", "d", (2.5,), ("k:v", "k2:v-2"))),
+        ("a:1|c|@0.5|#k:v|c:abc123|T1700000000", Line("a", "c", (1.0,), ("k:v",), 0.5)),
+        ("a,k=v,k2=w:3|c", Line("a", "c", (3.0,), ("k:v", "k2:w"))),
+        ("a;k=v:3|ms", Line("a", "ms", (3.0,), ("k:v",))),
+        ("a.inbound.2xx:1|c", Line("a.inbound.2xx", "c", (1.0,), ())),
+        ("a:1:2:3|d", Line("a", "d", (1.0, 2.0, 3.0), ())),
+        ("a:1e-05|d", Line("a", "d", (1e-05,), ())),
+    ],
+)
+def test_accepts(line, parsed):
+    assert parse_line(line) == parsed
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("", "empty"),
+        (" a:1|c", "white space"),
+        ("a:1", "no '|type'"),
+        ("a:1|x", "unknown type"),
+        ("a|c", "no ':value'"),
+        ("a:one|c", "not a number"),
+        ("a:nan|c", "not a number"),
+        ("a:inf|c", "not a number"),
+        ("1a:1|c", "metric name"),
+        ("a.:1|c", "metric name"),
+        ("a:1|c|@2", "sample rate"),
+        ("a:1|c|#k", "not key:value"),
+        ("a:1|c|#k:v|#k2:v", "second tag section"),
+        ("a,k=v:1|c|#k2:v", "second tag section"),
+        ("a,kv:1|c", "not k=v"),
+        ("a:1|c|?x", "unknown field"),
+    ],
+)
+def test_rejects_with_a_reason(line, why):
+    with pytest.raises(MalformedLineError, match=why):
+        parse_line(line)
+
+
+def test_datagram_keeps_good_lines_and_reports_bad_ones():
+    good, bad = parse_datagram(b"a:1|c\nbroken\nb:2|d\n")
+    assert [line.name for line in good] == ["a", "b"]
+    assert bad == [("broken", "no '|type' in 'broken'")]
+    _, bad = parse_datagram(b"\xff\xfe")
+    assert "not ASCII" in bad[0][1]
