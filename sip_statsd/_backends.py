@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,10 @@ FAULT_NO_SOCKET = "no_socket"  # the Unix socket path does not exist
 FAULT_DROPPED = "dropped"  # the socket would block, its buffer is full, or the packet too big
 FAULT_OTHER = "other"
 FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAULT_OTHER)
+
+# After a failed name resolution, sends are counted as dropped without trying again for
+# this long: a resolver that takes seconds to say no must not hold the flusher.
+RESOLVE_BACKOFF = 5.0
 
 
 def fault_kind(error: BaseException | None) -> str:
@@ -135,8 +140,15 @@ def _datadog_client_class() -> type[Any]:
 
     class _Client(DogStatsd):
         on_fault: FaultHandler
+        resolve_retry_at = 0.0
 
         def _xmit_packet(self, packet: str, is_telemetry: bool, *args: Any, **kwargs: Any) -> Any:
+            lines = packet.count("\n") + (not packet.endswith("\n"))
+            if time.monotonic() < self.resolve_retry_at:
+                # datadog's client resolves again for every packet after a failure; a slow
+                # resolver would hold the flusher for minutes. One try per back-off instead.
+                self.on_fault(FAULT_RESOLVE, None, lines)
+                return False
             records: list[logging.LogRecord] = []
             _capture.records = records
             try:
@@ -148,7 +160,10 @@ def _datadog_client_class() -> type[Any]:
                     (a for r in records for a in _args(r) if isinstance(a, BaseException)),
                     None,
                 )
-                self.on_fault(fault_kind(error), error, packet.count("\n") + (not packet.endswith("\n")))
+                kind = fault_kind(error)
+                if kind == FAULT_RESOLVE:
+                    self.resolve_retry_at = time.monotonic() + RESOLVE_BACKOFF
+                self.on_fault(kind, error, lines)
             return sent
 
     return _Client

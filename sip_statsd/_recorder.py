@@ -12,12 +12,14 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ._backends import (
     FAULT_KINDS,
+    RESOLVE_BACKOFF,
     Backend,
     Batch,
     MemoryBackend,
@@ -77,6 +79,8 @@ class Recorder:
         self._lock = threading.Lock()  # taking cells, registering families, fork
         self._send_lock = threading.Lock()  # one batch at a time reaches the backend
         self._backend: Backend | None = None
+        self._make_retry_at = 0.0  # no new backend before this (monotonic) after a failure
+        self._make_fault = "other"
         self._logged: set[object] = set()
         self._stats = Stats()
         self._make_thread_state()
@@ -234,10 +238,15 @@ class Recorder:
     def _send(self, batch: Batch) -> None:
         backend = self._backend
         if backend is None:
+            if time.monotonic() < self._make_retry_at:  # backing off after a failed make
+                self._on_fault(self._make_fault, None, batch.lines)
+                return
             try:
                 backend = self._backend = make_backend(self.config, self._on_fault)
-            except Exception as error:  # no client, no send: count it all and retry next time
-                self._on_fault(fault_kind(error), error, batch.lines)
+            except Exception as error:  # no client, no send: count it all, retry after a back-off
+                self._make_fault = fault_kind(error)
+                self._make_retry_at = time.monotonic() + RESOLVE_BACKOFF
+                self._on_fault(self._make_fault, error, batch.lines)
                 return
         backend.send(batch)
         self._stats.flushes += 1
@@ -308,6 +317,7 @@ class Recorder:
         with self._send_lock:
             self.config = config
             self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
+            self._make_retry_at = 0.0
             if backend is None and config.backend == "memory":
                 backend = MemoryBackend()  # no network: made at once, so tests can read it
             self._backend = backend

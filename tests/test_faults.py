@@ -44,15 +44,29 @@ FAULTS = [
 
 @pytest.fixture
 def no_dns_wait(monkeypatch):
-    """Answer `.invalid` names at once: this sandbox's resolver may take 5 s to say no."""
+    """Answer `.invalid` names at once (this sandbox's resolver may take 5 s to say no); count the asks."""
     real = socket.getaddrinfo
+    asked: list[str] = []
 
     def getaddrinfo(host, *args, **kwargs):
         if isinstance(host, str) and host.endswith(".invalid"):
+            asked.append(host)
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.mark.parametrize("backend", ["datadog", "statsd"])
+def test_an_unresolvable_host_is_asked_once_per_back_off_not_per_packet(backend, make_metrics, no_dns_wait):
+    metrics = make_metrics(backend=backend, host="agent.invalid", port=8125, flush_interval=3600)
+    for _ in range(20):  # 20 flushes of several datagrams each, well inside one back-off
+        for _ in range(200):
+            metrics.observe_call_qos(rtt_ms=12.5, jitter_ms=1.5)
+        assert metrics.flush(timeout=10)
+    assert len(no_dns_wait) == 1
+    assert metrics.stats().send_errors["resolve"] >= 20
 
 
 @pytest.mark.parametrize(("backend", "where", "kind"), FAULTS)
