@@ -86,6 +86,7 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
         "sip_statsd invite_result": "invite_result('inbound', 200)",
         "sip_statsd invite_result, drop": "invite_result('sideways', 200)",
         "sip_statsd transaction_timeout": "transaction_timeout('INVITE')",
+        "sip_statsd transaction_timeout, other": "transaction_timeout('FOO')",
         "sip_statsd bye": "bye('inbound', 'remote', 'normal')",
         "sip_statsd observe_call_qos x4": "qos(38.5, 4.2, 0.003, 4.3)",
         "DogStatsd increment, buffered": "dd_buffered.increment('sip_invite_result_total', tags=TAGS)",
