@@ -27,6 +27,7 @@ from ._backends import (
     make_backend,
 )
 from ._config import Config
+from ._drops import STRICT_MISS, explain, show
 from ._family import (
     Counter,
     CounterSeries,
@@ -40,23 +41,6 @@ log = logging.getLogger("sip_statsd")
 
 DEFAULT_TIMEOUT = 5.0
 _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
-
-
-class _MissError(Exception):
-    """Raised by the strict-mode miss; the helper's slow path turns it into a ValueError."""
-
-
-class _StrictMiss:
-    """The strict-mode miss iterator: `next()` on it sends the helper to its slow path."""
-
-    def __iter__(self) -> _StrictMiss:
-        return self
-
-    def __next__(self) -> object:
-        raise _MissError
-
-
-_STRICT_MISS = _StrictMiss()
 
 
 @dataclass
@@ -118,7 +102,7 @@ class Recorder:
         with self._lock:
             dropped._add_value("metric", family.name)
         family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
-        family._set_miss(_STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+        family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -128,17 +112,13 @@ class Recorder:
         self.strict = strict
         for family in self._families.values():
             if family._drops:
-                family._set_miss(_STRICT_MISS if strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+                family._set_miss(STRICT_MISS if strict else family._drops[DROP_UNKNOWN_VALUE]._count)
 
     def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
         """Count (or, strict, raise) one input that is not in `family`'s declaration."""
-        try:
-            shown = repr(value)
-        except Exception:
-            shown = f"<unprintable {type(value).__name__}>"
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        shown = show(value)
         if self.strict:
-            expected = expected or _explain(family, reason, key)
+            expected = expected or explain(family, reason, key)
             raise InvalidInputError(f"{family.name}: {key}={shown} is not {expected} ({reason})")
         drops = family._drops
         if drops:
@@ -362,19 +342,6 @@ class Recorder:
         self._make_thread_state()
         if running:
             self._start()
-
-
-def _explain(family: Family, reason: str, key: str) -> str:
-    if reason == "unknown_value" and key in family.allowed:
-        return f"one of {list(family.allowed[key])}"
-    if reason == "sample_overflow":
-        return "within the samples kept per series between flushes"
-    if reason == "invalid_number" and key == "value":
-        low, high = getattr(family, "minimum", None), getattr(family, "maximum", None)
-        return f"a finite number from {low} to {high}"
-    if reason == "invalid_number":
-        return "a non-negative int"
-    return "declared"
 
 
 def _all() -> Iterator[Recorder]:
