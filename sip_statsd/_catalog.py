@@ -45,7 +45,6 @@ from ._values import (
 
 SIP_CODES = range(100, 700)
 _FLOAT_MAX = sys.float_info.max
-_BOOLS = (True, False)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ exception (an unhashable argument, or the strict-mode miss) takes the slow path.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from typing import Any
 
-from ._catalog import _BOOLS, _FLOAT_MAX, SIP_CODES, SipCatalog
+from ._catalog import SIP_CODES, SipCatalog
 from ._family import Counter, CounterSeries, DistributionSeries, Family
 from ._values import (
     BY_SIDES,
@@ -30,26 +30,39 @@ from ._values import (
     VOICE_RESULT_OK,
 )
 
-_Check = tuple[str, object, object, str]  # label key, value given, allowed container, what is expected
-_Emit = Callable[..., None]
+_Arg = tuple[str, Container[object], str]  # label key, allowed values, what is expected
 _NOWHERE: dict[object, Any] = {}  # the next level for an undeclared value: every .get() misses
+_BOOLS = (True, False)
+_Emit = Callable[..., None]
 
 
-def _slow(family: Family, checks: Iterable[_Check]) -> None:
+def _one_of(values: Iterable[object]) -> str:
+    return f"one of {list(values)}"
+
+
+def _arg(key: str, allowed: Collection[object], expected: str | None = None) -> _Arg:
+    return key, allowed, expected or _one_of(allowed)
+
+
+# What each helper's arguments may be, for naming the bad one on the slow path (made once).
+_INVITE_ARGS = (_arg("direction", DIRECTIONS), _arg("code", SIP_CODES, "a SIP response code from 100 to 699"))
+_BYE_ARGS = (_arg("direction", DIRECTIONS), _arg("by", BY_SIDES), _arg("reason_class", BYE_REASONS))
+_VOICE_ATTACH_ARGS = (_arg("mode", VOICE_ATTACH_MODES), _arg("ok", _BOOLS, "True or False"))
+_FALLBACK_ARGS = (_arg("from", (VOICE_MODE_PIPELINE,)), _arg("to", (VOICE_MODE_REALTIME,)))
+_NATIVE_ARGS = (_arg("ok", _BOOLS, "True or False"),)
+
+
+def _slow(family: Family, args: tuple[_Arg, ...], *values: object) -> None:
     """Name the first bad argument and drop it (or raise, strict). Off the hot path."""
-    for key, value, allowed, expected in checks:
+    for (key, allowed, expected), value in zip(args, values, strict=True):
         try:
-            ok = value in allowed  # type: ignore[operator]
+            ok = value in allowed
         except Exception:
             ok = False
         if not ok:
             family.recorder._drop(family, DROP_UNKNOWN_VALUE, key, value, expected)
             return
-    family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", tuple(c[1] for c in checks), "valid")
-
-
-def _one_of(values: Iterable[object]) -> str:
-    return f"one of {list(values)}"
+    family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", values, "valid")
 
 
 def _counts(family: Counter, *keys: str) -> dict[object, Any]:
@@ -136,13 +149,7 @@ class Helpers:
             try:
                 next(inv_get(direction, _NOWHERE).get(code, inv_miss))
             except Exception:
-                _slow(
-                    inv,
-                    (
-                        ("direction", direction, DIRECTIONS, _one_of(DIRECTIONS)),
-                        ("code", code, SIP_CODES, "a SIP response code from 100 to 699"),
-                    ),
-                )
+                _slow(inv, _INVITE_ARGS, direction, code)
 
         _follow_miss(inv, invite_result, "inv_miss")
 
@@ -152,13 +159,6 @@ class Helpers:
         bye_out_get = bye_table[DIRECTION_OUTBOUND].get
         bye_miss = bye_f._miss
 
-        def bye_checks(direction: object, by: object, reason_class: object) -> tuple[_Check, ...]:
-            return (
-                ("direction", direction, DIRECTIONS, _one_of(DIRECTIONS)),
-                ("by", by, BY_SIDES, _one_of(BY_SIDES)),
-                ("reason_class", reason_class, BYE_REASONS, _one_of(BYE_REASONS)),
-            )
-
         def bye(direction: str, by: str, reason_class: str) -> None:
             """Count a BYE: `by` local/remote, `reason_class` normal/timer-expired/error/user-hangup.
 
@@ -167,7 +167,7 @@ class Helpers:
             try:
                 next(bye_get(direction, _NOWHERE).get(by, _NOWHERE).get(reason_class, bye_miss))
             except Exception:
-                _slow(bye_f, bye_checks(direction, by, reason_class))
+                _slow(bye_f, _BYE_ARGS, direction, by, reason_class)
 
         def bye_outbound(by: str, reason_class: str) -> None:
             """Count a BYE on an outbound call (the origin's `Bye`).
@@ -177,7 +177,7 @@ class Helpers:
             try:
                 next(bye_out_get(by, _NOWHERE).get(reason_class, bye_miss))
             except Exception:
-                _slow(bye_f, bye_checks(DIRECTION_OUTBOUND, by, reason_class))
+                _slow(bye_f, _BYE_ARGS, DIRECTION_OUTBOUND, by, reason_class)
 
         _follow_miss(bye_f, bye, "bye_miss")  # the cell is shared with bye_outbound
 
@@ -197,7 +197,7 @@ class Helpers:
 
         def one_label(family: Counter, name: str, doc: str) -> Callable[[str], None]:
             (key,) = family.label_keys
-            allowed = family.allowed[key]
+            args = (_arg(key, family.allowed[key]),)
             get = _counts(family, key).get
             miss = family._miss
 
@@ -205,7 +205,7 @@ class Helpers:
                 try:
                     next(get(value, miss))
                 except Exception:
-                    _slow(family, ((key, value, allowed, _one_of(allowed)),))
+                    _slow(family, args, value)
 
             emit.__name__ = emit.__qualname__ = name
             emit.__doc__ = doc
@@ -256,13 +256,7 @@ class Helpers:
             try:
                 next(va_get(mode, _NOWHERE).get(ok, va_miss))
             except Exception:
-                _slow(
-                    va,
-                    (
-                        ("mode", mode, VOICE_ATTACH_MODES, _one_of(VOICE_ATTACH_MODES)),
-                        ("ok", ok, _BOOLS, "True or False"),
-                    ),
-                )
+                _slow(va, _VOICE_ATTACH_ARGS, mode, ok)
 
         _follow_miss(va, voice_attach, "va_miss")
 
@@ -278,13 +272,7 @@ class Helpers:
             try:
                 next(fb_get(from_mode, _NOWHERE).get(to_mode, fb_miss))
             except Exception:
-                _slow(
-                    fb,
-                    (
-                        ("from", from_mode, (VOICE_MODE_PIPELINE,), _one_of((VOICE_MODE_PIPELINE,))),
-                        ("to", to_mode, (VOICE_MODE_REALTIME,), _one_of((VOICE_MODE_REALTIME,))),
-                    ),
-                )
+                _slow(fb, _FALLBACK_ARGS, from_mode, to_mode)
 
         _follow_miss(fb, voice_attach_mode_fallback, "fb_miss")
 
@@ -300,7 +288,7 @@ class Helpers:
             try:
                 next(nat_get(ok, nat_miss))
             except Exception:
-                _slow(nat, (("ok", ok, _BOOLS, "True or False"),))
+                _slow(nat, _NATIVE_ARGS, ok)
 
         _follow_miss(nat, voice_attach_native, "nat_miss")
 
@@ -309,7 +297,9 @@ class Helpers:
         )
         rtt_s, jitter_s, loss_s, mos_s = rtt._samples, jitter._samples, loss._samples, mos._samples
         cap = cat.call_rtt_ms.max_samples
-        fmax = _FLOAT_MAX
+        # The fast path's bounds are the declarations' (the skip rule adds "> 0" for all).
+        rtt_hi, jitter_hi, loss_hi = rtt._hi, jitter._hi, loss._hi
+        mos_lo, mos_hi = mos._lo, mos._hi
 
         def observe_call_qos(
             rtt_ms: float | None = None,
@@ -327,22 +317,22 @@ class Helpers:
             # Fast path: a float in range goes straight into the series' sample list (the
             # chained comparisons also reject NaN); anything else takes the slow path.
             if rtt_ms is not None:
-                if type(rtt_ms) is float and 0.0 < rtt_ms <= fmax and len(rtt_s) < cap:
+                if type(rtt_ms) is float and 0.0 < rtt_ms <= rtt_hi and len(rtt_s) < cap:
                     rtt_s.append(rtt_ms)
                 else:
                     _qos_slow(rtt, rtt_ms)
             if jitter_ms is not None:
-                if type(jitter_ms) is float and 0.0 < jitter_ms <= fmax and len(jitter_s) < cap:
+                if type(jitter_ms) is float and 0.0 < jitter_ms <= jitter_hi and len(jitter_s) < cap:
                     jitter_s.append(jitter_ms)
                 else:
                     _qos_slow(jitter, jitter_ms)
             if loss_fraction is not None:
-                if type(loss_fraction) is float and 0.0 < loss_fraction <= 1.0 and len(loss_s) < cap:
+                if type(loss_fraction) is float and 0.0 < loss_fraction <= loss_hi and len(loss_s) < cap:
                     loss_s.append(loss_fraction)
                 else:
                     _qos_slow(loss, loss_fraction)
             if mos_estimate is not None:
-                if type(mos_estimate) is float and 1.0 <= mos_estimate <= 5.0 and len(mos_s) < cap:
+                if type(mos_estimate) is float and mos_lo <= mos_estimate <= mos_hi and len(mos_s) < cap:
                     mos_s.append(mos_estimate)
                 else:
                     _qos_slow(mos, mos_estimate)
