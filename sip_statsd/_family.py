@@ -81,7 +81,7 @@ class Series:
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_reads", "_taken", "inc_one")
+    __slots__ = ("_count", "_extra", "_reads", "_taken")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -91,7 +91,6 @@ class CounterSeries(Series):
         # reads the running total with one more next() and keeps the delta, so no
         # increment can fall between a read and a reset.
         self._count = itertools.count()
-        self.inc_one = self._count.__next__
         self._reads = 0  # next() calls made by the flusher, not by emitters
         self._taken = 0  # emitter increments already handed to a flush
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
@@ -100,7 +99,7 @@ class CounterSeries(Series):
         """Add `n` (a non-negative int, default 1). A bad `n` is dropped and counted."""
         try:
             if n == 1 and type(n) is int:
-                self.inc_one()
+                next(self._count)
             elif type(n) is int and n >= 0:
                 if n:
                     self._extra.append(n)

@@ -58,7 +58,6 @@ class Recorder:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
-        self.strict = self.config.strict
         self._families: dict[str, Family] = {}
         self._lock = threading.Lock()  # taking cells, registering families, fork
         self._send_lock = threading.Lock()  # one batch at a time reaches the backend
@@ -76,6 +75,7 @@ class Recorder:
             description="Datagrams the backend could not deliver, by kind of fault.",
             recorder=self,
         )
+        self._fault_counts = {kind: self.send_errors.series(kind=kind)._count for kind in FAULT_KINDS}
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
             labels={"metric": (), "reason": DROP_REASONS},
@@ -102,17 +102,20 @@ class Recorder:
         with self._lock:
             dropped._add_value("metric", family.name)
         family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
-        family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+        self._apply_strict(family)
 
     @property
     def families(self) -> tuple[Family, ...]:
         return tuple(self._families.values())
 
-    def _set_strict(self, strict: bool) -> None:
-        self.strict = strict
-        for family in self._families.values():
-            if family._drops:
-                family._set_miss(STRICT_MISS if strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+    @property
+    def strict(self) -> bool:
+        return self.config.strict
+
+    def _apply_strict(self, family: Family) -> None:
+        """Point `family`'s helpers at the strict-mode miss, or at its unknown_value drop counter."""
+        if family._drops:
+            family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
 
     def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
         """Count (or, strict, raise) one input that is not in `family`'s declaration."""
@@ -122,7 +125,7 @@ class Recorder:
             raise InvalidInputError(f"{family.name}: {key}={shown} is not {expected} ({reason})")
         drops = family._drops
         if drops:
-            drops[reason].inc_one()
+            next(drops[reason]._count)
         self._log_once(
             (family.name, reason),
             "sip-statsd: dropped %s=%s for %s (%s); counted in %s, logged once per metric and reason",
@@ -233,7 +236,7 @@ class Recorder:
         self._stats.lines_sent += batch.lines
 
     def _on_fault(self, kind: str, error: BaseException | None, lines: int) -> None:
-        self.send_errors.series(kind=kind).inc_one()
+        next(self._fault_counts[kind])
         self._log_once(
             ("fault", kind),
             "sip-statsd: cannot send to %s (%s: %s); dropping %d line(s), counting in %s, "
@@ -301,7 +304,8 @@ class Recorder:
             if backend is None and config.backend == "memory":
                 backend = MemoryBackend()  # no network: made at once, so tests can read it
             self._backend = backend
-        self._set_strict(config.strict)
+        for family in self._families.values():
+            self._apply_strict(family)
         if not self._flusher_alive():
             if self._thread is not None and self._thread.is_alive():
                 self._thread.join(timeout)
