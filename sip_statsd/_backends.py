@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,8 +28,8 @@ FAULT_DROPPED = "dropped"  # the socket would block, its buffer is full, or the 
 FAULT_OTHER = "other"
 FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAULT_OTHER)
 
-# After a failed name resolution, sends are counted as dropped without trying again for
-# this long: a resolver that takes seconds to say no must not hold the flusher.
+# After a failed name resolution, no backend is made again for this long (sends are
+# counted as dropped): a resolver that takes seconds to say no must not hold the flusher.
 RESOLVE_BACKOFF = 5.0
 
 
@@ -140,15 +139,8 @@ def _datadog_client_class() -> type[Any]:
 
     class _Client(DogStatsd):
         on_fault: FaultHandler
-        resolve_retry_at = 0.0
 
         def _xmit_packet(self, packet: str, is_telemetry: bool, *args: Any, **kwargs: Any) -> Any:
-            lines = packet.count("\n") + (not packet.endswith("\n"))
-            if time.monotonic() < self.resolve_retry_at:
-                # datadog's client resolves again for every packet after a failure; a slow
-                # resolver would hold the flusher for minutes. One try per back-off instead.
-                self.on_fault(FAULT_RESOLVE, None, lines)
-                return False
             records: list[logging.LogRecord] = []
             _capture.records = records
             try:
@@ -160,10 +152,7 @@ def _datadog_client_class() -> type[Any]:
                     (a for r in records for a in _args(r) if isinstance(a, BaseException)),
                     None,
                 )
-                kind = fault_kind(error)
-                if kind == FAULT_RESOLVE:
-                    self.resolve_retry_at = time.monotonic() + RESOLVE_BACKOFF
-                self.on_fault(kind, error, lines)
+                self.on_fault(fault_kind(error), error, packet.count("\n") + (not packet.endswith("\n")))
             return sent
 
     return _Client
@@ -187,6 +176,10 @@ class DatadogBackend:
             track_instance=False,  # our fork handling replaces the client in a child
         )
         client.on_fault = on_fault
+        if client.socket_path is None:
+            # Resolve once now, on the flusher, so an unknown host fails the make (and the
+            # recorder backs off) instead of being asked again for every packet.
+            socket.getaddrinfo(client.host, client.port, 0, socket.SOCK_DGRAM)
         self._client = client
 
     def send(self, batch: Batch) -> None:

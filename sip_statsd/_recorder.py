@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ._backends import (
     FAULT_KINDS,
+    FAULT_RESOLVE,
     RESOLVE_BACKOFF,
     Backend,
     Batch,
@@ -64,6 +65,7 @@ class Recorder:
         self._backend: Backend | None = None
         self._make_retry_at = 0.0  # no new backend before this (monotonic) after a failure
         self._make_fault = "other"
+        self._resolve_failed = False  # a send reported FAULT_RESOLVE: remake after a back-off
         self._logged: set[object] = set()
         self._stats = Stats()
         self._make_thread_state()
@@ -227,15 +229,24 @@ class Recorder:
             try:
                 backend = self._backend = make_backend(self.config, self._on_fault)
             except Exception as error:  # no client, no send: count it all, retry after a back-off
-                self._make_fault = fault_kind(error)
-                self._make_retry_at = time.monotonic() + RESOLVE_BACKOFF
+                self._back_off(fault_kind(error))
                 self._on_fault(self._make_fault, error, batch.lines)
                 return
+        self._resolve_failed = False
         backend.send(batch)
         self._stats.flushes += 1
         self._stats.lines_sent += batch.lines
+        if self._resolve_failed:  # the name stopped resolving: drop the client, remake later
+            self._backend = None
+            backend.close()
+            self._back_off(FAULT_RESOLVE)
+
+    def _back_off(self, fault: str) -> None:
+        self._make_fault = fault
+        self._make_retry_at = time.monotonic() + RESOLVE_BACKOFF
 
     def _on_fault(self, kind: str, error: BaseException | None, lines: int) -> None:
+        self._resolve_failed |= kind == FAULT_RESOLVE
         next(self._fault_counts[kind])
         self._log_once(
             ("fault", kind),
