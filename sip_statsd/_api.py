@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import TypedDict, Unpack
 
 from ._catalog import SipCatalog, build_catalog
-from ._config import Config, _normalise_tags
-from ._family import Counter, Distribution, Family
+from ._config import Config
+from ._family import FLOAT_MAX, Counter, Distribution, Family
 from ._helpers import Helpers
 from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
 
@@ -28,9 +28,7 @@ class Options(TypedDict, total=False):
 
 def make_config(options: Options) -> Config:
     """A `Config` from keyword options; anything not given takes its default."""
-    given = dict(options)
-    tags = _normalise_tags(given.pop("constant_tags", None))  # type: ignore[arg-type]
-    return Config(constant_tags=tags, **given)  # type: ignore[arg-type]
+    return Config(**options)  # type: ignore[arg-type]  # Config normalises constant_tags itself
 
 
 class SipMetrics(Helpers):
@@ -95,8 +93,8 @@ class SipMetrics(Helpers):
         name: str,
         labels: Mapping[str, Iterable[str]] | None = None,
         *,
-        minimum: float = -1.7976931348623157e308,
-        maximum: float = 1.7976931348623157e308,
+        minimum: float = -FLOAT_MAX,
+        maximum: float = FLOAT_MAX,
         description: str = "",
     ) -> Distribution:
         """Define a distribution family on this instance (see `Distribution`)."""

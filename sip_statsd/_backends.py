@@ -242,7 +242,6 @@ class StatsdBackend:
 
     def __init__(self, config: Config, on_fault: FaultHandler) -> None:
         self._config = config
-        self._on_fault = on_fault
         self._client = _statsd_client(config, on_fault)
         self._names: dict[Series, str] = {}
 

@@ -6,11 +6,10 @@ them live in `_helpers`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from ._family import Counter, Distribution, Family
+from ._family import FLOAT_MAX, Counter, Distribution, Family
 from ._recorder import Recorder
 from ._values import (
     BY_SIDES,
@@ -44,7 +43,6 @@ from ._values import (
 )
 
 SIP_CODES = range(100, 700)
-_FLOAT_MAX = sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -121,8 +119,8 @@ def build_catalog(recorder: Recorder) -> SipCatalog:
             "Native voice-attach outcomes.",
             result=(NATIVE_RESULT_OK, NATIVE_RESULT_ERR),
         ),
-        call_rtt_ms=qos(METRIC_CALL_RTT_MS, "Per-call RTCP round-trip time, milliseconds.", _FLOAT_MAX),
-        call_jitter_ms=qos(METRIC_CALL_JITTER_MS, "Per-call RTCP interarrival jitter, milliseconds.", _FLOAT_MAX),
+        call_rtt_ms=qos(METRIC_CALL_RTT_MS, "Per-call RTCP round-trip time, milliseconds.", FLOAT_MAX),
+        call_jitter_ms=qos(METRIC_CALL_JITTER_MS, "Per-call RTCP interarrival jitter, milliseconds.", FLOAT_MAX),
         call_loss_fraction=qos(METRIC_CALL_LOSS_FRACTION, "Per-call RTCP packet loss fraction, 0 to 1.", 1.0),
         call_mos_estimate=qos(METRIC_CALL_MOS_ESTIMATE, "Per-call estimated MOS, 1 to 5.", 5.0, 1.0),
     )

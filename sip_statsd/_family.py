@@ -29,7 +29,7 @@ _MAX_NAME = 200
 _MAX_VALUE = 64
 MAX_SERIES_PER_FAMILY = 2000
 DEFAULT_MAX_SAMPLES = 100_000
-_FLOAT_MAX = sys.float_info.max
+FLOAT_MAX = sys.float_info.max
 
 
 def check_name(name: object, what: str = "metric name") -> str:
@@ -336,13 +336,13 @@ class Distribution(Family):
         name: str,
         labels: Mapping[str, Iterable[str]] | None = None,
         *,
-        minimum: float = -_FLOAT_MAX,
-        maximum: float = _FLOAT_MAX,
+        minimum: float = -FLOAT_MAX,
+        maximum: float = FLOAT_MAX,
         max_samples: int = DEFAULT_MAX_SAMPLES,
         description: str = "",
         recorder: Recorder | None = None,
     ) -> None:
-        if not (-_FLOAT_MAX <= minimum <= maximum <= _FLOAT_MAX):
+        if not (-FLOAT_MAX <= minimum <= maximum <= FLOAT_MAX):
             raise ValueError(f"{name}: need finite minimum <= maximum, got {minimum!r}, {maximum!r}")
         if type(max_samples) is not int or max_samples < 1:
             raise ValueError(f"{name}: max_samples must be a positive int, got {max_samples!r}")

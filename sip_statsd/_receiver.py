@@ -29,7 +29,6 @@ class Totals:
     lines: int = 0
     bytes: int = 0
     malformed: list[tuple[str, str]] = field(default_factory=list)
-    sample_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, line: Line, *, keep_samples: bool = True) -> None:
         self.lines += 1
@@ -37,10 +36,8 @@ class Totals:
             self.counts[line.key] = self.counts.get(line.key, 0) + sum(line.values) / line.rate
         elif line.kind == "g":
             self.gauges[line.key] = line.values[-1]
-        else:
-            self.sample_counts[line.key] = self.sample_counts.get(line.key, 0) + len(line.values)
-            if keep_samples:
-                self.samples.setdefault(line.key, []).extend(line.values)
+        elif keep_samples:
+            self.samples.setdefault(line.key, []).extend(line.values)
 
     def copy(self) -> Totals:
         return Totals(
@@ -51,7 +48,6 @@ class Totals:
             self.lines,
             self.bytes,
             list(self.malformed),
-            dict(self.sample_counts),
         )
 
     def count(self, name: str, **labels: str) -> float:
@@ -167,12 +163,6 @@ class Receiver:
                 if predicate(totals) or remaining <= 0:
                     return totals
                 self._cond.wait(remaining)
-
-    def clear(self) -> None:
-        with self._cond:
-            self._datagrams.clear()
-            self._totals = Totals()
-            self._window = Totals()
 
     def close(self) -> None:
         self._closed.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +38,13 @@ def make_metrics() -> Iterator[Callable[..., SipMetrics]]:
     yield make
     for metrics in made:
         metrics.close(timeout=2)
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wire_options(backend: tuple[str, str | None], receiver: Receiver, **extra: Any) -> dict[str, Any]:

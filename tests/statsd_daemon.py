@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import free_port
+
 HERE = Path(__file__).parent / "daemon"
 STATS_JS = HERE / "node_modules" / "statsd" / "stats.js"
 SENTINEL = "sip_e2e_sentinel"
@@ -40,12 +42,6 @@ def install() -> None:
     )
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _admin(port: int, command: str, timeout: float = 5.0) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
         conn.sendall(command.encode() + b"\n")
@@ -64,8 +60,8 @@ class StatsdDaemon:
     """One daemon on 127.0.0.1, with free ports, for one test."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port(socket.SOCK_DGRAM)
-        self.admin_port = _free_port(socket.SOCK_STREAM)
+        self.port = free_port(socket.SOCK_DGRAM)
+        self.admin_port = free_port(socket.SOCK_STREAM)
         self.out = workdir / "flush.json"
         config = {
             "port": self.port,

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 import sip_statsd as sm
 
@@ -101,14 +102,8 @@ def test_listen_on_a_busy_port_fails_with_a_message():
     assert "cannot listen on 127.0.0.1:" in result.stderr
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_listen_prints_parsed_aggregated_datagrams_and_stops_on_ctrl_c():
-    port = _free_udp_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "sip_statsd", "listen", "--port", str(port), "--interval", "0.2"],
         stdout=subprocess.PIPE,

@@ -7,18 +7,10 @@ import socket
 import threading
 
 import pytest
-from conftest import WIRE_BACKENDS
+from conftest import WIRE_BACKENDS, free_port
 
 import sip_statsd as sm
 from sip_statsd._receiver import Receiver
-
-
-def closed_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def emit_and_flush(metrics: sm.SipMetrics, rounds: int = 20) -> None:
@@ -75,7 +67,7 @@ def test_fault_is_counted_and_logged_once(backend, where, kind, make_metrics, ca
     caplog.set_level(logging.DEBUG)
     name, flavor = backend
     target: dict[str, object] = {
-        "closed-port": {"host": "127.0.0.1", "port": closed_udp_port()},
+        "closed-port": {"host": "127.0.0.1", "port": free_port()},
         "unresolvable-host": {"host": "no-such-agent.invalid", "port": 8125},
         "missing-socket": {"socket_path": str(tmp_path / "nobody-here.sock")},
     }[where]
@@ -97,7 +89,7 @@ def test_fault_is_counted_and_logged_once(backend, where, kind, make_metrics, ca
 
 def test_recovery_after_the_agent_comes_back(make_metrics, caplog):
 
-    port = closed_udp_port()
+    port = free_port()
     metrics = make_metrics(host="127.0.0.1", port=port, flush_interval=3600)
     emit_and_flush(metrics, rounds=4)
     with Receiver(port=port) as receiver:
