@@ -8,6 +8,7 @@ it cannot deliver is reported through `on_fault(kind, error, lines)`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -134,6 +135,7 @@ def _args(record: logging.LogRecord) -> tuple[object, ...]:
     return record.args if isinstance(record.args, tuple) else ()
 
 
+@functools.cache  # one subclass, made when the first datadog backend is
 def _datadog_client_class() -> type[Any]:
     from datadog.dogstatsd.base import DogStatsd
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from ._api import DEFAULT, SipMetrics
 from ._backends import MemoryBackend
-from ._family import Family, Series
+from ._family import Series
 
 __all__ = ["Capture", "capture_metrics"]
 
@@ -30,7 +30,8 @@ class Capture:
         self.metrics = metrics
         self._backend = backend
 
-    def _family(self, name: str, labels: dict[str, object]) -> Family:
+    def _check_query(self, name: str, labels: dict[str, object]) -> None:
+        """A misspelt metric, label or value raises instead of reading zero."""
         families = {f.name: f for f in self.metrics.families}
         family = families.get(name)
         if family is None:
@@ -42,7 +43,6 @@ class Capture:
                 raise ValueError(f"{name} has no label {key!r} (labels: {list(family.label_keys)})")
             if value not in family.allowed[key]:
                 raise ValueError(f"{name}: {key}={value!r} is not one of {list(family.allowed[key])}")
-        return family
 
     def _read(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         self.metrics.flush()
@@ -54,13 +54,13 @@ class Capture:
 
     def count(self, name: str, **labels: object) -> int:
         """The total of counter `name` over every series whose labels include `labels`."""
-        self._family(name, labels)
+        self._check_query(name, labels)
         counts, _ = self._read()
         return sum(n for s, n in counts.items() if self._matches(s, name, labels))
 
     def samples(self, name: str, **labels: object) -> list[float]:
         """Every sample of distribution `name` (over matching series), in the order recorded."""
-        self._family(name, labels)
+        self._check_query(name, labels)
         _, samples = self._read()
         return [v for s, vs in samples.items() if self._matches(s, name, labels) for v in vs]
 
