@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypedDict, Unpack
 
 from ._catalog import SipCatalog, build_catalog
-from ._config import Config
+from ._config import Config, env_options
 from ._family import FLOAT_MAX, Counter, Distribution, Family
 from ._helpers import Helpers
 from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
@@ -24,11 +24,12 @@ class Options(TypedDict, total=False):
     constant_tags: Mapping[str, str] | Iterable[str] | None
     flush_interval: float
     strict: bool
+    packed: bool
 
 
 def make_config(options: Options) -> Config:
-    """A `Config` from keyword options; anything not given takes its default."""
-    return Config(**options)  # type: ignore[arg-type]  # Config normalises constant_tags itself
+    """A `Config` from keyword options, then `SIP_STATSD_*` for what they do not name, then defaults."""
+    return Config(**{**env_options(options), **options})  # type: ignore[arg-type]  # Config normalises constant_tags
 
 
 class SipMetrics(Helpers):

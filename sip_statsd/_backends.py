@@ -1,51 +1,62 @@
-"""Backends: thin adapters from a flushed batch to a well-kept client.
+"""Backends: from a flushed batch to datagrams on a `Transport`.
 
-Every backend is made and used on the sending side (the flusher thread, or the thread
-that closes the recorder), never on an emitting thread, so a slow DNS answer or a dead
-agent costs the SIP service nothing. A backend never raises out of `send`: each packet
-it cannot deliver is reported through `on_fault(kind, error, lines)`.
+Every backend is made and used on the sending side (the flusher thread), never on an
+emitting thread, so a slow DNS answer or a dead agent costs the SIP service nothing. A
+backend never raises out of `send`: every value it cannot deliver is reported through
+`on_fault(kind, error, values)` by the transport.
+
+What we still take from the clients, and why:
+- `datadog`: its reading of the environment (`DD_DOGSTATSD_URL`, `DD_AGENT_HOST`,
+  `DD_DOGSTATSD_PORT`, `DD_ENV`/`DD_SERVICE`/`DD_VERSION`, `DATADOG_TAGS`), its origin
+  detection (the container ID from cgroups, `DD_EXTERNAL_ENV`), and its Unix socket set-up
+  (the `unix://`, `unixgram://`, `unixstream://` schemes and the socket kind). Its send
+  path is not used: it logs its faults instead of raising them and reconnects (resolving
+  the name again) after every refused datagram; and formatting each value through it
+  costs the flusher more than the helpers cost the caller. We format the lines ourselves,
+  from prefixes made once per series and configuration.
+- `statsd` (pystatsd): its line formatting and pipeline packing for plain StatsD, sent
+  through our transport (connected, so a dead agent is seen and counted).
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from datadog.dogstatsd.base import DogStatsd
+from datadog.util.format import normalize_tags
+from statsd import StatsClient
+
 from ._config import Config
 from ._family import CounterSeries, DistributionSeries, Series
+from ._transport import (
+    FAULT_KINDS,
+    FAULT_RESOLVE,
+    RESOLVE_BACKOFF,
+    Address,
+    FaultHandler,
+    Transport,
+    connect_unix_datagram,
+    connect_udp,
+    fault_kind,
+)
 
-FaultHandler = Callable[[str, BaseException | None, int], None]
+__all__ = [
+    "FAULT_KINDS",
+    "FAULT_RESOLVE",
+    "RESOLVE_BACKOFF",
+    "Backend",
+    "Batch",
+    "MemoryBackend",
+    "OffBackend",
+    "fault_kind",
+    "make_backend",
+]
 
-# The `kind` label of sip_statsd_send_errors_total.
-FAULT_RESOLVE = "resolve"  # the agent's host name does not resolve
-FAULT_REFUSED = "refused"  # nothing listens at the address (ICMP port unreachable, no UDS peer)
-FAULT_NO_SOCKET = "no_socket"  # the Unix socket path does not exist
-FAULT_DROPPED = "dropped"  # the socket would block, its buffer is full, or the packet too big
-FAULT_OTHER = "other"
-FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAULT_OTHER)
-
-# After a failed name resolution, no backend is made again for this long (sends are
-# counted as dropped): a resolver that takes seconds to say no must not hold the flusher.
-RESOLVE_BACKOFF = 5.0
-
-
-def fault_kind(error: BaseException | None) -> str:
-    if error is None:
-        return FAULT_DROPPED
-    if isinstance(error, socket.gaierror | socket.herror):
-        return FAULT_RESOLVE
-    if isinstance(error, ConnectionRefusedError):
-        return FAULT_REFUSED
-    if isinstance(error, FileNotFoundError):
-        return FAULT_NO_SOCKET
-    if isinstance(error, BlockingIOError | TimeoutError):
-        return FAULT_DROPPED
-    return FAULT_OTHER
+# The largest count the agent holds exactly (it parses values as float64).
+MAX_EXACT = 2**53
 
 
 @dataclass
@@ -59,7 +70,8 @@ class Batch:
         return bool(self.counts or self.samples)
 
     @property
-    def lines(self) -> int:
+    def values(self) -> int:
+        """How many metric values: a counter's total is one, every sample is one."""
         return len(self.counts) + sum(len(v) for _, v in self.samples)
 
 
@@ -68,9 +80,14 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def lines_sent(self) -> int: ...
+
 
 class OffBackend:
     """Sends nothing."""
+
+    lines_sent = 0
 
     def send(self, batch: Batch) -> None:
         pass
@@ -86,6 +103,7 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self.counts: dict[Series, int] = {}
         self.samples: dict[Series, list[float]] = {}
+        self.lines_sent = 0
 
     def send(self, batch: Batch) -> None:
         with self._lock:
@@ -93,6 +111,7 @@ class MemoryBackend:
                 self.counts[series] = self.counts.get(series, 0) + n
             for dist, values in batch.samples:
                 self.samples.setdefault(dist, []).extend(values)
+            self.lines_sent += batch.values
 
     def snapshot(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         with self._lock:
@@ -107,126 +126,159 @@ class MemoryBackend:
         pass
 
 
+def _counts(n: int) -> Iterator[int]:
+    """A count as lines the agent holds exactly (more than 2**53 goes out in parts)."""
+    while n > MAX_EXACT:
+        yield MAX_EXACT
+        n -= MAX_EXACT
+    yield n
+
+
 # --- datadog ---------------------------------------------------------------------------
 
-_capture = threading.local()
 
+class _Datagrams:
+    """Packs lines into datagrams of at most `limit` bytes, never splitting a line."""
 
-class _QuietDatadogLog(logging.Filter):
-    """Keeps datadog's per-packet warnings out of the user's log while we send.
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.out: list[tuple[bytes, int, int]] = []
+        self._parts: list[str] = []
+        self._size = -1  # bytes so far, less the newline the first line does not need
+        self._values = 0
 
-    datadog's client logs a WARNING (and reopens its socket) for about every other packet
-    sent to a closed UDP port. While our sender is inside the client, its records are
-    taken here instead, so the recorder can count them and log once per kind of fault.
-    """
+    def room(self) -> int:
+        return self.limit - self._size - 1
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        taken: list[logging.LogRecord] | None = getattr(_capture, "records", None)
-        if taken is None:
-            return True
-        taken.append(record)
-        return False
+    def add(self, line: str, values: int) -> None:
+        if len(line) > self.room() and self._parts:
+            self.close()
+        self._parts.append(line)
+        self._size += len(line) + 1
+        self._values += values
 
-
-_QUIET = _QuietDatadogLog()
-
-
-def _args(record: logging.LogRecord) -> tuple[object, ...]:
-    return record.args if isinstance(record.args, tuple) else ()
-
-
-@functools.cache  # one subclass, made when the first datadog backend is
-def _datadog_client_class() -> type[Any]:
-    from datadog.dogstatsd.base import DogStatsd
-
-    class _Client(DogStatsd):
-        on_fault: FaultHandler
-
-        def _xmit_packet(self, packet: str, is_telemetry: bool, *args: Any, **kwargs: Any) -> Any:
-            records: list[logging.LogRecord] = []
-            _capture.records = records
-            try:
-                sent = super()._xmit_packet(packet, is_telemetry, *args, **kwargs)
-            finally:
-                _capture.records = None
-            if sent is False:
-                error = next(
-                    (a for r in records for a in _args(r) if isinstance(a, BaseException)),
-                    None,
-                )
-                self.on_fault(fault_kind(error), error, packet.count("\n") + (not packet.endswith("\n")))
-            return sent
-
-    return _Client
+    def close(self) -> None:
+        if self._parts:
+            self.out.append(("\n".join(self._parts).encode("ascii"), self._values, len(self._parts)))
+            self._parts, self._size, self._values = [], -1, 0
 
 
 class DatadogBackend:
-    """`datadog.dogstatsd.DogStatsd`, buffered: many lines per datagram, sent on flush."""
+    """DogStatsD lines formatted here (packed distributions, protocol v1.1) over a `Transport`."""
 
     def __init__(self, config: Config, on_fault: FaultHandler) -> None:
-        logging.getLogger("datadog.dogstatsd").addFilter(_QUIET)  # idempotent
-        client = _datadog_client_class()(
+        # The datadog client reads the DD_* environment and detects the container; it opens
+        # no socket and starts no thread here (flush_interval=0, no buffering, no telemetry).
+        client = DogStatsd(
             host=config.host,
             port=config.port,
             socket_path=config.socket_path,
-            namespace=config.prefix,
-            constant_tags=list(config.constant_tags),
-            disable_buffering=False,
-            flush_interval=0,  # no thread of its own: we flush it after each batch
-            disable_aggregation=True,  # we aggregate already
-            disable_telemetry=True,  # our own send-error counter covers it
-            track_instance=False,  # our fork handling replaces the client in a child
+            disable_buffering=True,
+            flush_interval=0,
+            disable_aggregation=True,
+            disable_telemetry=True,
+            track_instance=False,  # our fork handling replaces the backend in a child
         )
-        client.on_fault = on_fault
-        if client.socket_path is None:
-            # Resolve once now, on the flusher, so an unknown host fails the make (and the
-            # recorder backs off) instead of being asked again for every packet.
-            socket.getaddrinfo(client.host, client.port, 0, socket.SOCK_DGRAM)
-        self._client = client
+        self._namespace = f"{config.prefix}." if config.prefix else ""
+        tags = [*config.constant_tags, *normalize_tags(list(client.constant_tags))]
+        extra = ""
+        if client._container_id:  # origin detection: the agent tags by container
+            extra += f"|c:{client._container_id}"
+        if client._external_data:
+            extra += f"|e:{client._external_data}"
+        self._constant = ",".join(tags)
+        self._extra = extra
+        self._packed = config.packed
+        self._ends: dict[Series, tuple[str, str, str]] = {}
+        if client.socket_path is not None:
+            path = client.socket_path
+
+            def connect(_: Address) -> Any:
+                # datadog's set-up: the URL scheme picks the kind, else datagram then stream.
+                return DogStatsd._get_uds_socket(path, 0)
+
+            address = Address(socket_path=path)
+            self._transport = Transport(address, on_fault, connect)
+        else:
+            address = Address(host=client.host, port=client.port)
+            self._transport = Transport(address, on_fault, lambda a: connect_udp(a.host or "", a.port or 0))
+
+    @property
+    def lines_sent(self) -> int:
+        return self._transport.lines_sent
+
+    def _line_ends(self, series: Series) -> tuple[str, str, str]:
+        """`name:`, then the suffixes `|c|#tags...` and `|d|#tags...`, made once per series."""
+        ends = self._ends.get(series)
+        if ends is None:
+            tags = ",".join(t for t in (",".join(series.tags), self._constant) if t)
+            tail = (f"|#{tags}" if tags else "") + self._extra
+            ends = (f"{self._namespace}{series.name}:", "|c" + tail, "|d" + tail)
+            self._ends[series] = ends
+        return ends
 
     def send(self, batch: Batch) -> None:
-        client = self._client
-        increment = client.increment
+        out = _Datagrams(self._transport.address.payload)
+        ends = self._line_ends
         for series, n in batch.counts:
-            increment(series.name, n, tags=series.tags)
-        distribution = client.distribution
+            head, count_tail, _ = ends(series)
+            for part in _counts(n):
+                out.add(f"{head}{part}{count_tail}", 1)
         for dist, values in batch.samples:
-            name, tags = dist.name, dist.tags
-            for value in values:
-                distribution(name, value, tags=tags)
-        client.flush_buffered_metrics()
+            head, _, tail = ends(dist)
+            if self._packed:
+                _add_packed(out, head, tail, ":".join(map(str, values)), len(values))
+            else:
+                for value in values:
+                    out.add(f"{head}{value}{tail}", 1)
+        out.close()
+        self._transport.send(out.out)
 
     def close(self) -> None:
-        self._client.close_socket(quiet=True)
+        self._transport.close()
+
+
+def _add_packed(out: _Datagrams, head: str, tail: str, joined: str, count: int) -> None:
+    """Add `name:v1:v2...|d|#tags` lines, as many values per line as the datagram has room for."""
+    fixed = len(head) + len(tail)
+    while joined:
+        room = out.room() - fixed
+        if len(joined) <= room:
+            out.add(f"{head}{joined}{tail}", count)
+            return
+        cut = joined.rfind(":", 0, room + 1) if room > 0 else -1
+        if cut <= 0:
+            if out._parts:  # no value fits what is left: start a datagram
+                out.close()
+                continue
+            cut = joined.find(":")  # a value longer than a datagram goes alone
+            if cut < 0:
+                out.add(f"{head}{joined}{tail}", count)
+                return
+        piece, joined = joined[:cut], joined[cut + 1 :]
+        taken = piece.count(":") + 1
+        out.add(f"{head}{piece}{tail}", taken)
+        count -= taken
 
 
 # --- statsd ----------------------------------------------------------------------------
 
 
-def _statsd_client(config: Config, on_fault: FaultHandler) -> Any:
-    from statsd import StatsClient
+class _StatsClient(StatsClient):  # type: ignore[misc]  # statsd ships no type information (Any base)
+    """pystatsd's formatting and pipeline, sending through our transport."""
 
-    class _Client(StatsClient):  # type: ignore[misc]  # statsd ships no type information (Any base)
-        """pystatsd's client, but a failed send is reported instead of passed over."""
+    def __init__(self, transport: Transport, prefix: str | None) -> None:
+        # Not StatsClient.__init__: it resolves the name and opens an unconnected socket.
+        self._transport = transport
+        self._prefix = prefix
+        self._maxudpsize = transport.address.payload
 
-        def __init__(self) -> None:
-            if config.socket_path is not None:
-                # Datagram Unix socket (statsd_exporter, Telegraf); the name is the address.
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._addr = config.socket_path
-                self._prefix = config.prefix
-                self._maxudpsize = 8192
-            else:
-                super().__init__(config.host or "localhost", config.port or 8125, config.prefix, 1432)
-            self._sock.setblocking(False)
+    def _send(self, data: str) -> None:
+        lines = data.count("\n") + 1
+        self._transport.send(((data.encode("ascii"), lines, lines),))
 
-        def _send(self, data: str) -> None:
-            try:
-                self._sock.sendto(data.encode("ascii"), self._addr)
-            except OSError as error:
-                on_fault(fault_kind(error), error, data.count("\n") + 1)
-
-    return _Client()
+    def close(self) -> None:
+        self._transport.close()
 
 
 def flavored_name(series: Series, flavor: str, constant_tags: tuple[str, ...]) -> str:
@@ -244,8 +296,19 @@ class StatsdBackend:
 
     def __init__(self, config: Config, on_fault: FaultHandler) -> None:
         self._config = config
-        self._client = _statsd_client(config, on_fault)
+        if config.socket_path is not None:
+            address = Address(socket_path=config.socket_path)
+            transport = Transport(address, on_fault, lambda a: connect_unix_datagram(a.socket_path or ""))
+        else:
+            address = Address(host=config.host or "localhost", port=config.port or 8125)
+            transport = Transport(address, on_fault)
+        self._transport = transport
+        self._client = _StatsClient(transport, config.prefix)
         self._names: dict[Series, str] = {}
+
+    @property
+    def lines_sent(self) -> int:
+        return self._transport.lines_sent
 
     def _name(self, series: Series) -> str:
         name = self._names.get(series)
@@ -257,7 +320,9 @@ class StatsdBackend:
     def send(self, batch: Batch) -> None:
         pipe = self._client.pipeline()
         for series, n in batch.counts:
-            pipe.incr(self._name(series), n)
+            name = self._name(series)
+            for part in _counts(n):
+                pipe.incr(name, part)
         for dist, values in batch.samples:
             name = self._name(dist)
             for value in values:

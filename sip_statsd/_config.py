@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from ._family import check_key, check_name, check_value
+from ._family import check_key, check_name
+
+log = logging.getLogger("sip_statsd")
 
 BACKENDS = ("datadog", "statsd", "memory", "off")
 FLAVORS = ("influxdb", "graphite", "plain")
 DEFAULT_FLUSH_INTERVAL = 1.0
+# A constant tag value may carry what a DogStatsD tag value may (dots, slashes: `1.2.3`,
+# `fra1.eu`, `team/voice`): no flavor that has tags folds it into a name. Never a byte
+# that means something on the wire (`|`, `#`, `,`, `;`, `=`, `:`, `@`, white space).
+_TAG_VALUE_RE = re.compile(r"[A-Za-z0-9_\-./]+\Z")
+_MAX_TAG_VALUE = 200
 
 
 def _normalise_tags(tags: Mapping[str, str] | Iterable[str] | None) -> tuple[str, ...]:
@@ -30,7 +41,12 @@ def _normalise_tags(tags: Mapping[str, str] | Iterable[str] | None) -> tuple[str
     out = []
     for key, value in pairs:
         checked = check_key(key)
-        out.append(f"{checked}:{check_value(checked, value)}")
+        if not isinstance(value, str) or len(value) > _MAX_TAG_VALUE or not _TAG_VALUE_RE.match(value):
+            raise ValueError(
+                f"invalid value {value!r} for constant tag {checked!r}: use letters, digits, '_', '-', "
+                f"'.' and '/', at most {_MAX_TAG_VALUE} characters"
+            )
+        out.append(f"{checked}:{value}")
     return tuple(out)
 
 
@@ -47,6 +63,7 @@ class Config:
     constant_tags: tuple[str, ...] = field(default=())
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     strict: bool = False
+    packed: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -85,6 +102,8 @@ class Config:
             raise ValueError(f"flush_interval {interval!r} must be a number of seconds from 0.01 to 3600")
         if not isinstance(self.strict, bool):
             raise ValueError(f"strict {self.strict!r} must be True or False")
+        if not isinstance(self.packed, bool):
+            raise ValueError(f"packed {self.packed!r} must be True or False")
 
     def describe_target(self) -> str:
         """Where this configuration sends, for log lines."""
@@ -95,3 +114,58 @@ class Config:
         if self.host is None and self.port is None and self.backend == "datadog":
             return "datadog (address from the DD_* environment)"
         return f"{self.backend} udp://{self.host or 'localhost'}:{self.port or 8125}"
+
+
+# --- the environment ---------------------------------------------------------------------
+
+ENV_PREFIX = "SIP_STATSD_"
+
+
+def _port(text: str) -> int:
+    return int(text)
+
+
+def _interval(text: str) -> float:
+    return float(text)
+
+
+# Option name → how its SIP_STATSD_* variable is read (the Config checks the result).
+_ENV_OPTIONS: dict[str, Any] = {
+    "backend": str,
+    "host": str,
+    "port": _port,
+    "socket_path": str,
+    "flavor": str,
+    "prefix": str,
+    "flush_interval": _interval,
+}
+_env_logged: set[tuple[str, str]] = set()
+
+
+def env_options(named: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Options from `SIP_STATSD_*` for every option not in `named`.
+
+    A bad value is logged once and left out (its default holds): importing or configuring
+    the library never fails because of the environment.
+    """
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    named = set(named)
+    # host/port and socket_path exclude each other: a named one keeps the other out too.
+    if named & {"host", "port", "socket_path"}:
+        named |= {"host", "port", "socket_path"}
+    for option, read in _ENV_OPTIONS.items():
+        variable = ENV_PREFIX + option.upper()
+        text = environ.get(variable)
+        if option in named or text is None or text.strip() == "":
+            continue
+        try:
+            value = read(text.strip())
+            Config(**{**out, option: value})  # checks the value, alone and with the others
+        except (ValueError, TypeError) as error:
+            if (variable, text) not in _env_logged:
+                _env_logged.add((variable, text))
+                log.warning("sip-statsd: ignoring %s=%r (%s); using the default", variable, text, error)
+            continue
+        out[option] = value
+    return out

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import reprlib
+
 from ._family import Family
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 6
 
 
 class MissError(Exception):
@@ -23,9 +30,12 @@ STRICT_MISS = StrictMiss()
 
 
 def show(value: object) -> str:
-    """`repr(value)`, at most 80 characters, whatever the object does."""
+    """`repr(value)`, at most 80 characters, whatever the object does.
+
+    reprlib bounds the work for big containers and strings, not only the text.
+    """
     try:
-        shown = repr(value)
+        shown = _REPR.repr(value)
     except Exception:
         shown = f"<unprintable {type(value).__name__}>"
     return shown if len(shown) <= 80 else shown[:77] + "..."

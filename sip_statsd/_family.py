@@ -12,6 +12,7 @@ import math
 import numbers
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +27,13 @@ _KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 # No dot either: the plain flavor folds values into a dotted name.
 _VALUE_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
 _MAX_NAME = 200
+_MAX_KEY = 64
 _MAX_VALUE = 64
+# The largest increment the agent holds exactly: it parses values as float64.
+MAX_INCREMENT = 2**53
+# inc(n) for n > 1 queues n until the next flush; past this many queued, the emitter folds
+# them into one (under a lock, once per this many calls), so memory stays bounded.
+_MAX_QUEUED = 1024
 MAX_SERIES_PER_FAMILY = 2000
 DEFAULT_MAX_SAMPLES = 100_000
 FLOAT_MAX = sys.float_info.max
@@ -43,8 +50,11 @@ def check_name(name: object, what: str = "metric name") -> str:
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise ValueError(f"invalid label key {key!r}: use lower-case letters, digits and '_', starting with a letter")
+    if not isinstance(key, str) or len(key) > _MAX_KEY or not _KEY_RE.match(key):
+        raise ValueError(
+            f"invalid label key {key!r}: use lower-case letters, digits and '_', starting with a letter, "
+            f"at most {_MAX_KEY} characters"
+        )
     return key
 
 
@@ -78,10 +88,13 @@ class Series:
         return f"<{type(self).__name__} {self.name}{{{labels}}}>"
 
 
+_FOLD_LOCK = threading.Lock()  # taken once per _MAX_QUEUED inc(n) calls, and by the flusher
+
+
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_reads", "_taken")
+    __slots__ = ("_count", "_extra", "_fold", "_reads", "_taken")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -94,15 +107,19 @@ class CounterSeries(Series):
         self._reads = 0  # next() calls made by the flusher, not by emitters
         self._taken = 0  # emitter increments already handed to a flush
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
+        self._fold = _FOLD_LOCK  # folding and taking `_extra` exclude each other; appends never wait
 
-    def inc(self, n: int = 1) -> None:
-        """Add `n` (a non-negative int, default 1). A bad `n` is dropped and counted."""
+    def inc(self, n: int = 1, /) -> None:
+        """Add `n` (an int from 0 to 2**53, default 1). A bad `n` is dropped and counted."""
         try:
             if n == 1 and type(n) is int:
                 next(self._count)
-            elif type(n) is int and n >= 0:
+            elif type(n) is int and 0 <= n <= MAX_INCREMENT:
                 if n:
-                    self._extra.append(n)
+                    extra = self._extra
+                    extra.append(n)
+                    if len(extra) > _MAX_QUEUED:
+                        self._fold_extra()
             else:
                 self.family._drop(DROP_INVALID_NUMBER, "n", n)
         except InvalidInputError:
@@ -110,17 +127,27 @@ class CounterSeries(Series):
         except Exception:
             self.family._drop(DROP_INVALID_NUMBER, "n", n)
 
+    def _fold_extra(self) -> None:
+        with self._fold:
+            extra = self._extra
+            k = len(extra)
+            if k > _MAX_QUEUED:
+                total = sum(extra[:k])
+                del extra[:k]  # atomic; appends made meanwhile stay
+                extra.append(total)
+
     def _take(self) -> int:
-        """Return the increments since the last take (flusher side, under its lock)."""
+        """Return the increments since the last take (flusher side, under the recorder's lock)."""
         total = next(self._count) - self._reads
         self._reads += 1
         delta = total - self._taken
         self._taken = total
-        extra = self._extra
-        k = len(extra)
-        if k:
-            delta += sum(extra[:k])
-            del extra[:k]  # atomic; appends made meanwhile stay for the next take
+        if self._extra:
+            with self._fold:
+                extra = self._extra
+                k = len(extra)
+                delta += sum(extra[:k])
+                del extra[:k]  # atomic; appends made meanwhile stay for the next take
         return delta
 
 
@@ -137,7 +164,7 @@ class DistributionSeries(Series):
         self._hi = family.maximum
         self._cap = family.max_samples
 
-    def observe(self, value: float) -> None:
+    def observe(self, value: float, /) -> None:
         """Record one sample. A non-finite, out-of-range or non-numeric value is dropped."""
         try:
             if (type(value) is float or type(value) is int) and self._lo <= value <= self._hi:
@@ -231,8 +258,7 @@ class Family:
         """The series for `labels`, or None after a counted drop (or ValueError in strict mode)."""
         keys = self.label_keys
         if len(labels) != len(keys) or any(k not in labels for k in keys):
-            extra = sorted(set(labels) - set(keys))
-            self._drop(DROP_UNKNOWN_VALUE, "labels", f"{sorted(labels)} (expected {list(keys)}, extra {extra})")
+            self._drop(DROP_UNKNOWN_VALUE, "labels", _Keys(labels, keys))
             return None
         values = tuple(labels[k] for k in keys)
         try:
@@ -256,7 +282,7 @@ class Family:
             self._drop(DROP_UNKNOWN_VALUE, "labels", labels)
             return None
 
-    def series(self, **labels: str) -> Series:
+    def series(self, /, **labels: str) -> Series:
         """Return the pre-bound series for `labels`; an unknown key or value raises ValueError.
 
         Bind once (at import or set-up) and call its `inc()` / `observe()` on the hot path.
@@ -287,10 +313,13 @@ class Family:
         self.recorder._drop(self, reason, key, value)
 
     def _add_value(self, key: str, value: str) -> None:
-        """Allow one more value for `key` and make its series (the library's own counters only)."""
+        """Allow one more value for `key` and make its series (the library's own counters only).
+
+        The value is a metric name (the drop counter's `metric` label): it may have dots.
+        """
         if value in self.allowed[key]:
             return
-        check_value(key, value)
+        check_name(value)
         self.allowed[key] = (*self.allowed[key], value)
         position = self.label_keys.index(key)
         axes = [self.allowed[k] if i != position else (value,) for i, k in enumerate(self.label_keys)]
@@ -309,12 +338,12 @@ class Counter(Family):
     kind = "count"
     _series_type = CounterSeries
 
-    def series(self, **labels: str) -> CounterSeries:
+    def series(self, /, **labels: str) -> CounterSeries:
         found = super().series(**labels)
         assert isinstance(found, CounterSeries)
         return found
 
-    def inc(self, n: int = 1, **labels: Any) -> None:
+    def inc(self, n: int = 1, /, **labels: Any) -> None:
         """Look up the series for `labels` and add `n`: convenient, slower than a bound series."""
         series = self._find(labels)
         if series is not None:
@@ -351,13 +380,27 @@ class Distribution(Family):
         self.max_samples = max_samples
         super().__init__(name, labels, description=description, recorder=recorder)
 
-    def series(self, **labels: str) -> DistributionSeries:
+    def series(self, /, **labels: str) -> DistributionSeries:
         found = super().series(**labels)
         assert isinstance(found, DistributionSeries)
         return found
 
-    def observe(self, value: float, **labels: Any) -> None:
+    def observe(self, value: float, /, **labels: Any) -> None:
         """Look up the series for `labels` and record `value`: convenient, slower than a bound series."""
         series = self._find(labels)
         if series is not None:
             series.observe(value)  # type: ignore[attr-defined]
+
+
+class _Keys:
+    """Label keys that do not match a family's, shown only if the drop is logged or raised."""
+
+    __slots__ = ("expected", "given")
+
+    def __init__(self, given: Mapping[str, object], expected: tuple[str, ...]) -> None:
+        self.given = tuple(given)
+        self.expected = expected
+
+    def __repr__(self) -> str:
+        extra = sorted(set(self.given) - set(self.expected))
+        return f"{sorted(self.given)} (expected {list(self.expected)}, extra {extra})"

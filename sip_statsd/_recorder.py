@@ -1,9 +1,16 @@
 """The recorder: owns the families, flushes them to a backend from one background thread.
 
 Emitters only touch their series' cells (see `CounterSeries`). Everything that may be slow
-(making a client, DNS, sends) happens on the flusher thread; `flush()` on another thread
-asks the flusher and waits for it, with a deadline. Fork-safe through
-`os.register_at_fork` over a `WeakSet` of recorders; flushed at interpreter exit.
+(importing nothing: the clients are imported with the library; making a backend, DNS,
+sends) happens on the flusher thread, and only there; `flush()`, `close()`, `stats()` and
+`configure()` on another thread ask the flusher and wait for it with a deadline (see
+`_flusher.Schedule`). No lock of ours is held while we send or log, so a logging handler
+that calls back into us cannot deadlock the flusher.
+
+Process model: the flusher is stopped before a fork and started again after it, on both
+sides (`os.register_at_fork` over a `WeakSet` of recorders), so a fork never meets a thread
+of ours; the child starts with empty counts. Flushed at interpreter exit, and at the exit
+of a `multiprocessing` child (which ends with `os._exit`, past `atexit`).
 """
 
 from __future__ import annotations
@@ -14,44 +21,48 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections import deque
 from dataclasses import dataclass, field
 
-from ._backends import (
-    FAULT_KINDS,
-    FAULT_RESOLVE,
-    RESOLVE_BACKOFF,
-    Backend,
-    Batch,
-    MemoryBackend,
-    fault_kind,
-    make_backend,
-)
+from ._backends import Backend, Batch, MemoryBackend, make_backend
+from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._config import Config
 from ._drops import STRICT_MISS, explain, show
-from ._family import (
-    Counter,
-    CounterSeries,
-    DistributionSeries,
-    Family,
-    InvalidInputError,
-)
+from ._family import Counter, CounterSeries, DistributionSeries, Family, InvalidInputError
+from ._flusher import Schedule, for_each, watch
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 
 log = logging.getLogger("sip_statsd")
 
 DEFAULT_TIMEOUT = 5.0
+# Reconfigurations waiting for a stuck flusher: past this many, the oldest batch is dropped
+# (and counted as `dropped` send errors) so that configure() in a loop cannot grow memory.
+MAX_PENDING_SWITCHES = 8
 _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
 @dataclass
 class Stats:
-    """What the recorder has seen since it was made: a health check, not a metric."""
+    """What the recorder has seen since it was made: a health check, not a metric.
+
+    `send_errors` counts metric values (a counter's total, or one sample) that could not
+    be delivered, by kind; `lines_sent` counts lines the network took (a packed line
+    carries many samples).
+    """
 
     dropped_inputs: dict[tuple[str, str], int] = field(default_factory=dict)
     send_errors: dict[str, int] = field(default_factory=dict)
     flushes: int = 0
     lines_sent: int = 0
+
+
+@dataclass
+class _Switch:
+    """A configure(): what was recorded before it goes to the old backend, then the new one."""
+
+    batch: Batch
+    config: Config
+    backend: Backend | None
 
 
 class Recorder:
@@ -61,23 +72,25 @@ class Recorder:
         self.config = config or Config()
         self._families: dict[str, Family] = {}
         self._lock = threading.Lock()  # taking cells, registering families, fork
-        self._send_lock = threading.Lock()  # one batch at a time reaches the backend
+        self._schedule = Schedule(self.config.flush_interval)
+        self._switches: deque[_Switch] = deque()  # under the schedule's condition
+        self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
+        # The sending side: touched by the flusher thread only.
+        self._active = self.config
         self._backend: Backend | None = None
-        self._make_retry_at = 0.0  # no new backend before this (monotonic) after a failure
-        self._make_fault = "other"
-        self._resolve_failed = False  # a send reported FAULT_RESOLVE: remake after a back-off
+        self._retry_at = 0.0  # no new backend before this (monotonic) after a failed make
+        self._make_fault: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._logged: set[object] = set()
         self._stats = Stats()
-        self._make_thread_state()
         self.dropped: Counter | None = None
         # The library's own counters come first and never see caller input: no drop series.
         self.send_errors = Counter(
             METRIC_SEND_ERRORS_TOTAL,
             labels={"kind": FAULT_KINDS},
-            description="Datagrams the backend could not deliver, by kind of fault.",
+            description="Metric values the backend could not deliver, by kind of fault.",
             recorder=self,
         )
-        self._fault_counts = {kind: self.send_errors.series(kind=kind)._count for kind in FAULT_KINDS}
+        self._fault_counts = {kind: self.send_errors.series(kind=kind) for kind in FAULT_KINDS}
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
             labels={"metric": (), "reason": DROP_REASONS},
@@ -86,25 +99,26 @@ class Recorder:
             _allow_empty=True,
         )
         _instances.add(self)
-        self._start()
+        watch(self, self._schedule)
+        if self.config.backend == "memory":
+            self._backend = self._intended = MemoryBackend()
+        with self._schedule.cond:
+            self._schedule.start(self)
 
     # --- families -----------------------------------------------------------------------
 
     def _register(self, family: Family) -> None:
+        """Register `family` and bind its drop counters: all or nothing."""
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
+            dropped = self.dropped
+            if dropped is not None:  # None while the library's own two counters are made
+                dropped._add_value("metric", family.name)
             self._families[family.name] = family
-        if self.dropped is not None:  # None while the library's own two counters are made
-            self._bind_drops(family)
-
-    def _bind_drops(self, family: Family) -> None:
-        dropped = self.dropped
-        assert dropped is not None
-        with self._lock:
-            dropped._add_value("metric", family.name)
-        family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
-        self._apply_strict(family)
+        if dropped is not None:
+            family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
+            self._apply_strict(family)
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -120,89 +134,163 @@ class Recorder:
             family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
 
     def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
-        """Count (or, strict, raise) one input that is not in `family`'s declaration."""
-        shown = show(value)
+        """Count (or, strict, raise) one input that is not in `family`'s declaration.
+
+        The value is shown (its repr, bounded) only when it is raised or first logged: a bad
+        argument passed on every call costs its repr once, not on every call.
+        """
         if self.strict:
             expected = expected or explain(family, reason, key)
-            raise InvalidInputError(f"{family.name}: {key}={shown} is not {expected} ({reason})")
+            raise InvalidInputError(f"{family.name}: {key}={show(value)} is not {expected} ({reason})")
         drops = family._drops
         if drops:
             next(drops[reason]._count)
-        self._log_once(
-            (family.name, reason),
-            "sip-statsd: dropped %s=%s for %s (%s); counted in %s, logged once per metric and reason",
-            key,
-            shown,
-            family.name,
-            reason,
-            METRIC_DROPPED_INPUTS_TOTAL,
-        )
+        if (family.name, reason) not in self._logged:
+            self._log_once(
+                (family.name, reason),
+                "sip-statsd: dropped %s=%s for %s (%s); counted in %s, logged once per metric and reason",
+                key,
+                show(value),
+                family.name,
+                reason,
+                METRIC_DROPPED_INPUTS_TOTAL,
+            )
 
     def _log_once(self, key: object, message: str, *args: object) -> None:
         if key not in self._logged:
             self._logged.add(key)
             log.warning(message, *args)
 
-    # --- flushing -----------------------------------------------------------------------
+    # --- asking the flusher (any thread) -------------------------------------------------
 
-    def _make_thread_state(self) -> None:
-        self._cond = threading.Condition()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._started = 0  # flushes begun by the flusher thread
-        self._done = 0  # the last flush the flusher thread finished
-        self._thread: threading.Thread | None = None
+    def flush(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Send everything recorded so far; True once sent, False if `timeout` ran out first.
 
-    def _start(self) -> None:
-        thread = threading.Thread(target=self._run, name="sip-statsd-flusher", daemon=True)
-        self._thread = thread
-        thread.start()
+        The flusher sends; the caller only waits. Called on the flusher itself (a logging
+        handler), it asks for another flush and returns False at once.
+        """
+        schedule = self._schedule
+        with schedule.cond:
+            want = schedule.ask()
+            schedule.start(self)
+            if schedule.on_flusher():
+                return False
+            return schedule.wait(want, timeout)
 
-    def _run(self) -> None:
-        stop, wake = self._stop, self._wake
-        while True:
-            wake.wait(self.config.flush_interval)
-            wake.clear()
-            stopping = stop.is_set()
-            with self._cond:
-                self._started += 1
-                ticket = self._started
-            try:
-                self._flush_now()
-            finally:
-                with self._cond:
-                    self._done = ticket
-                    self._cond.notify_all()
-            if stopping:
-                return
+    def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`."""
+        schedule = self._schedule
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with schedule.cond:
+            schedule.periodic = False
+            want = schedule.ask()
+            schedule.start(self)
+            if schedule.on_flusher():
+                return False
+            if not schedule.wait(want, timeout):
+                return False
+            thread = schedule.thread
+        if thread is not None:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            return not thread.is_alive()
+        return True
 
-    def _flush_now(self) -> None:
-        """Take every cell and send what it held; never raises."""
+    def reconfigure(
+        self, config: Config, timeout: float | None = DEFAULT_TIMEOUT, backend: Backend | None = None
+    ) -> None:
+        """Switch to `config`: what was recorded before goes to the current backend, later emits to the new.
+
+        Never waits for the network: the flusher sends and makes the new backend. `backend`,
+        if given, is used as it is (the capture API restores an outer capture's). `timeout`
+        is accepted for compatibility and not needed.
+        """
+        del timeout
+        if backend is None and config.backend == "memory":
+            backend = MemoryBackend()  # no network: made at once, so tests can read it
+        with self._lock:
+            batch = self._take()
+        self._account(batch)
+        schedule = self._schedule
+        overflow: _Switch | None = None
+        with schedule.cond:
+            self._switches.append(_Switch(batch, config, backend))
+            if len(self._switches) > MAX_PENDING_SWITCHES:
+                overflow = self._switches.popleft()
+            self.config = config
+            self._intended = backend
+            schedule.interval = config.flush_interval
+            schedule.periodic = True
+            schedule.ask()
+            schedule.start(self)
+        for family in self._families.values():
+            self._apply_strict(family)
+        if overflow is not None:
+            self._on_fault("dropped", None, overflow.batch.values)
+        schedule.wake()
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend handed to the latest reconfigure(), else the one in use."""
+        return self._intended if self._intended is not None else self._backend
+
+    def stats(self, timeout: float | None = DEFAULT_TIMEOUT) -> Stats:
+        """Totals since start, after a flush (waited for at most `timeout`)."""
+        self.flush(timeout)
+        s = self._stats
+        return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
+
+    # --- the flusher's side (flusher thread only) ------------------------------------------
+
+    def _prepare(self) -> None:
+        if self._backend is None and time.monotonic() >= self._retry_at:
+            self._make()
+
+    def _serve(self) -> None:
+        """One flush: pending switches first, then what the cells hold. Never raises."""
         try:
-            with self._send_lock:
+            while True:
+                with self._schedule.cond:
+                    switch = self._switches.popleft() if self._switches else None
+                if switch is None:
+                    break
+                self._send(switch.batch)
+                self._close_backend()
+                self._active = switch.config
+                self._backend = switch.backend
+                self._retry_at = 0.0
+                self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
+            with self._lock:
                 batch = self._take()
-                if batch:
-                    self._send(batch)
+            self._account(batch)
+            self._send(batch)
+            self._prepare()
         except Exception as error:  # a bug of ours must not kill the flusher
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
 
+    def _retire(self) -> None:
+        self._close_backend()
+
     def _take(self) -> Batch:
+        """Take every cell (hold `_lock`)."""
         batch = Batch()
+        for family in self._families.values():
+            if family.kind == "count":
+                for series in family._by_values.values():
+                    assert isinstance(series, CounterSeries)
+                    n = series._take()
+                    if n:
+                        batch.counts.append((series, n))
+            else:
+                for series in family._by_values.values():
+                    assert isinstance(series, DistributionSeries)
+                    values = series._take()
+                    if values:
+                        batch.samples.append((series, values))
+        return batch
+
+    def _account(self, batch: Batch) -> None:
+        """Keep the library's own counts for stats() and log new drops once (no lock held)."""
         stats = self._stats
-        with self._lock:
-            for family in self._families.values():
-                if family.kind == "count":
-                    for series in family._by_values.values():
-                        assert isinstance(series, CounterSeries)
-                        n = series._take()
-                        if n:
-                            batch.counts.append((series, n))
-                else:
-                    for series in family._by_values.values():
-                        assert isinstance(series, DistributionSeries)
-                        values = series._take()
-                        if values:
-                            batch.samples.append((series, values))
         for series, n in batch.counts:
             if series.family is self.dropped:
                 key = (series.labels["metric"], series.labels["reason"])
@@ -218,171 +306,124 @@ class Recorder:
             elif series.family is self.send_errors:
                 kind = series.labels["kind"]
                 stats.send_errors[kind] = stats.send_errors.get(kind, 0) + n
-        return batch
+
+    def _make(self) -> Backend | None:
+        try:
+            self._backend = make_backend(self._active, self._on_fault)
+        except Exception as error:  # no client, no send: count it, retry after a back-off
+            self._make_fault = (fault_kind(error), error)
+            self._retry_at = time.monotonic() + RESOLVE_BACKOFF
+            return None
+        return self._backend
 
     def _send(self, batch: Batch) -> None:
+        if not batch:
+            return
         backend = self._backend
+        if backend is None and time.monotonic() >= self._retry_at:
+            backend = self._make()
         if backend is None:
-            if time.monotonic() < self._make_retry_at:  # backing off after a failed make
-                self._on_fault(self._make_fault, None, batch.lines)
-                return
-            try:
-                backend = self._backend = make_backend(self.config, self._on_fault)
-            except Exception as error:  # no client, no send: count it all, retry after a back-off
-                self._back_off(fault_kind(error))
-                self._on_fault(self._make_fault, error, batch.lines)
-                return
-        self._resolve_failed = False
+            self._on_fault(*self._make_fault, batch.values)
+            return
+        before = backend.lines_sent
         backend.send(batch)
         self._stats.flushes += 1
-        self._stats.lines_sent += batch.lines
-        if self._resolve_failed:  # the name stopped resolving: drop the client, remake later
-            self._backend = None
-            backend.close()
-            self._back_off(FAULT_RESOLVE)
+        self._stats.lines_sent += backend.lines_sent - before
 
-    def _back_off(self, fault: str) -> None:
-        self._make_fault = fault
-        self._make_retry_at = time.monotonic() + RESOLVE_BACKOFF
-
-    def _on_fault(self, kind: str, error: BaseException | None, lines: int) -> None:
-        self._resolve_failed |= kind == FAULT_RESOLVE
-        next(self._fault_counts[kind])
+    def _on_fault(self, kind: str, error: BaseException | None, values: int) -> None:
+        self._fault_counts[kind].inc(values)
         self._log_once(
             ("fault", kind),
-            "sip-statsd: cannot send to %s (%s: %s); dropping %d line(s), counting in %s, "
+            "sip-statsd: cannot send to %s (%s: %s); dropping %d value(s), counting in %s, "
             "logged once per kind of fault",
-            self.config.describe_target(),
+            self._active.describe_target(),
             kind,
             error,
-            lines,
+            values,
             METRIC_SEND_ERRORS_TOTAL,
         )
 
-    def _flusher_alive(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stop.is_set()
-
-    def flush(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
-        """Send everything recorded so far; True once sent, False if `timeout` ran out first."""
-        thread = self._thread
-        if not self._flusher_alive() or threading.current_thread() is thread:
-            self._flush_now()
-            return True
-        with self._cond:
-            wanted = self._started + 1
-            self._wake.set()
-            return self._cond.wait_for(lambda: self._done >= wanted, timeout)
-
-    def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
-        """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`."""
-        thread = self._thread
-        done = True
-        if thread is not None and thread.is_alive() and threading.current_thread() is not thread:
-            self._stop.set()
-            self._wake.set()
-            thread.join(timeout)
-            done = not thread.is_alive()
-        else:
-            self._flush_now()
-        self._stop.set()
-        if done:
-            self._close_backend()
-        return done
-
     def _close_backend(self) -> None:
-        with self._send_lock:
-            backend, self._backend = self._backend, None
+        backend, self._backend = self._backend, None
         if backend is not None:
             try:
                 backend.close()
             except Exception as error:
                 self._log_once(("close", type(error)), "sip-statsd: closing the backend failed: %r", error)
 
-    def reconfigure(
-        self, config: Config, timeout: float | None = DEFAULT_TIMEOUT, backend: Backend | None = None
-    ) -> None:
-        """Flush to the current backend, then switch to `config` (restarting a closed flusher).
-
-        `backend`, if given, is used as it is (the capture API restores an outer capture's).
-        """
-        self.flush(timeout)
-        self._close_backend()
-        with self._send_lock:
-            self.config = config
-            self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
-            self._make_retry_at = 0.0
-            if backend is None and config.backend == "memory":
-                backend = MemoryBackend()  # no network: made at once, so tests can read it
-            self._backend = backend
-        for family in self._families.values():
-            self._apply_strict(family)
-        if not self._flusher_alive():
-            if self._thread is not None and self._thread.is_alive():
-                self._thread.join(timeout)
-            self._make_thread_state()
-            self._start()
-        else:
-            self._wake.set()  # pick up a new flush_interval now
-
-    @property
-    def backend(self) -> Backend | None:
-        return self._backend
-
-    def stats(self) -> Stats:
-        """Totals since start: dropped inputs, send errors, flushes and lines sent."""
-        self.flush()
-        s = self._stats
-        return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
-
-    # --- fork ---------------------------------------------------------------------------
+    # --- fork -----------------------------------------------------------------------------
 
     def _before_fork(self) -> None:
+        self._schedule.pause()
         self._lock.acquire()
 
     def _after_fork_parent(self) -> None:
         self._lock.release()
+        self._schedule.resume(self)
 
     def _after_fork_child(self) -> None:
-        # Fresh locks: another parent thread may have held one at the fork.
+        # Fresh locks and schedule: no other thread of the parent exists here.
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        running = self._thread is not None and not self._stop.is_set()
+        old = self._schedule
+        schedule = self._schedule = Schedule(self.config.flush_interval)
+        schedule.periodic = old.periodic
+        watch(self, schedule)
         # The parent sends what it had recorded; the child starts from zero.
         for family in self._families.values():
             for series in family._by_values.values():
                 series._take()  # type: ignore[attr-defined]
+        self._switches.clear()  # their batches are the parent's; their configuration holds here
+        self._active = self.config
+        self._stats = Stats()
         backend = self._backend
-        self._backend = MemoryBackend() if isinstance(backend, MemoryBackend) else None
-        self._make_thread_state()
-        if running:
-            self._start()
+        self._backend = self._intended if isinstance(self._intended, MemoryBackend) else None
+        if backend is not None and not isinstance(backend, MemoryBackend):
+            try:
+                backend.close()  # the child's copy of the socket only
+            except Exception:
+                pass
+        if schedule.periodic:
+            with schedule.cond:
+                schedule.start(self)
 
 
-def _all() -> Iterator[Recorder]:
-    return iter(list(_instances))
-
-
-def _for_each(method: Callable[[Recorder], None]) -> Callable[[], None]:
-    def run() -> None:
-        for recorder in _all():
-            method(recorder)
-
-    return run
+def _all() -> list[object]:
+    return list(_instances)
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
-        before=_for_each(Recorder._before_fork),
-        after_in_parent=_for_each(Recorder._after_fork_parent),
-        after_in_child=_for_each(Recorder._after_fork_child),
+        before=for_each(_all, Recorder._before_fork),  # type: ignore[arg-type]
+        after_in_parent=for_each(_all, Recorder._after_fork_parent),  # type: ignore[arg-type]
+        after_in_child=for_each(_all, Recorder._after_fork_child),  # type: ignore[arg-type]
     )
 
 
-@atexit.register
-def _close_all_at_exit() -> None:
-    for recorder in _all():
+def close_all() -> None:
+    for recorder in list(_instances):
         recorder.close()
+
+
+atexit.register(close_all)
+
+
+def _watch_multiprocessing() -> None:
+    """Flush at the end of a multiprocessing child: it exits with os._exit, past atexit.
+
+    multiprocessing runs its finalizers (`util.Finalize`, with an exit priority) before
+    that `os._exit`, but clears them when a child starts: so one is registered now and
+    again in every child, from `util.register_after_fork`.
+    """
+    from multiprocessing import util
+
+    def register(_: object = None) -> None:
+        util.Finalize(None, close_all, exitpriority=100)
+
+    register()
+    util.register_after_fork(_watch_multiprocessing, register)
+
+
+_watch_multiprocessing()
 
 
 _default: Recorder | None = None
@@ -395,5 +436,7 @@ def default_recorder() -> Recorder:
     if _default is None:
         with _default_lock:
             if _default is None:
-                _default = Recorder()
+                from ._config import env_options
+
+                _default = Recorder(Config(**env_options(())))
     return _default

@@ -31,6 +31,8 @@ def test_thousands_of_events_arrive_exactly(backend, flavor, statsd_daemon, make
     options = {"backend": backend, "host": "127.0.0.1", "port": statsd_daemon.port, "flush_interval": 0.05}
     if flavor:
         options["flavor"] = flavor
+    else:
+        options["packed"] = False  # Etsy's daemon reads one value per line
     metrics = make_metrics(**options)
     want = drive(metrics)  # thousands of events across every counter helper
     qos = [(10.0 + i, 1.0 + i / 100, 0.001 * (i + 1), 1.0 + (i % 40) / 10) for i in range(300)]

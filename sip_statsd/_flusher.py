@@ -1,0 +1,184 @@
+"""The flusher thread's schedule: one condition for the life of a recorder.
+
+Why a separate object: the thread holds this and only a weak reference to its recorder,
+so an instance nobody references is collected and its thread ends. Every waiter waits
+on the same condition for "a flush that began after I asked" (`asked`, `begun`, `done`
+only grow), so neither `close()` nor `configure()` can leave a waiter on a condition
+that nobody will notify.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Protocol
+
+# How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
+# say) before it goes on without it.
+FORK_JOIN_TIMEOUT = 2.0
+
+
+class Flushing(Protocol):
+    def _prepare(self) -> None: ...
+
+    def _serve(self) -> None: ...
+
+    def _retire(self) -> None: ...
+
+
+class Schedule:
+    """When the flusher flushes, and who waits for it. Everything here is under `cond`."""
+
+    def __init__(self, interval: float) -> None:
+        self.cond = threading.Condition()
+        self.interval = interval
+        self.periodic = True  # False after close(): serve what is asked, then end
+        self.asked = 0  # the flush number someone waits for
+        self.begun = 0
+        self.done = 0
+        self.paused = False  # a fork is under way: no thread may start
+        self.gone = False  # the recorder was collected
+        self.thread: threading.Thread | None = None
+        self._due = time.monotonic() + interval
+
+    # --- asked from any thread, under cond --------------------------------------------
+
+    def ask(self) -> int:
+        """Ask for a flush that begins after now; return its number (hold `cond`)."""
+        want = self.begun + 1
+        self.asked = max(self.asked, want)
+        self.cond.notify_all()
+        return want
+
+    def start(self, owner: Flushing) -> None:
+        """Start the thread if none runs and none may be paused (hold `cond`)."""
+        if self.paused or self.gone or (self.thread is not None and self.thread.is_alive()):
+            return
+        self.thread = threading.Thread(
+            target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True
+        )
+        self.thread.start()
+
+    def wait(self, want: int, timeout: float | None) -> bool:
+        """Wait (holding `cond`) until flush `want` is done, or `timeout` passes."""
+        return self.cond.wait_for(lambda: self.done >= want, timeout)
+
+    def on_flusher(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    # --- the thread ---------------------------------------------------------------------
+
+    def _next(self) -> int | None:
+        """The flush to do next, or None to end the thread (hold `cond`)."""
+        while True:
+            if self.gone or self.paused:
+                return None
+            now = time.monotonic()
+            if self.asked > self.begun or (self.periodic and now >= self._due):
+                self._due = now + self.interval
+                self.begun += 1
+                return self.begun
+            if not self.periodic:
+                return None
+            self.cond.wait(self._due - now)
+
+    def finished(self, ticket: int) -> None:
+        with self.cond:
+            self.done = ticket
+            self.cond.notify_all()
+
+    def wake(self) -> None:
+        with self.cond:
+            self._due = time.monotonic()  # a new interval takes effect at once
+            self.cond.notify_all()
+
+    def _dead(self) -> None:
+        with self.cond:
+            self.gone = True
+            self.cond.notify_all()
+
+    # --- fork -----------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop the thread before a fork, and wait until the OS has let it go."""
+        with self.cond:
+            self.paused = True
+            self.cond.notify_all()
+            thread = self.thread
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(FORK_JOIN_TIMEOUT)
+        _wait_gone(thread, FORK_JOIN_TIMEOUT)
+
+    def resume(self, owner: Flushing) -> None:
+        with self.cond:
+            self.paused = False
+            if self.periodic or self.asked > self.begun:
+                self.start(owner)
+
+
+def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
+    owner = ref()
+    if owner is not None:
+        owner._prepare()  # make the backend now: the first real traffic does not pay for it
+    del owner
+    retired = False
+    while True:
+        with schedule.cond:
+            ticket = schedule._next()
+            if ticket is None and (retired or schedule.paused or schedule.gone):
+                if schedule.thread is threading.current_thread():
+                    schedule.thread = None
+                return
+        owner = ref()
+        if owner is None:
+            if ticket is not None:
+                schedule.finished(ticket)
+            return
+        if ticket is None:  # closed and nothing asked: let the backend go, then look again
+            owner._retire()
+            retired = True
+            del owner
+            continue
+        retired = False
+        try:
+            owner._serve()
+        finally:
+            del owner  # hold no strong reference while waiting
+            schedule.finished(ticket)
+
+
+def watch(owner: object, schedule: Schedule) -> None:
+    """End `schedule`'s thread when `owner` is collected."""
+    finalizer = weakref.finalize(owner, schedule._dead)
+    finalizer.atexit = False
+
+
+def _wait_gone(thread: threading.Thread, timeout: float) -> None:
+    """Wait until the OS thread has left /proc/self/task (join() returns a moment before).
+
+    Python 3.12+ counts the process's OS threads at fork() to decide whether to warn.
+    """
+    native = thread.native_id
+    if native is None:
+        return
+    path = f"/proc/self/task/{native}"
+    deadline = time.monotonic() + timeout
+    delay = 0.0001
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(delay)  # the kernel gives no event for a task leaving /proc: poll, briefly
+        delay = min(delay * 2, 0.005)
+
+
+def for_each(objects: Callable[[], list[object]], method: Callable[[object], None]) -> Callable[[], None]:
+    def run() -> None:
+        for obj in objects():
+            try:
+                method(obj)
+            except Exception:  # a fork hook must never fail the fork
+                pass
+
+    return run

@@ -1,0 +1,232 @@
+"""The transport: one connected socket, whole datagrams in, every loss classified and counted.
+
+Why our own and not a client's send path: a client that logs its send errors leaves us to
+read fault kinds from its log (which a user may silence), and one that reconnects after
+every refused datagram asks the resolver again for each (a DNS storm when the agent is
+down). Here a fault is classified from the exception where it is raised, and the agent's
+name is resolved only when the transport is made, and again at most every
+`RECONNECT_INTERVAL` while sends keep failing (so an agent that moved is found again).
+
+Used only on the sending side (the flusher thread): it may block on DNS while made.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+FaultHandler = Callable[[str, BaseException | None, int], None]
+
+# The `kind` label of sip_statsd_send_errors_total.
+FAULT_RESOLVE = "resolve"  # the agent's host name does not resolve
+FAULT_REFUSED = "refused"  # nothing listens at the address (ICMP port unreachable, no UDS peer)
+FAULT_NO_SOCKET = "no_socket"  # the Unix socket path does not exist
+FAULT_DROPPED = "dropped"  # the socket would block, its buffer is full, or the datagram too big
+FAULT_OTHER = "other"
+FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAULT_OTHER)
+
+# After a failed name resolution, no transport is made again for this long (sends are
+# counted as `resolve` faults): a resolver that takes seconds to say no must not hold the flusher.
+RESOLVE_BACKOFF = 5.0
+# While sends fail, the socket is made again (the name resolved again) at most this often.
+RECONNECT_INTERVAL = 5.0
+# A stream (Unix) socket whose peer stops reading must not hold the flusher for long.
+STREAM_TIMEOUT = 1.0
+
+# The datagram sizes the datadog client uses by default (its UDP and UDS buffer sizes).
+UDP_PAYLOAD = 1432
+UDS_PAYLOAD = 8192
+
+_DROPPED_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EMSGSIZE})
+
+
+def fault_kind(error: BaseException | None) -> str:
+    """Classify a send or connect error by its type and errno."""
+    if error is None:
+        return FAULT_DROPPED
+    if isinstance(error, socket.gaierror | socket.herror):
+        return FAULT_RESOLVE
+    if isinstance(error, ConnectionRefusedError):
+        return FAULT_REFUSED
+    if isinstance(error, FileNotFoundError):
+        return FAULT_NO_SOCKET
+    if isinstance(error, BlockingIOError | TimeoutError):
+        return FAULT_DROPPED
+    if isinstance(error, OSError) and error.errno in _DROPPED_ERRNOS:
+        return FAULT_DROPPED
+    return FAULT_OTHER
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where datagrams go: a UDP host and port, or a Unix socket path."""
+
+    host: str | None = None
+    port: int | None = None
+    socket_path: str | None = None
+
+    @property
+    def payload(self) -> int:
+        return UDS_PAYLOAD if self.socket_path is not None else UDP_PAYLOAD
+
+
+def connect_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket connected to `host:port` (IPv4 first, as the datadog client)."""
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    last: OSError | None = None
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.connect(addr)
+            return sock
+        except OSError as error:
+            sock.close()
+            last = error
+    raise last or OSError(f"getaddrinfo gave no address for {host}:{port}")
+
+
+def connect_unix_datagram(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+Connector = Callable[[Address], socket.socket]
+
+
+def default_connector(address: Address) -> socket.socket:
+    if address.socket_path is not None:
+        return connect_unix_datagram(address.socket_path)
+    assert address.host is not None and address.port is not None
+    return connect_udp(address.host, address.port)
+
+
+class Transport:
+    """A connected socket that sends whole datagrams and reports every loss by kind.
+
+    `send(datagrams)` takes `(payload, values, lines)` triples, where `values` is how many
+    metric values the payload carries: faults are counted in values, whatever the kind, so
+    a dashboard can add them up. A UDP socket learns that its peer is gone one send late
+    (the ICMP error for datagram *n* is raised by send *n + 1*, which itself is not sent),
+    so the socket's pending error is read before each send and after the last, and a
+    refusal is charged to the datagram that was refused.
+    """
+
+    def __init__(self, address: Address, on_fault: FaultHandler, connector: Connector = default_connector) -> None:
+        self.address = address
+        self._on_fault = on_fault
+        self._connector = connector
+        self._sock: socket.socket | None = None
+        self._stream = False
+        self._udp = False
+        self._last = (0, 0)  # (values, lines) of the last datagram handed to the kernel
+        self._retry_at = 0.0  # monotonic: no reconnect before this
+        self._down: tuple[str, BaseException | None] = (FAULT_OTHER, None)
+        self.values_sent = 0
+        self.lines_sent = 0
+        self._connect()  # may raise: the caller counts the batch and backs off
+
+    def _connect(self) -> None:
+        self._retry_at = time.monotonic() + RECONNECT_INTERVAL
+        sock = self._connector(self.address)
+        self._stream = sock.type == socket.SOCK_STREAM
+        self._udp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        if self._stream:
+            sock.settimeout(STREAM_TIMEOUT)
+        self._sock = sock
+        self._last = (0, 0)
+
+    def _reconnect(self, force: bool = False) -> None:
+        """Make the socket again (resolving the name again), at most every RECONNECT_INTERVAL."""
+        if not force and time.monotonic() < self._retry_at:
+            return
+        self.close()
+        try:
+            self._connect()
+        except Exception as error:
+            self._retry_at = time.monotonic() + RECONNECT_INTERVAL
+            self._down = (fault_kind(error), error)
+
+    def _check_refused(self) -> None:
+        """Charge a refusal the kernel holds (UDP) to the datagram it was for: the last one."""
+        sock = self._sock
+        if sock is None or not self._udp or not self._last[0]:
+            return
+        try:
+            pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:
+            return
+        if pending:
+            self._lost_last(OSError(pending, errno.errorcode.get(pending, "socket error")), pending)
+
+    def _lost_last(self, error: BaseException, code: int) -> None:
+        (values, lines), self._last = self._last, (0, 0)
+        if values:
+            self.values_sent -= values
+            self.lines_sent -= lines
+            self._on_fault(FAULT_REFUSED if code == errno.ECONNREFUSED else fault_kind(error), error, values)
+        self._reconnect()  # an agent that moved is found again, at most every RECONNECT_INTERVAL
+
+    def send(self, datagrams: Iterable[tuple[bytes, int, int]]) -> None:
+        """Send each `(payload, values, lines)`; count what is lost. Never raises."""
+        for payload, values, lines in datagrams:
+            self._send_one(payload, values, lines)
+        self._check_refused()
+
+    def _send_one(self, payload: bytes, values: int, lines: int) -> None:
+        for attempt in (1, 2):
+            if self._sock is None:
+                self._reconnect()
+            sock = self._sock
+            if sock is None:
+                self._on_fault(*self._down, values)
+                return
+            self._check_refused()
+            try:
+                if self._stream:
+                    sock.sendall(struct.pack("<I", len(payload)) + payload)
+                else:
+                    sock.send(payload)
+            except ConnectionRefusedError as error:
+                if attempt == 1 and self._udp:
+                    # UDP: the error is the previous datagram's; this one was not sent.
+                    self._lost_last(error, errno.ECONNREFUSED)
+                    continue
+                self._fail(error, values)
+                return
+            except Exception as error:
+                self._fail(error, values)
+                return
+            self._last = (values, lines)
+            self.values_sent += values
+            self.lines_sent += lines
+            return
+
+    def _fail(self, error: BaseException, values: int) -> None:
+        kind = fault_kind(error)
+        self._last = (0, 0)
+        self._on_fault(kind, error, values)
+        if self._stream:
+            self._reconnect(force=True)  # a partial write leaves the stream unusable
+        elif kind != FAULT_DROPPED:
+            self._down = (kind, error)
+            self._reconnect()
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
