@@ -74,9 +74,13 @@ class SipMetrics(Helpers):
         """Flush, then stop the flusher and close the backend. `configure()` starts it again."""
         return self.recorder.close(timeout)
 
-    def stats(self) -> Stats:
-        """Totals since start (after a flush): dropped inputs, send errors, flushes, lines sent."""
-        return self.recorder.stats()
+    def stats(self, timeout: float | None = DEFAULT_TIMEOUT) -> Stats:
+        """Totals since start, after a flush waited for at most `timeout` seconds.
+
+        Dropped inputs by (metric, reason), send errors by kind (in metric values), flushes,
+        and lines the network took.
+        """
+        return self.recorder.stats(timeout)
 
     @property
     def families(self) -> tuple[Family, ...]:

@@ -31,6 +31,7 @@ from statsd import StatsClient
 
 from ._config import Config
 from ._family import CounterSeries, DistributionSeries, Series
+from ._values import DROP_SAMPLE_OVERFLOW
 from ._transport import (
     FAULT_KINDS,
     FAULT_RESOLVE,
@@ -68,6 +69,20 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(self.counts or self.samples)
+
+    def merged(self, other: Batch) -> Batch:
+        """One batch with both: counts summed per series, samples kept up to each series' cap."""
+        counts: dict[CounterSeries, int] = dict(self.counts)
+        for series, n in other.counts:
+            counts[series] = counts.get(series, 0) + n
+        samples: dict[DistributionSeries, list[float]] = {s: list(v) for s, v in self.samples}
+        for dist, values in other.samples:
+            kept = samples.setdefault(dist, [])
+            room = dist._cap - len(kept)
+            kept.extend(values[: max(room, 0)])
+            for value in values[max(room, 0) :]:
+                dist.family._drop(DROP_SAMPLE_OVERFLOW, "value", value)
+        return Batch(list(counts.items()), list(samples.items()))
 
     @property
     def values(self) -> int:

@@ -35,8 +35,7 @@ from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOT
 log = logging.getLogger("sip_statsd")
 
 DEFAULT_TIMEOUT = 5.0
-# Reconfigurations waiting for a stuck flusher: past this many, the oldest batch is dropped
-# (and counted as `dropped` send errors) so that configure() in a loop cannot grow memory.
+# Reconfigurations waiting for a stuck flusher: past this many, the newest two are folded.
 MAX_PENDING_SWITCHES = 8
 _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
@@ -159,7 +158,10 @@ class Recorder:
     def _log_once(self, key: object, message: str, *args: object) -> None:
         if key not in self._logged:
             self._logged.add(key)
-            log.warning(message, *args)
+            try:
+                log.warning(message, *args)
+            except Exception:  # a handler that raises must not stop a flush or reach a call
+                pass
 
     # --- asking the flusher (any thread) -------------------------------------------------
 
@@ -205,17 +207,26 @@ class Recorder:
         is accepted for compatibility and not needed.
         """
         del timeout
+        schedule = self._schedule
+        if config == self.config and backend is None and self._intended is None:
+            with schedule.cond:  # the same place: nothing to route apart, only (re)start
+                schedule.periodic = True
+                schedule.start(self)
+            return
         if backend is None and config.backend == "memory":
             backend = MemoryBackend()  # no network: made at once, so tests can read it
         with self._lock:
             batch = self._take()
         self._account(batch)
-        schedule = self._schedule
-        overflow: _Switch | None = None
         with schedule.cond:
-            self._switches.append(_Switch(batch, config, backend))
-            if len(self._switches) > MAX_PENDING_SWITCHES:
-                overflow = self._switches.popleft()
+            switch = _Switch(batch, config, backend)
+            if len(self._switches) >= MAX_PENDING_SWITCHES:
+                # The flusher is stuck: fold this switch into the newest waiting one, so
+                # configure() in a loop cannot grow memory. Its batch then goes to the
+                # backend before that one (the configuration in between never sends).
+                last = self._switches.pop()
+                switch.batch = last.batch.merged(batch)
+            self._switches.append(switch)
             self.config = config
             self._intended = backend
             schedule.interval = config.flush_interval
@@ -224,8 +235,6 @@ class Recorder:
             schedule.start(self)
         for family in self._families.values():
             self._apply_strict(family)
-        if overflow is not None:
-            self._on_fault("dropped", None, overflow.batch.values)
         schedule.wake()
 
     @property
@@ -268,7 +277,8 @@ class Recorder:
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
 
     def _retire(self) -> None:
-        self._close_backend()
+        if not isinstance(self._backend, MemoryBackend):  # memory holds no resource, and tests read it
+            self._close_backend()
 
     def _take(self) -> Batch:
         """Take every cell (hold `_lock`)."""

@@ -130,23 +130,3 @@ def test_default_instance_with_no_configure_sends_to_dd_environment(receiver):
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60, env=env)
     totals = receiver.wait_for(lambda t: t.lines >= 1)
     assert totals.count(sm.METRIC_DTLS_HANDSHAKE_TOTAL, result="ok") == 1
-
-
-def test_no_second_send_of_parent_counts_through_child_exit(tmp_path):
-    """A child that exits normally (atexit runs) must not resend what the parent recorded."""
-    with Receiver() as receiver:
-        script = textwrap.dedent(f"""
-            import os, sip_statsd
-            sip_statsd.configure(host="{receiver.host}", port={receiver.port}, flush_interval=3600)
-            for _ in range(5):
-                sip_statsd.voice_attach("cascaded", True)
-            pid = os.fork()
-            if pid == 0:
-                sip_statsd.voice_attach("realtime", True)
-                raise SystemExit(0)   # normal exit: atexit flushes the child's own counts
-            os.waitpid(pid, 0)
-        """)
-        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_VOICE_ATTACH_TOTAL) >= 6)
-        assert totals.count(sm.METRIC_VOICE_ATTACH_TOTAL, mode="cascaded") == 5
-        assert totals.count(sm.METRIC_VOICE_ATTACH_TOTAL, mode="realtime") == 1

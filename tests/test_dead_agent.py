@@ -1,0 +1,92 @@
+"""A dead agent: every lost value counted by kind, no DNS storm, whatever the user did to logging."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from conftest import WIRE_BACKENDS, free_port
+
+import sip_statsd as sm
+
+
+@pytest.fixture
+def resolutions(monkeypatch):
+    """Every name the library asks the resolver for."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        asked.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def flood(metrics: sm.SipMetrics, flushes: int = 100) -> int:
+    """Flush `flushes` batches of many datagrams; return the metric values they carried."""
+    values = 0
+    for _ in range(flushes):
+        for i in range(40):
+            metrics.observe_call_qos(rtt_ms=10.0 + i, jitter_ms=1.0 + i)
+        metrics.invite_result("inbound", 200)
+        values += 81
+        assert metrics.flush(timeout=10)
+    return values
+
+
+@pytest.mark.parametrize("backend", WIRE_BACKENDS)
+def test_a_dead_agent_behind_a_name_is_resolved_once_and_every_value_is_counted(backend, make_metrics, resolutions):
+    """Items 7 and 9: no reconnect (and no resolve) per refused datagram; refusals counted exactly."""
+    name, flavor = backend
+    options = {"backend": name, "host": "localhost", "port": free_port(), "flush_interval": 3600, "packed": False}
+    if flavor:
+        options["flavor"] = flavor
+    metrics = make_metrics(**options)
+    values = flood(metrics)
+    stats = metrics.stats()
+    # every value sent, plus the error counter's own line from the second flush on
+    assert stats.send_errors == {"refused": values + 99}
+    assert stats.lines_sent == 0  # nothing was taken by the network
+    assert resolutions.count("localhost") <= 2  # made once; again at most every 5 s while refused
+
+
+@pytest.mark.parametrize("silence", ["disabled", "level"])
+def test_fault_kinds_do_not_depend_on_the_datadog_logger(silence, make_metrics, tmp_path, monkeypatch):
+    """Item 8: a service that silences the `datadog` logger still gets refused and no_socket right."""
+    logger = logging.getLogger("datadog")
+    if silence == "disabled":
+        monkeypatch.setattr(logger, "disabled", True)
+    else:
+        monkeypatch.setattr(logger, "level", logging.CRITICAL + 1)
+    refused = make_metrics(host="127.0.0.1", port=free_port(), flush_interval=3600)
+    missing = make_metrics(socket_path=str(tmp_path / "nobody.sock"), flush_interval=3600)
+    for metrics in (refused, missing):
+        flood(metrics, flushes=5)
+    assert set(refused.stats().send_errors) == {"refused"}
+    assert set(missing.stats().send_errors) == {"no_socket"}
+
+
+def test_statsd_backend_counts_a_dead_udp_agent_and_claims_nothing_sent(make_metrics):
+    """Item 9: pystatsd's unconnected sendto() never learnt of a dead agent; ours is connected."""
+    metrics = make_metrics(backend="statsd", host="127.0.0.1", port=free_port(), flush_interval=3600)
+    values = flood(metrics, flushes=20)
+    stats = metrics.stats()
+    assert stats.send_errors.get("refused", 0) == values + 19
+    assert stats.lines_sent == 0
+
+
+@pytest.mark.parametrize("backend", WIRE_BACKENDS)
+def test_lines_sent_counts_what_the_agent_received(backend, receiver, make_metrics):
+    name, flavor = backend
+    options = {"backend": name, "host": receiver.host, "port": receiver.port, "flush_interval": 3600}
+    if flavor:
+        options["flavor"] = flavor
+    metrics = make_metrics(**options)
+    flood(metrics, flushes=3)
+    sent = metrics.stats().lines_sent
+    totals = receiver.wait_for(lambda t: t.lines >= sent)
+    assert totals.lines == sent
+    assert not totals.malformed

@@ -1,0 +1,106 @@
+"""A resolver that hangs: the caller's thread never waits for it, and every timeout holds."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+import sip_statsd as sm
+
+SLOW = "slow-dns.example"
+
+
+class SlowResolver:
+    """getaddrinfo that blocks for SLOW until released, recording which threads asked."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = socket.getaddrinfo
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.callers: list[str] = []
+        monkeypatch.setattr(socket, "getaddrinfo", self)
+
+    def __call__(self, host, *args, **kwargs):
+        if host == SLOW:
+            self.callers.append(threading.current_thread().name)
+            self.entered.set()
+            self.release.wait(30)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.real(host, *args, **kwargs)
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    slow = SlowResolver(monkeypatch)
+    yield slow
+    slow.release.set()
+
+
+@pytest.mark.parametrize("backend", ["datadog", "statsd"])
+def test_after_close_flush_and_stats_keep_their_timeout_and_the_network_off_the_caller(
+    backend, resolver, make_metrics
+):
+    """Item 5: after close(), a flush still happens on a thread of ours, and the caller waits at most its timeout."""
+    metrics = make_metrics(backend=backend, host=SLOW, port=8125, flush_interval=3600)
+    assert resolver.entered.wait(10)  # the flusher makes its backend at once: it is in the resolver
+    assert metrics.close(timeout=0.2) is False
+    metrics.invite_result("outbound", 180)
+    assert metrics.flush(timeout=0.2) is False
+    assert not resolver.release.is_set()  # returned while the resolver still hangs
+    metrics.stats(timeout=0.2)
+    assert not resolver.release.is_set()
+    resolver.release.set()
+    assert metrics.flush(timeout=10)
+    assert metrics.stats().send_errors.get("resolve", 0) >= 1
+    assert resolver.callers
+    assert threading.current_thread().name not in resolver.callers
+    assert set(resolver.callers) == {"sip-statsd-flusher"}
+
+
+def test_configure_returns_while_the_flusher_waits_for_the_resolver(resolver, make_metrics, receiver):
+    """Item 6: configure() hands the switch to the flusher instead of waiting for the network."""
+    metrics = make_metrics(host=SLOW, port=8125, flush_interval=3600)
+    assert resolver.entered.wait(10)
+    for _ in range(3):
+        metrics.invite_result("inbound", 503)  # recorded before: for the old (unresolvable) agent
+    metrics.configure(host=receiver.host, port=receiver.port, flush_interval=3600)
+    metrics.configure(host=receiver.host, port=receiver.port, flush_interval=3600, strict=True)
+    assert not resolver.release.is_set()  # both returned while the resolver hangs
+    assert metrics.config.strict  # the new configuration holds at once for the caller
+    with pytest.raises(ValueError, match="sip_invite_result_total"):
+        metrics.invite_result("sideways", 200)
+    metrics.invite_result("inbound", 200)  # recorded after: for the new agent
+    resolver.release.set()
+    assert metrics.flush(timeout=10)
+    totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 1)
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="2xx") == 1
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="5xx") == 0
+    assert metrics.stats().send_errors.get("resolve", 0) == 1  # one value: the 5xx total of 3
+
+
+def test_an_unresolvable_host_counts_every_value_it_could_not_send(make_metrics, monkeypatch):
+    """One unit for every kind of fault: metric values (a counter's total, or one sample)."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "agent.invalid":
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    metrics = make_metrics(host="agent.invalid", port=8125, flush_interval=3600)
+    values = 0
+    for _ in range(10):
+        for _ in range(30):
+            metrics.observe_call_qos(rtt_ms=12.5, jitter_ms=1.5)
+        metrics.invite_result("inbound", 200)
+        values += 61
+        assert metrics.flush(timeout=10)
+    errors = metrics.stats().send_errors
+    # every value sent, plus the error counter's own line from the second flush on
+    assert errors["resolve"] == values + 9
+    assert len(asked) == 1  # one question per back-off, not per packet or flush
