@@ -29,7 +29,7 @@ class Options(TypedDict, total=False):
 
 def make_config(options: Options) -> Config:
     """A `Config` from keyword options, then `SIP_STATSD_*` for what they do not name, then defaults."""
-    return Config(**{**env_options(options), **options})  # type: ignore[arg-type]  # Config normalises constant_tags
+    return Config(**{**env_options(options), **options})
 
 
 class SipMetrics(Helpers):

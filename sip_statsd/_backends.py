@@ -31,7 +31,6 @@ from statsd import StatsClient
 
 from ._config import Config
 from ._family import CounterSeries, DistributionSeries, Series
-from ._values import DROP_SAMPLE_OVERFLOW
 from ._transport import (
     FAULT_KINDS,
     FAULT_RESOLVE,
@@ -39,10 +38,11 @@ from ._transport import (
     Address,
     FaultHandler,
     Transport,
-    connect_unix_datagram,
     connect_udp,
+    connect_unix_datagram,
     fault_kind,
 )
+from ._values import DROP_SAMPLE_OVERFLOW
 
 __all__ = [
     "FAULT_KINDS",

@@ -9,6 +9,7 @@ that nobody will notify.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -176,9 +177,7 @@ def _wait_gone(thread: threading.Thread, timeout: float) -> None:
 def for_each(objects: Callable[[], list[object]], method: Callable[[object], None]) -> Callable[[], None]:
     def run() -> None:
         for obj in objects():
-            try:
+            with contextlib.suppress(Exception):  # a fork hook must never fail the fork
                 method(obj)
-            except Exception:  # a fork hook must never fail the fork
-                pass
 
     return run

@@ -16,6 +16,7 @@ of a `multiprocessing` child (which ends with `os._exit`, past `atexit`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -25,11 +26,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ._backends import Backend, Batch, MemoryBackend, make_backend
-from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._config import Config
 from ._drops import STRICT_MISS, explain, show
 from ._family import Counter, CounterSeries, DistributionSeries, Family, InvalidInputError
 from ._flusher import Schedule, for_each, watch
+from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 
 log = logging.getLogger("sip_statsd")
@@ -158,10 +159,8 @@ class Recorder:
     def _log_once(self, key: object, message: str, *args: object) -> None:
         if key not in self._logged:
             self._logged.add(key)
-            try:
+            with contextlib.suppress(Exception):  # a raising handler must not stop a flush or reach a call
                 log.warning(message, *args)
-            except Exception:  # a handler that raises must not stop a flush or reach a call
-                pass
 
     # --- asking the flusher (any thread) -------------------------------------------------
 
@@ -388,10 +387,8 @@ class Recorder:
         backend = self._backend
         self._backend = self._intended if isinstance(self._intended, MemoryBackend) else None
         if backend is not None and not isinstance(backend, MemoryBackend):
-            try:
+            with contextlib.suppress(Exception):
                 backend.close()  # the child's copy of the socket only
-            except Exception:
-                pass
         if schedule.periodic:
             with schedule.cond:
                 schedule.start(self)

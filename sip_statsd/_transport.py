@@ -12,6 +12,7 @@ Used only on the sending side (the flusher thread): it may block on DNS while ma
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
@@ -44,7 +45,7 @@ UDS_PAYLOAD = 8192
 _DROPPED_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EMSGSIZE})
 
 
-def fault_kind(error: BaseException | None) -> str:
+def fault_kind(error: BaseException | None) -> str:  # noqa: PLR0911 - one return per kind reads best
     """Classify a send or connect error by its type and errno."""
     if error is None:
         return FAULT_DROPPED
@@ -108,7 +109,8 @@ Connector = Callable[[Address], socket.socket]
 def default_connector(address: Address) -> socket.socket:
     if address.socket_path is not None:
         return connect_unix_datagram(address.socket_path)
-    assert address.host is not None and address.port is not None
+    assert address.host is not None
+    assert address.port is not None
     return connect_udp(address.host, address.port)
 
 
@@ -226,7 +228,5 @@ class Transport:
     def close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass

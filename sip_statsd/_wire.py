@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 TYPES = frozenset({"c", "d", "ms", "h", "g", "s"})
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")  # "-": plain flavor folds values in
-_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*:[A-Za-z0-9_./-]+\Z")
+# A DogStatsD tag value may itself hold colons (`url:http://x`), dots and slashes.
+_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*:[A-Za-z0-9_./:-]+\Z")
 _FOLDED = re.compile(r"[A-Za-z0-9_-]+=[A-Za-z0-9_-]+\Z")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _FIELDS = ("c:", "e:", "card:", "T")

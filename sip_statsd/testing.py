@@ -52,13 +52,13 @@ class Capture:
     def _matches(series: Series, name: str, labels: dict[str, object]) -> bool:
         return series.name == name and all(series.labels[k] == v for k, v in labels.items())
 
-    def count(self, name: str, **labels: object) -> int:
+    def count(self, name: str, /, **labels: object) -> int:
         """The total of counter `name` over every series whose labels include `labels`."""
         self._check_query(name, labels)
         counts, _ = self._read()
         return sum(n for s, n in counts.items() if self._matches(s, name, labels))
 
-    def samples(self, name: str, **labels: object) -> list[float]:
+    def samples(self, name: str, /, **labels: object) -> list[float]:
         """Every sample of distribution `name` (over matching series), in the order recorded."""
         self._check_query(name, labels)
         _, samples = self._read()
@@ -76,14 +76,14 @@ class Capture:
         self._read()
         self._backend.clear()
 
-    def assert_count(self, name: str, expected: int, **labels: object) -> None:
+    def assert_count(self, name: str, expected: int, /, **labels: object) -> None:
         """Assert the total of `name` over series matching `labels`; a failure lists near misses."""
         __tracebackhide__ = True
         actual = self.count(name, **labels)
         if actual != expected:
             raise AssertionError(f"{_key_of(name, labels)}: expected {expected}, got {actual}\n" + self._near(name))
 
-    def assert_samples(self, name: str, expected: list[float], **labels: object) -> None:
+    def assert_samples(self, name: str, expected: list[float], /, **labels: object) -> None:
         """Assert the samples of `name` (in order); a failure lists near misses."""
         __tracebackhide__ = True
         actual = self.samples(name, **labels)

@@ -12,7 +12,6 @@ import warnings
 import pytest
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
 from sip_statsd.testing import capture_metrics
 
 THREADS = 8

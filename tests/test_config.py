@@ -25,6 +25,10 @@ import sip_statsd as sm
         ({"constant_tags": ["pop"]}, "'pop' is not of the form"),
         ({"constant_tags": ["pop:fra:1"]}, "'pop:fra:1' is not of the form"),
         ({"constant_tags": {"pop": "fra 1"}}, "'fra 1'"),
+        ({"constant_tags": {"pop": "fra|1"}}, "'fra|1'"),
+        ({"constant_tags": {"pop": "fra,1"}}, "'fra,1'"),
+        ({"constant_tags": {"pop": "fra=1"}}, "'fra=1'"),
+        ({"packed": "no"}, "packed 'no'"),
         ({"constant_tags": {"Pop": "fra1"}}, "'Pop'"),
         ({"backend": "statsd", "flavor": "plain", "constant_tags": {"pop": "fra1"}}, "plain flavor"),
         ({"flush_interval": 0}, "flush_interval 0"),
@@ -68,3 +72,93 @@ def test_configure_replaces_the_whole_configuration():
         metrics.invite_result("sideways", 200)  # strict went with the rest: no exception
     finally:
         metrics.close()
+
+
+@pytest.mark.parametrize("value", ["1.2.3", "fra1.eu", "team/voice", "v2-rc_1"])
+def test_constant_tag_values_may_carry_dots_and_slashes(value, receiver):
+    """What DD_VERSION=1.2.3 carries through the datadog client, configure() takes too."""
+    metrics = sm.SipMetrics(host=receiver.host, port=receiver.port, constant_tags={"version": value})
+    try:
+        metrics.stir_verify("verified")
+        assert metrics.flush()
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_STIR_VERIFY_TOTAL) >= 1)
+        assert totals.count(sm.METRIC_STIR_VERIFY_TOTAL, version=value) == 1
+        assert not totals.malformed
+    finally:
+        metrics.close()
+
+
+def test_environment_fills_what_configure_does_not_name(monkeypatch):
+    monkeypatch.setenv("SIP_STATSD_BACKEND", "statsd")
+    monkeypatch.setenv("SIP_STATSD_HOST", "agent.example")
+    monkeypatch.setenv("SIP_STATSD_PORT", "9125")
+    monkeypatch.setenv("SIP_STATSD_FLAVOR", "graphite")
+    monkeypatch.setenv("SIP_STATSD_PREFIX", "edge")
+    monkeypatch.setenv("SIP_STATSD_FLUSH_INTERVAL", "2.5")
+    metrics = sm.SipMetrics(backend="off", flush_interval=1.0)
+    try:
+        config = metrics.config
+        assert (config.backend, config.flush_interval) == ("off", 1.0)  # named: the argument wins
+        assert (config.host, config.port, config.flavor, config.prefix) == ("agent.example", 9125, "graphite", "edge")
+        metrics.configure(backend="off", socket_path="/run/agent.sock")  # host/port/socket_path go together
+        assert (metrics.config.host, metrics.config.port) == (None, None)
+        assert metrics.config.socket_path == "/run/agent.sock"
+    finally:
+        metrics.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SIP_STATSD_BACKEND", "prometheus"),
+        ("SIP_STATSD_PORT", "eighty"),
+        ("SIP_STATSD_PORT", "0"),
+        ("SIP_STATSD_FLAVOR", "opentsdb"),
+        ("SIP_STATSD_FLUSH_INTERVAL", "never"),
+        ("SIP_STATSD_PREFIX", "a|b"),
+    ],
+)
+def test_a_bad_environment_value_is_logged_once_and_its_default_kept(variable, value, monkeypatch, caplog):
+    monkeypatch.setenv(variable, value)
+    made = [sm.SipMetrics(strict=False) for _ in range(2)]
+    try:
+        assert all(m.config == sm.Config() for m in made)
+        logged = [r for r in caplog.records if variable in r.getMessage()]
+        assert len(logged) == 1
+        assert repr(value) in logged[0].getMessage()
+    finally:
+        for m in made:
+            m.close()
+
+
+def test_importing_with_a_bad_environment_never_raises():
+    import subprocess
+    import sys
+
+    env = {"SIP_STATSD_BACKEND": "nope", "SIP_STATSD_PORT": "-1", "SIP_STATSD_FLUSH_INTERVAL": "0", "PATH": ""}
+    script = "import sip_statsd; sip_statsd.invite_result('inbound', 200); print(sip_statsd.default().config.backend)"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "datadog"
+    assert "SIP_STATSD_BACKEND" in done.stderr
+
+
+def test_the_environment_can_turn_the_library_off(receiver):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SIP_STATSD_BACKEND": "off", "DD_AGENT_HOST": receiver.host}
+    env["DD_DOGSTATSD_PORT"] = str(receiver.port)
+    script = "import sip_statsd; sip_statsd.invite_result('inbound', 200); sip_statsd.flush()"
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    sentinel = sm.SipMetrics(host=receiver.host, port=receiver.port)
+    try:
+        sentinel.stir_verify("failed")
+        sentinel.flush()
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_STIR_VERIFY_TOTAL) >= 1)
+        assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 0
+    finally:
+        sentinel.close()

@@ -171,3 +171,51 @@ def test_user_counter_on_default_recorder_is_captured():
         fam.series(k="b").inc()
         cap.assert_count("testsuite_default_family_total", 1, k="b")
         cap.assert_count("testsuite_default_family_total", 0, k="a")
+
+
+@pytest.mark.parametrize("name", ["myapp.calls_total", "a" * 65, "b" * 200, "edge.sip.x" + "y" * 150])
+def test_every_valid_family_name_gets_its_drop_counter(metrics, name):
+    """Item 11: the drop counter's `metric` label takes any valid metric name (dots, 200 chars)."""
+    family = metrics.counter(name, {"outcome": ("ok",)})
+    with capture_metrics(metrics=metrics, strict=False) as cap:
+        family.inc(outcome="nope")
+        assert cap.count("sip_statsd_dropped_inputs_total", metric=name, reason="unknown_value") == 1
+
+
+def test_label_keys_are_bounded(metrics):
+    metrics.counter("long_key_total", {"k" * 64: ("a",)})
+    with pytest.raises(ValueError, match="at most 64"):
+        metrics.counter("too_long_key_total", {"k" * 65: ("a",)})
+
+
+@pytest.mark.parametrize("key", ["n", "value", "self"])
+def test_label_keys_may_be_named_like_the_emit_parameters(metrics, key):
+    counter = metrics.counter(f"param_{key}_total", {key: ("a", "b")})
+    distribution = metrics.distribution(f"param_{key}_ms", {key: ("a", "b")})
+    with capture_metrics(metrics=metrics) as cap:
+        counter.inc(**{key: "a"})
+        counter.inc(2, **{key: "b"})
+        counter.series(**{key: "a"}).inc()
+        distribution.observe(1.5, **{key: "a"})
+        assert cap.count(f"param_{key}_total", **{key: "a"}) == 2
+        assert cap.count(f"param_{key}_total", **{key: "b"}) == 2
+        assert cap.samples(f"param_{key}_ms", **{key: "a"}) == [1.5]
+
+
+@pytest.mark.parametrize("n", [10**400, 2**53 + 1, -1, 2.0, True, None, "3"])
+def test_increments_the_agent_cannot_hold_exactly_are_dropped(metrics, n, receiver, make_metrics):
+    """Item 10: inc(10**400) used to go out as a 421-digit count, taking 1,000 good increments with it."""
+    wire = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600)
+    series = wire.counter("big_total").series()
+    for _ in range(1000):
+        series.inc()
+    series.inc(n)
+    series.inc(2**53)  # the largest exact increment still counts
+    assert wire.flush()
+    totals = receiver.wait_for(lambda t: t.count("big_total") >= 1)
+    assert totals.count("big_total") == 1000 + 2**53
+    assert not totals.malformed
+    assert wire.stats().dropped_inputs[("big_total", "invalid_number")] == 1
+    strict = metrics.counter("big_strict_total").series()
+    with capture_metrics(metrics=metrics), pytest.raises(InvalidInputError, match="big_strict_total"):
+        strict.inc(n)

@@ -39,9 +39,7 @@ def resolver(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["datadog", "statsd"])
-def test_after_close_flush_and_stats_keep_their_timeout_and_the_network_off_the_caller(
-    backend, resolver, make_metrics
-):
+def test_after_close_flush_and_stats_keep_their_timeout_and_the_network_off_the_caller(backend, resolver, make_metrics):
     """Item 5: after close(), a flush still happens on a thread of ours, and the caller waits at most its timeout."""
     metrics = make_metrics(backend=backend, host=SLOW, port=8125, flush_interval=3600)
     assert resolver.entered.wait(10)  # the flusher makes its backend at once: it is in the resolver

@@ -18,6 +18,7 @@ from sip_statsd._wire import Line, MalformedLineError, parse_datagram, parse_lin
         ("a.inbound.2xx:1|c", Line("a.inbound.2xx", "c", (1.0,), ())),
         ("a:1:2:3|d", Line("a", "d", (1.0, 2.0, 3.0), ())),
         ("a:1e-05|d", Line("a", "d", (1e-05,), ())),
+        ("a:1|c|#url:http://x/y,version:1.2.3", Line("a", "c", (1.0,), ("url:http://x/y", "version:1.2.3"))),
     ],
 )
 def test_accepts(line, parsed):
