@@ -54,14 +54,21 @@ class Schedule:
         self.cond.notify_all()
         return want
 
-    def start(self, owner: Flushing) -> None:
-        """Start the thread if none runs and none may be paused (hold `cond`)."""
+    def start(self, owner: Flushing) -> bool:
+        """Start the thread if none runs and none may be paused (hold `cond`).
+
+        False when no thread runs and none can start: at interpreter shutdown.
+        """
         if self.paused or self.gone or (self.thread is not None and self.thread.is_alive()):
-            return
-        self.thread = threading.Thread(
-            target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True
-        )
-        self.thread.start()
+            return True
+        thread = threading.Thread(target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            self.thread = None
+            return False
+        self.thread = thread
+        return True
 
     def wait(self, want: int, timeout: float | None) -> bool:
         """Wait (holding `cond`) until flush `want` is done, or `timeout` passes."""

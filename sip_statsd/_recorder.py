@@ -173,10 +173,12 @@ class Recorder:
         schedule = self._schedule
         with schedule.cond:
             want = schedule.ask()
-            schedule.start(self)
+            started = schedule.start(self)
             if schedule.on_flusher():
                 return False
-            return schedule.wait(want, timeout)
+            if started:
+                return schedule.wait(want, timeout)
+        return self._serve_here(want)
 
     def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
         """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`."""
@@ -185,12 +187,14 @@ class Recorder:
         with schedule.cond:
             schedule.periodic = False
             want = schedule.ask()
-            schedule.start(self)
+            started = schedule.start(self)
             if schedule.on_flusher():
                 return False
-            if not schedule.wait(want, timeout):
+            if started and not schedule.wait(want, timeout):
                 return False
             thread = schedule.thread
+        if not started:
+            return self._serve_here(want)
         if thread is not None:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             return not thread.is_alive()
@@ -247,7 +251,17 @@ class Recorder:
         s = self._stats
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
 
-    # --- the flusher's side (flusher thread only) ------------------------------------------
+    def _serve_here(self, want: int) -> bool:
+        """No thread can start (interpreter shutdown): flush on this thread, the last one left."""
+        schedule = self._schedule
+        with schedule.cond:
+            schedule.begun = max(schedule.begun, want)
+        self._serve()
+        self._retire()
+        schedule.finished(want)
+        return True
+
+    # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
 
     def _prepare(self) -> None:
         if self._backend is None and time.monotonic() >= self._retry_at:

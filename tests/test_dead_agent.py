@@ -53,14 +53,23 @@ def test_a_dead_agent_behind_a_name_is_resolved_once_and_every_value_is_counted(
     assert resolutions.count("localhost") <= 2  # made once; again at most every 5 s while refused
 
 
-@pytest.mark.parametrize("silence", ["disabled", "level"])
-def test_fault_kinds_do_not_depend_on_the_datadog_logger(silence, make_metrics, tmp_path, monkeypatch):
-    """Item 8: a service that silences the `datadog` logger still gets refused and no_socket right."""
+@pytest.fixture(params=["datadog-level", "disable-warnings"])
+def silenced_datadog_log(request):
+    """A service that keeps the datadog client's log quiet, as many do."""
     logger = logging.getLogger("datadog")
-    if silence == "disabled":
-        monkeypatch.setattr(logger, "disabled", True)
+    level = logger.level
+    if request.param == "datadog-level":
+        logger.setLevel(logging.ERROR)
     else:
-        monkeypatch.setattr(logger, "level", logging.CRITICAL + 1)
+        logging.disable(logging.WARNING)
+    yield
+    logger.setLevel(level)
+    logging.disable(logging.NOTSET)
+
+
+@pytest.mark.usefixtures("silenced_datadog_log")
+def test_fault_kinds_do_not_depend_on_the_datadog_logger(make_metrics, tmp_path):
+    """Item 8: a service that silences the `datadog` logger still gets refused and no_socket right."""
     refused = make_metrics(host="127.0.0.1", port=free_port(), flush_interval=3600)
     missing = make_metrics(socket_path=str(tmp_path / "nobody.sock"), flush_interval=3600)
     for metrics in (refused, missing):
