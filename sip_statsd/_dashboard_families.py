@@ -173,7 +173,7 @@ def bye_widgets(q: Queries) -> list[Widget]:
     m = METRIC_BYE_TOTAL
     return [
         timeseries("BYEs by side and reason", {"a": q.count(m, by=("by", "reason_class"))}, display="bars"),
-        toplist("BYEs by direction, side and reason", q.count(m, by=("direction", "by", "reason_class"))),
+        toplist("BYEs by direction, side and reason (time frame)", q.count(m, by=("direction", "by", "reason_class"))),
     ]
 
 
@@ -181,7 +181,7 @@ def timeout_widgets(q: Queries) -> list[Widget]:
     m = METRIC_TRANSACTION_TIMEOUT_TOTAL
     return [
         timeseries("Transaction timeouts by method", {"a": q.count(m, by=("method",))}, display="bars"),
-        toplist("Transaction timeouts by method", q.count(m, by=("method",))),
+        toplist("Methods timing out most (time frame)", q.count(m, by=("method",))),
     ]
 
 
@@ -316,7 +316,7 @@ def dropped_widgets(q: Queries) -> list[Widget]:
     m = METRIC_DROPPED_INPUTS_TOTAL
     return [
         timeseries("Dropped inputs by metric and reason", {"a": q.count(m, by=("metric", "reason"))}, display="bars"),
-        toplist("Dropped inputs by metric and reason", q.count(m, by=("metric", "reason"))),
+        toplist("Most dropped inputs (time frame)", q.count(m, by=("metric", "reason"))),
     ]
 
 
@@ -351,8 +351,9 @@ def send_error_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
             t.send_errors,
             "{{value}} metric datagrams could not be delivered to the local agent in 15 minutes. `refused` / "
             "`no_socket`: the agent was down or restarting; `resolve`: its host name does not resolve; "
-            "`dropped`: the socket buffer is full (raise the agent's dogstatsd_buffer_size or the kernel's "
-            "rmem/wmem). Counts are from after delivery resumed: a dead agent shows as no data instead.",
+            "`dropped`: the socket would block (a slow agent on a Unix socket: raise its dogstatsd_so_rcvbuf; "
+            "a small kernel send buffer on UDP). Counts arrive once delivery resumes: a dead agent shows as "
+            "no data instead.",
         )
     ]
 

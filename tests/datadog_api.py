@@ -32,7 +32,9 @@ class DatadogAPI:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="datadog-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="datadog-api", daemon=True
+        )
 
     def __enter__(self) -> DatadogAPI:
         self._thread.start()
