@@ -124,12 +124,17 @@ def build(
 
 
 def write(directory: str | Path, dashboard: dict[str, Any], monitors: list[Monitor]) -> list[Path]:
-    """Write `dashboard.json` and `monitors.json` into `directory` (made if missing)."""
+    """Write `dashboard.json` and `monitors.json` into `directory` (made if missing).
+
+    Each file is replaced whole (written aside, then renamed), never left half-written.
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "dashboard.json", out / "monitors.json"]
     for path, doc in zip(paths, (dashboard, monitors), strict=True):
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
     return paths
 
 

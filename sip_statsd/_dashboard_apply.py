@@ -24,25 +24,16 @@ from datadog_api_client.v1.model.dashboard import Dashboard
 from datadog_api_client.v1.model.monitor import Monitor
 from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequest
 
+from ._dashboard_parts import ApplyError, InvalidDocumentError
+
+__all__ = ["Applied", "ApplyError", "InvalidDocumentError", "apply", "problems", "to_model"]
+
 MODELS: dict[str, type[OpenApiModel]] = {
     "dashboard": Dashboard,
     "monitor": Monitor,
     "monitor_update": MonitorUpdateRequest,
 }
 REQUEST_TIMEOUT = 30.0
-
-
-class InvalidDocumentError(ValueError):
-    """A document the Datadog models do not accept; `problems` says where and why."""
-
-    def __init__(self, kind: str, problems: list[str]) -> None:
-        self.problems = problems
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        super().__init__(f"not a valid Datadog {kind}: {shown}")
-
-
-class ApplyError(Exception):
-    """`apply` could not finish; the message is one line, fit for a terminal."""
 
 
 def problems(node: object, path: str = "") -> list[str]:
@@ -127,6 +118,8 @@ def configuration(api_url: str | None = None, timeout: float = REQUEST_TIMEOUT) 
             "application key with the dashboards_write and monitors_write scopes (and DD_SITE if not datadoghq.com)"
         )
     if api_url:
+        if not api_url.startswith(("http://", "https://")):
+            raise ApplyError(f"--api-url {api_url!r} must start with http:// or https://")
         config.host = api_url.rstrip("/")
     try:
         config.host  # noqa: B018  # an unknown DD_SITE raises here

@@ -10,7 +10,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
+
+
+class InvalidDocumentError(ValueError):
+    """A document the Datadog models do not accept; `problems` says where and why."""
+
+    def __init__(self, kind: str, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        super().__init__(f"not a valid Datadog {kind}: {shown}")
+
+
+class ApplyError(Exception):
+    """`apply` could not finish; the message is one line, fit for a terminal."""
+
 
 Widget = dict[str, Any]
 Monitor = dict[str, Any]
@@ -238,5 +253,6 @@ def monitor(
 
 
 def number(x: float) -> str:
-    """`x` as a monitor query writes it: `30` rather than `30.0`."""
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+    """`x` as a monitor query writes it: `30` rather than `30.0`, `0.0001` rather than `1e-04`."""
+    text = format(Decimal(repr(float(x))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._dashboard import build, count_widgets, generic_widgets, write
-from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
+from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE, ApplyError, InvalidDocumentError, Thresholds
 
 if TYPE_CHECKING:
     from ._dashboard_apply import Applied
@@ -39,4 +39,15 @@ def apply(
     return _apply(dashboard, monitors, api_url=api_url, report=report)
 
 
-__all__ = ["DEFAULT_TAGS", "DEFAULT_TITLE", "Thresholds", "apply", "build", "count_widgets", "generic_widgets", "write"]
+__all__ = [
+    "DEFAULT_TAGS",
+    "DEFAULT_TITLE",
+    "ApplyError",
+    "InvalidDocumentError",
+    "Thresholds",
+    "apply",
+    "build",
+    "count_widgets",
+    "generic_widgets",
+    "write",
+]

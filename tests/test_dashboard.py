@@ -18,9 +18,10 @@ import pytest
 import sip_statsd as sm
 from sip_statsd import SipMetrics
 from sip_statsd._cli import main
-from sip_statsd._dashboard_apply import InvalidDocumentError, to_model
+from sip_statsd._dashboard_apply import to_model
 from sip_statsd._dashboard_families import GROUPS, VIEWS
-from sip_statsd.dashboard import DEFAULT_TAGS, Thresholds, build, count_widgets
+from sip_statsd._dashboard_parts import number
+from sip_statsd.dashboard import DEFAULT_TAGS, InvalidDocumentError, Thresholds, build, count_widgets
 
 ROOT = Path(__file__).parent.parent
 
@@ -348,8 +349,14 @@ def test_bad_build_options_raise_quoting_the_value(kwargs, quoted):
 def test_dashboard_out_writes_both_files_as_built(tmp_path, capsys):
     assert main(["dashboard", "--out", str(tmp_path / "dd"), "--prefix", "acme", "--tag", "env"]) == 0
     dashboard, monitors = build(prefix="acme", tags=("env",))
-    assert json.loads((tmp_path / "dd" / "dashboard.json").read_text()) == dashboard
-    assert json.loads((tmp_path / "dd" / "monitors.json").read_text()) == monitors
+    written = json.loads((tmp_path / "dd" / "dashboard.json").read_text())
+    written_monitors = json.loads((tmp_path / "dd" / "monitors.json").read_text())
+    assert written == dashboard
+    assert written_monitors == monitors
+    to_model(written, "dashboard")
+    for monitor in written_monitors:
+        to_model(monitor, "monitor")
+    assert sorted(p.name for p in (tmp_path / "dd").iterdir()) == ["dashboard.json", "monitors.json"]
     assert f"({len(monitors)} monitors)" in capsys.readouterr().out
 
 
@@ -418,3 +425,11 @@ def test_readme_monitor_table_lists_every_monitor_with_its_default():
         assert f"`{name}={getattr(defaults, name):g}`" in readme, f"README's monitor table lacks {name}'s default"
     for monitor in monitors:
         assert monitor["name"].split("] ", 1)[1] in readme
+
+
+@pytest.mark.parametrize(
+    ("x", "text"), [(30, "30"), (30.0, "30"), (42.5, "42.5"), (1e-4, "0.0001"), (1e20, "100000000000000000000")]
+)
+def test_monitor_thresholds_are_written_as_plain_decimals(x, text):
+    assert number(x) == text
+    assert float(text) == x

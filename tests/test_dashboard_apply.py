@@ -7,16 +7,15 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import free_port
 from datadog_api import DatadogAPI
 
+import sip_statsd.dashboard as dashboard_module
 from sip_statsd import SipMetrics
 from sip_statsd._cli import main
-from sip_statsd._dashboard_apply import ApplyError, InvalidDocumentError
-from sip_statsd.dashboard import apply, build
+from sip_statsd.dashboard import InvalidDocumentError, apply, build
 
 KEYS = {"DD_API_KEY": "test-api-key", "DD_APP_KEY": "test-app-key"}
 
@@ -206,6 +205,15 @@ def test_the_library_never_imports_the_client():
     assert result.returncode == 0, result.stderr
 
 
-def test_apply_error_is_exported_for_callers():
-    assert issubclass(ApplyError, Exception)
-    assert Path(sys.modules[apply.__module__].__file__ or "").name == "dashboard.py"
+def test_callers_catch_apply_errors_through_the_public_module(monkeypatch):
+    monkeypatch.delenv("DD_API_KEY", raising=False)
+    with pytest.raises(dashboard_module.ApplyError, match="DD_API_KEY"):
+        apply(*build(), report=lambda _: None)
+    with pytest.raises(dashboard_module.InvalidDocumentError):
+        apply({"title": "x"}, [], report=lambda _: None)
+
+
+def test_an_api_url_without_a_scheme_is_one_line(api, capsys):
+    assert main(["dashboard", "--apply", "--api-url", api.url.removeprefix("http://")]) == 1
+    assert "must start with http:// or https://" in capsys.readouterr().err
+    assert api.requests == []
