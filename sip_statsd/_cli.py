@@ -197,7 +197,7 @@ def _threshold(text: str) -> tuple[str, float]:
 
 
 def add_dashboard_parser(sub: Any) -> None:
-    from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE
+    from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
 
     das = sub.add_parser(
         "dashboard",
@@ -221,7 +221,7 @@ def add_dashboard_parser(sub: Any) -> None:
         default=[],
         type=_threshold,
         metavar="NAME=VALUE",
-        help="a monitor threshold, repeatable (see the README's monitor table)",
+        help=f"a monitor threshold, repeatable; NAME one of {', '.join(Thresholds.names())}",
     )
     das.add_argument("--notify", action="append", default=[], metavar="@HANDLE", help="add to every monitor message")
     das.add_argument(

@@ -74,6 +74,19 @@ def test_apply_leaves_other_dashboards_and_monitors_alone(api):
     assert api.monitors[7]["name"] == "disk full"
 
 
+def test_two_dashboards_with_the_title_the_first_is_updated_and_the_user_told(api, capsys):
+    dashboard, _ = build()
+    for key in ("aaa-bbb-ccc", "ddd-eee-fff"):
+        api.dashboards[key] = {**dashboard, "id": key, "url": f"/dashboard/{key}/x"}
+    assert apply_cli(api) == 0
+    out = capsys.readouterr().out
+    assert "updated dashboard 'SIP signalling (sip-statsd)'" in out
+    assert "(2 dashboards have this title; the first was updated)" in out
+    assert api.calls("PUT", "/api/v1/dashboard/aaa-bbb-ccc") == 1
+    assert api.calls("PUT", "/api/v1/dashboard/ddd-eee-fff") == 0
+    assert len(api.dashboards) == 2
+
+
 def test_apply_a_users_own_widgets_and_monitors(api):
     metrics = SipMetrics(backend="off")
     metrics.counter("acme_transfers_total", {"kind": ("blind", "attended")})
