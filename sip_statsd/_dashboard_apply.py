@@ -60,18 +60,47 @@ def _model_problems(node: OpenApiModel, path: str) -> list[str]:
     if isinstance(node, ModelComposed):
         if not node._composed_instances:
             return [f"{where}: matches none of the {type(node).__name__} schemas"]
-        return [p for inner in node._composed_instances for p in problems(inner, path)]
+        return [
+            p
+            for inner in node._composed_instances
+            for p in (
+                _explain(inner, (type(node),), path) if isinstance(inner, UnparsedObject) else problems(inner, path)
+            )
+        ]
     found: list[str] = []
     for key, value in node._data_store.items():
         shown = node.attribute_map.get(key, key)
         inner = f"{path}.{shown}" if path else shown
         if key not in node.openapi_types:
             found.append(f"{inner}: unknown property of {type(node).__name__}")
+        elif isinstance(value, UnparsedObject):
+            found.extend(_explain(value, node.openapi_types[key], inner))
         else:
             found.extend(problems(value, inner))
     if node._unparsed and not found:
         found.append(f"{where}: {type(node).__name__} marked unparsed")
     return found
+
+
+def _explain(unparsed: UnparsedObject, expected: tuple[Any, ...], path: str) -> list[str]:
+    """Why `unparsed` matched none of a `oneOf`: the problems of the schema its `type` names.
+
+    A wrong value deep inside a widget makes the whole widget definition unparsed; this
+    finds the definition the widget meant (by its `type`) and reports the value itself.
+    """
+    data = dict(unparsed._data_store)
+    for composed in expected:
+        if not (isinstance(composed, type) and issubclass(composed, ModelComposed)):
+            continue
+        for candidate in composed._composed_schemas.get("oneOf", ()):
+            kinds = getattr(candidate, "openapi_types", {}).get("type", ())
+            if any(data.get("type") in getattr(k, "allowed_values", ()) for k in kinds):
+                try:
+                    model = _offline_client().deserialize(json.dumps(data), (candidate,), True)
+                except (OpenApiException, TypeError, ValueError) as error:
+                    return [f"{path}: {' '.join(str(error).split())}"]
+                return problems(model, path) or [f"{path}: not a valid {candidate.__name__}"]
+    return _model_problems(unparsed, path)
 
 
 _CLIENT: list[ApiClient] = []

@@ -189,6 +189,18 @@ def test_the_model_check_fails_on_a_broken_dashboard(case):
     assert info.value.problems
 
 
+def test_a_bad_value_deep_in_a_widget_is_reported_where_it_is():
+    """Not as 'the group matches no schema': the value, its path and what is allowed."""
+    dashboard, _ = build(SipMetrics(backend="off"))
+    broken = _set(dashboard, (*SETUP, "requests", 0, "display_type"), "barz")
+    with pytest.raises(InvalidDocumentError) as info:
+        to_model(broken, "dashboard")
+    assert info.value.problems == [
+        "widgets[0].definition.widgets[1].definition.requests[0].display_type: "
+        "'barz' is not one of ['area', 'bars', 'line', 'overlay']"
+    ]
+
+
 @pytest.mark.parametrize("case", BROKEN_MONITORS)
 def test_the_model_check_fails_on_a_broken_monitor(case):
     _, monitors = build(SipMetrics(backend="off"))
