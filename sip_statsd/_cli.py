@@ -229,8 +229,9 @@ def add_dashboard_parser(sub: Any) -> None:
         dest="modules",
         action="append",
         default=[],
-        metavar="MODULE",
-        help="import MODULE first, so the families it defines (your own) are on the dashboard",
+        metavar="MODULE[:NAME]",
+        help="import MODULE first, so the families it defines (your own) are on the dashboard; "
+        "MODULE:NAME builds from the SipMetrics instance MODULE.NAME instead of the process-wide one",
     )
     das.add_argument(
         "--apply",
@@ -245,18 +246,35 @@ def _fail(message: str) -> int:
     return 1
 
 
-def dashboard(args: argparse.Namespace, out: TextIO) -> int:  # noqa: PLR0911  # one return per failure
+def _import_metrics(specs: list[str]) -> sm.SipMetrics | None:
+    """Import each MODULE (or MODULE:NAME); the SipMetrics instance named, if one is. ValueError if not."""
+    found: sm.SipMetrics | None = None
+    for spec in specs:
+        module_name, _, name = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            raise ValueError(f"cannot import {module_name!r}: {type(error).__name__}: {error}") from None
+        if not name:
+            continue
+        instance = getattr(module, name, None)
+        if not isinstance(instance, sm.SipMetrics):
+            raise ValueError(f"{spec!r} is {type(instance).__name__}, not a SipMetrics instance")
+        if found is not None and found is not instance:
+            raise ValueError(f"{spec!r}: --import names more than one SipMetrics instance")
+        found = instance
+    return found
+
+
+def dashboard(args: argparse.Namespace, out: TextIO) -> int:
     from ._dashboard import build, write
     from ._dashboard_parts import DEFAULT_TAGS, Thresholds
 
-    for module in args.modules:
-        try:
-            importlib.import_module(module)
-        except Exception as error:
-            return _fail(f"cannot import {module!r}: {type(error).__name__}: {error}")
     try:
+        metrics = _import_metrics(args.modules)
         thresholds = Thresholds(**dict(args.threshold))
         board, monitors = build(
+            metrics,
             prefix=args.prefix,
             tags=DEFAULT_TAGS if args.tags is None else args.tags,
             title=args.title,

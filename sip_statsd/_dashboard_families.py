@@ -358,7 +358,10 @@ def send_error_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
     ]
 
 
-# The table: one line per family. Order within a group is the order of these lines.
+# The table: one line per family; order within a group is the order of these lines. A new
+# family of the catalog is one more line here, e.g. for a counter with a `direction` label:
+#     METRIC_X_TOTAL: View("setup", lambda q: [timeseries("X", {"a": q.count(METRIC_X_TOTAL, by=("direction",))})]),
+# with a function for its monitors as the third field when it deserves an alert.
 VIEWS: dict[str, View] = {
     METRIC_INVITE_RESULT_TOTAL: View("setup", invite_widgets, invite_monitors),
     METRIC_BYE_TOTAL: View("teardown", bye_widgets),

@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,12 @@ def checked_metrics(catalog: Catalog, widget: dict[str, Any]) -> set[str]:
     return names
 
 
+@pytest.fixture
+def fresh(make_metrics: Callable[..., SipMetrics]) -> Callable[..., SipMetrics]:
+    """A SipMetrics instance of its own that sends nothing, closed when the test ends."""
+    return lambda **options: make_metrics(backend="off", **options)
+
+
 def own_families(metrics: SipMetrics) -> None:
     metrics.counter("acme_queue_rejects_total", {"queue": ("sales", "support")}, description="Queue rejects")
     metrics.distribution("acme_ivr_seconds", {"menu": ("main",)}, minimum=0)
@@ -139,8 +145,8 @@ def own_families(metrics: SipMetrics) -> None:
 
 
 @pytest.mark.parametrize(("prefix", "tags"), [(None, DEFAULT_TAGS), ("acme.voice", ("env", "region")), (None, ())])
-def test_dashboard_and_monitors_load_into_the_datadog_models_with_nothing_unparsed(prefix, tags):
-    metrics = SipMetrics(backend="off")
+def test_dashboard_and_monitors_load_into_the_datadog_models_with_nothing_unparsed(prefix, tags, fresh):
+    metrics = fresh()
     own_families(metrics)
     dashboard, monitors = build(metrics, prefix=prefix, tags=tags)
     model = to_model(dashboard, "dashboard")  # raises on an unparsed object or an unknown key
@@ -180,18 +186,18 @@ BROKEN_MONITORS = {
 
 
 @pytest.mark.parametrize("case", BROKEN_DASHBOARDS)
-def test_the_model_check_fails_on_a_broken_dashboard(case):
+def test_the_model_check_fails_on_a_broken_dashboard(case, fresh):
     """The validator can fail: each of these would otherwise pass the models unnoticed or raise."""
-    dashboard, _ = build(SipMetrics(backend="off"))
+    dashboard, _ = build(fresh())
     path, value = BROKEN_DASHBOARDS[case]
     with pytest.raises(InvalidDocumentError) as info:
         to_model(_set(dashboard, path, value), "dashboard")
     assert info.value.problems
 
 
-def test_a_bad_value_deep_in_a_widget_is_reported_where_it_is():
+def test_a_bad_value_deep_in_a_widget_is_reported_where_it_is(fresh):
     """Not as 'the group matches no schema': the value, its path and what is allowed."""
-    dashboard, _ = build(SipMetrics(backend="off"))
+    dashboard, _ = build(fresh())
     broken = _set(dashboard, (*SETUP, "requests", 0, "display_type"), "barz")
     with pytest.raises(InvalidDocumentError) as info:
         to_model(broken, "dashboard")
@@ -202,8 +208,8 @@ def test_a_bad_value_deep_in_a_widget_is_reported_where_it_is():
 
 
 @pytest.mark.parametrize("case", BROKEN_MONITORS)
-def test_the_model_check_fails_on_a_broken_monitor(case):
-    _, monitors = build(SipMetrics(backend="off"))
+def test_the_model_check_fails_on_a_broken_monitor(case, fresh):
+    _, monitors = build(fresh())
     path, value = BROKEN_MONITORS[case]
     with pytest.raises(InvalidDocumentError):
         to_model(_set(monitors[0], path, value), "monitor")
@@ -213,8 +219,8 @@ def test_the_model_check_fails_on_a_broken_monitor(case):
 
 
 @pytest.mark.parametrize(("prefix", "tags"), [(None, DEFAULT_TAGS), ("acme.voice", ("env", "region"))])
-def test_every_query_names_a_declared_metric_label_and_value(prefix, tags):
-    metrics = SipMetrics(backend="off")
+def test_every_query_names_a_declared_metric_label_and_value(prefix, tags, fresh):
+    metrics = fresh()
     own_families(metrics)
     dashboard, monitors = build(metrics, prefix=prefix, tags=tags)
     catalog = Catalog(metrics, prefix, tags)
@@ -224,8 +230,8 @@ def test_every_query_names_a_declared_metric_label_and_value(prefix, tags):
         catalog.check_monitor(monitor)
 
 
-def test_the_query_check_fails_on_an_undeclared_value_a_wrong_prefix_or_a_missing_as_count():
-    catalog = Catalog(SipMetrics(backend="off"), "acme", DEFAULT_TAGS)
+def test_the_query_check_fails_on_an_undeclared_value_a_wrong_prefix_or_a_missing_as_count(fresh):
+    catalog = Catalog(fresh(), "acme", DEFAULT_TAGS)
     catalog.check_query("sum:acme.sip_invite_result_total{code_class:2xx,$env}.as_count()")
     for bad in (
         "sum:acme.sip_invite_result_total{code_class:7xx}.as_count()",
@@ -240,15 +246,15 @@ def test_the_query_check_fails_on_an_undeclared_value_a_wrong_prefix_or_a_missin
             catalog.check_query(bad)
 
 
-def test_monitors_group_by_env_and_service_but_not_version():
-    _, monitors = build(SipMetrics(backend="off"))
+def test_monitors_group_by_env_and_service_but_not_version(fresh):
+    _, monitors = build(fresh())
     for monitor in monitors:
         assert " by {env,service" in monitor["query"], monitor["query"]
         assert "version" not in monitor["query"]
 
 
-def test_the_prefix_defaults_to_the_instances_own():
-    dashboard, monitors = build(SipMetrics(backend="off", prefix="edge"))
+def test_the_prefix_defaults_to_the_instances_own(fresh):
+    dashboard, monitors = build(fresh(prefix="edge"))
     assert "sum:edge.sip_invite_result_total{" in json.dumps(dashboard)
     assert all(".sip_" not in m["query"] or "edge.sip_" in m["query"] for m in monitors)
 
@@ -256,9 +262,9 @@ def test_the_prefix_defaults_to_the_instances_own():
 # --- every family has its place ---------------------------------------------------------------
 
 
-def test_every_family_of_the_catalog_has_its_own_widgets():
+def test_every_family_of_the_catalog_has_its_own_widgets(fresh):
     """A family the table does not know gets only the generic widget: add its line to VIEWS."""
-    metrics = SipMetrics(backend="off")
+    metrics = fresh()
     dashboard, _ = build(metrics)
     catalog = Catalog(metrics, None, DEFAULT_TAGS)
     placed: dict[str, set[str]] = {}
@@ -274,8 +280,8 @@ def test_every_family_of_the_catalog_has_its_own_widgets():
     )
 
 
-def test_every_group_starts_with_a_note():
-    dashboard, _ = build(SipMetrics(backend="off"))
+def test_every_group_starts_with_a_note(fresh):
+    dashboard, _ = build(fresh())
     for group in dashboard["widgets"]:
         definition = group["definition"]
         assert definition["type"] == "group"
@@ -283,8 +289,8 @@ def test_every_group_starts_with_a_note():
         assert len(definition["widgets"]) > 1
 
 
-def test_a_users_own_families_get_a_generic_widget_each_in_their_group():
-    metrics = SipMetrics(backend="off")
+def test_a_users_own_families_get_a_generic_widget_each_in_their_group(fresh):
+    metrics = fresh()
     own_families(metrics)
     dashboard, _ = build(metrics)
     custom = [g for g in dashboard["widgets"] if g["definition"]["title"] == GROUPS["custom"][0]]
@@ -296,13 +302,13 @@ def test_a_users_own_families_get_a_generic_widget_each_in_their_group():
     assert "p99:acme_ivr_seconds{$env,$service,$version} by {menu}" in text
 
 
-def test_without_families_of_its_own_there_is_no_your_metrics_group():
-    dashboard, _ = build(SipMetrics(backend="off"))
+def test_without_families_of_its_own_there_is_no_your_metrics_group(fresh):
+    dashboard, _ = build(fresh())
     assert GROUPS["custom"][0] not in [g["definition"]["title"] for g in dashboard["widgets"]]
 
 
-def test_the_monitors_the_issue_asks_for_are_there():
-    _, monitors = build(SipMetrics(backend="off"))
+def test_the_monitors_the_issue_asks_for_are_there(fresh):
+    _, monitors = build(fresh())
     keys = [t.split(":", 1)[1] for m in monitors for t in m["tags"] if t.startswith("sip-statsd-monitor:")]
     assert keys == [
         "no_invite_outcomes",
@@ -321,9 +327,9 @@ def test_the_monitors_the_issue_asks_for_are_there():
     assert len({m["name"] for m in monitors}) == len(monitors)
 
 
-def test_thresholds_and_notify_handles_reach_the_monitors():
+def test_thresholds_and_notify_handles_reach_the_monitors(fresh):
     thresholds = Thresholds(asr_percent=42.5, no_data_minutes=60, send_errors=10)
-    _, monitors = build(SipMetrics(backend="off"), thresholds=thresholds, notify=["@pagerduty-sip", "@ops"])
+    _, monitors = build(fresh(), thresholds=thresholds, notify=["@pagerduty-sip", "@ops"])
     by_key = {m["tags"][1].split(":")[1]: m for m in monitors}
     assert by_key["asr"]["query"].endswith("< 42.5")
     assert by_key["asr"]["options"]["thresholds"]["critical"] == 42.5
@@ -350,9 +356,9 @@ def test_a_bad_threshold_raises_quoting_it(kwargs, quoted):
     ("kwargs", "quoted"),
     [({"tags": ("Env",)}, "'Env'"), ({"prefix": "a b"}, "'a b'"), ({"title": ""}, "''"), ({"tags": "env"}, "'env'")],
 )
-def test_bad_build_options_raise_quoting_the_value(kwargs, quoted):
+def test_bad_build_options_raise_quoting_the_value(kwargs, quoted, fresh):
     with pytest.raises(ValueError, match=re.escape(quoted)):
-        build(SipMetrics(backend="off"), **kwargs)
+        build(fresh(), **kwargs)
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -388,6 +394,24 @@ def test_dashboard_import_puts_a_modules_own_families_on_it(tmp_path, monkeypatc
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["dashboard", "--import", "acme_metrics"]) == 0
     assert "sum:acme_transfers_total{$env,$service,$version} by {kind}.as_rate()" in capsys.readouterr().out
+
+
+def test_dashboard_import_module_name_builds_from_that_instance(tmp_path, monkeypatch, capsys):
+    (tmp_path / "acme_service.py").write_text(
+        "import sip_statsd\n"
+        "METRICS = sip_statsd.SipMetrics(backend='off', prefix='acme')\n"
+        "METRICS.distribution('acme_ivr_seconds', minimum=0)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["dashboard", "--import", "acme_service:METRICS"]) == 0
+    finally:
+        sys.modules["acme_service"].METRICS.close(timeout=2)
+    out = capsys.readouterr().out
+    assert "p95:acme.acme_ivr_seconds{$env,$service,$version}" in out
+    assert "sum:acme.sip_invite_result_total{" in out
+    assert main(["dashboard", "--import", "acme_service:sip_statsd"]) == 1
+    assert "'acme_service:sip_statsd' is module, not a SipMetrics instance" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -429,9 +453,9 @@ def test_dashboard_runs_as_a_command_and_counts_what_it_made():
     to_model(dashboard, "dashboard")
 
 
-def test_readme_monitor_table_lists_every_monitor_with_its_default():
+def test_readme_monitor_table_lists_every_monitor_with_its_default(fresh):
     readme = (ROOT / "README.md").read_text()
-    _, monitors = build(SipMetrics(backend="off"))
+    _, monitors = build(fresh())
     defaults = Thresholds()
     for name in Thresholds.names():
         assert f"`{name}={getattr(defaults, name):g}`" in readme, f"README's monitor table lacks {name}'s default"

@@ -13,7 +13,6 @@ from conftest import free_port
 from datadog_api import DatadogAPI
 
 import sip_statsd.dashboard as dashboard_module
-from sip_statsd import SipMetrics
 from sip_statsd._cli import main
 from sip_statsd.dashboard import InvalidDocumentError, apply, build
 
@@ -87,8 +86,8 @@ def test_two_dashboards_with_the_title_the_first_is_updated_and_the_user_told(ap
     assert len(api.dashboards) == 2
 
 
-def test_apply_a_users_own_widgets_and_monitors(api):
-    metrics = SipMetrics(backend="off")
+def test_apply_a_users_own_widgets_and_monitors(api, make_metrics):
+    metrics = make_metrics(backend="off")
     metrics.counter("acme_transfers_total", {"kind": ("blind", "attended")})
     dashboard, monitors = build(metrics)
     monitors.append(
