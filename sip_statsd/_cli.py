@@ -1,8 +1,9 @@
-"""The `sip-statsd` command: catalog, listen, demo."""
+"""The `sip-statsd` command: catalog, listen, demo, dashboard."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -157,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     dem.add_argument("--rate", type=_positive(float, allow_zero=True), default=0.0, help="calls/s; 0 = flat out")
     dem.add_argument("--agent", type=_agent, help="send to a real agent at HOST:PORT instead of the embedded one")
     dem.add_argument("--seed", type=int, default=1, help="random seed for the traffic mix (default: 1)")
+    add_dashboard_parser(sub)
     return top
 
 
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "listen":
             return listen(args.host, args.port, args.interval, sys.stdout)
+        if args.command == "dashboard":
+            return dashboard(args, sys.stdout)
         from ._demo import demo
 
         return demo(args.calls, args.rate, args.seed, args.agent)
@@ -175,3 +179,127 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    from ._dashboard_parts import Thresholds
+
+    name, sep, raw = text.partition("=")
+    if not sep or name not in Thresholds.names():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with NAME one of {', '.join(Thresholds.names())}")
+    try:
+        return name, float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {raw!r} is not a number") from None
+
+
+def add_dashboard_parser(sub: Any) -> None:
+    from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
+
+    das = sub.add_parser(
+        "dashboard",
+        help="a Datadog dashboard and monitors generated from the catalog (JSON, or --apply to your account)",
+        description="Without --out, prints the dashboard (or with --monitors the monitors) in the Datadog API's JSON.",
+    )
+    das.add_argument("--out", metavar="DIR", help="write DIR/dashboard.json and DIR/monitors.json")
+    das.add_argument("--monitors", action="store_true", help="print the monitors instead of the dashboard")
+    das.add_argument("--prefix", help="the prefix the service configures (configure(prefix=...))")
+    das.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="KEY",
+        help=f"a tag key for template variables and monitor groups, repeatable (default: {' '.join(DEFAULT_TAGS)})",
+    )
+    das.add_argument("--title", default=DEFAULT_TITLE, help="dashboard title; monitor names start with it")
+    das.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_threshold,
+        metavar="NAME=VALUE",
+        help=f"a monitor threshold, repeatable; NAME one of {', '.join(Thresholds.names())}",
+    )
+    das.add_argument("--notify", action="append", default=[], metavar="@HANDLE", help="add to every monitor message")
+    das.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE[:NAME]",
+        help="import MODULE first, so the families it defines (your own) are on the dashboard; "
+        "MODULE:NAME builds from the SipMetrics instance MODULE.NAME instead of the process-wide one",
+    )
+    das.add_argument(
+        "--apply",
+        action="store_true",
+        help="create or update them in your Datadog account (DD_API_KEY, DD_APP_KEY, DD_SITE)",
+    )
+    das.add_argument("--api-url", metavar="URL", help="the API's base URL instead of the one DD_SITE names")
+
+
+def _fail(message: str) -> int:
+    print(f"sip-statsd dashboard: {message}", file=sys.stderr)
+    return 1
+
+
+def _import_metrics(specs: list[str]) -> sm.SipMetrics | None:
+    """Import each MODULE (or MODULE:NAME); the SipMetrics instance named, if one is. ValueError if not."""
+    found: sm.SipMetrics | None = None
+    for spec in specs:
+        module_name, _, name = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            raise ValueError(f"cannot import {module_name!r}: {type(error).__name__}: {error}") from None
+        if not name:
+            continue
+        instance = getattr(module, name, None)
+        if not isinstance(instance, sm.SipMetrics):
+            raise ValueError(f"{spec!r} is {type(instance).__name__}, not a SipMetrics instance")
+        if found is not None and found is not instance:
+            raise ValueError(f"{spec!r}: --import names more than one SipMetrics instance")
+        found = instance
+    return found
+
+
+def dashboard(args: argparse.Namespace, out: TextIO) -> int:
+    from ._dashboard import build, write
+    from ._dashboard_parts import DEFAULT_TAGS, Thresholds
+
+    try:
+        metrics = _import_metrics(args.modules)
+        thresholds = Thresholds(**dict(args.threshold))
+        board, monitors = build(
+            metrics,
+            prefix=args.prefix,
+            tags=DEFAULT_TAGS if args.tags is None else args.tags,
+            title=args.title,
+            thresholds=thresholds,
+            notify=args.notify,
+        )
+    except ValueError as error:
+        return _fail(str(error))
+    if args.out:
+        try:
+            paths = write(args.out, board, monitors)
+        except OSError as error:
+            return _fail(f"cannot write to {args.out!r}: {error.strerror or error}")
+        print(f"wrote {paths[0]} and {paths[1]} ({len(monitors)} monitors)", file=out)
+    elif not args.apply:
+        json.dump(monitors if args.monitors else board, out, indent=2)
+        out.write("\n")
+    if not args.apply:
+        return 0
+    try:
+        from ._dashboard_apply import ApplyError, InvalidDocumentError, apply
+    except ImportError:
+        return _fail("--apply needs datadog-api-client: pip install 'sip-statsd[dashboard]'")
+    try:
+        apply(board, monitors, api_url=args.api_url, report=lambda line: print(line, file=out, flush=True))
+    except (ApplyError, InvalidDocumentError) as error:
+        return _fail(str(error))
+    return 0

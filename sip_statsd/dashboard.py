@@ -1,0 +1,53 @@
+"""A Datadog dashboard and monitors generated from the catalog, as plain dicts.
+
+>>> from sip_statsd import SipMetrics
+>>> from sip_statsd.dashboard import build, write
+>>> dashboard, monitors = build(SipMetrics(backend="off"), tags=("env", "service"))
+>>> paths = write("datadog", dashboard, monitors)
+
+`apply(dashboard, monitors)` creates or updates them in a Datadog account; it needs the
+`dashboard` extra (`pip install 'sip-statsd[dashboard]'`), nothing else here does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ._dashboard import build, count_widgets, generic_widgets, write
+from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE, ApplyError, InvalidDocumentError, Thresholds
+
+if TYPE_CHECKING:
+    from ._dashboard_apply import Applied
+
+
+def apply(
+    dashboard: dict[str, Any],
+    monitors: Iterable[dict[str, Any]],
+    *,
+    api_url: str | None = None,
+    report: Callable[[str], None] = print,
+) -> Applied:
+    """Create or update the dashboard and monitors (matched by title / name) in your account.
+
+    Keys and site come from DD_API_KEY, DD_APP_KEY and DD_SITE, as datadog-api-client reads
+    them. Raises `ApplyError` (a one-line message) when it cannot, and
+    `InvalidDocumentError` before any request if the models refuse a document.
+    """
+    from ._dashboard_apply import apply as _apply
+
+    return _apply(dashboard, monitors, api_url=api_url, report=report)
+
+
+__all__ = [
+    "DEFAULT_TAGS",
+    "DEFAULT_TITLE",
+    "ApplyError",
+    "InvalidDocumentError",
+    "Thresholds",
+    "apply",
+    "build",
+    "count_widgets",
+    "generic_widgets",
+    "write",
+]
