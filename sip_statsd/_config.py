@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ._family import check_key, check_name, check_value
+from ._quality import QualityThresholds
 
 BACKENDS = ("datadog", "statsd", "memory", "off")
 FLAVORS = ("influxdb", "graphite", "plain")
@@ -47,6 +48,8 @@ class Config:
     constant_tags: tuple[str, ...] = field(default=())
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     strict: bool = False
+    # Call quality: a partial mapping given to configure() is completed with the defaults.
+    quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -85,6 +88,7 @@ class Config:
             raise ValueError(f"flush_interval {interval!r} must be a number of seconds from 0.01 to 3600")
         if not isinstance(self.strict, bool):
             raise ValueError(f"strict {self.strict!r} must be True or False")
+        object.__setattr__(self, "quality_thresholds", QualityThresholds.of(self.quality_thresholds))
 
     def describe_target(self) -> str:
         """Where this configuration sends, for log lines."""

@@ -69,6 +69,8 @@ class Recorder:
         self._logged: set[object] = set()
         self._stats = Stats()
         self._make_thread_state()
+        # Call quality: helpers that precompute from self.config, called after each reconfigure.
+        self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
         # The library's own counters come first and never see caller input: no drop series.
         self.send_errors = Counter(
@@ -317,6 +319,8 @@ class Recorder:
             self._backend = backend
         for family in self._families.values():
             self._apply_strict(family)
+        for listener in self._config_listeners:  # call quality: thresholds precomputed by the helpers
+            listener()
         if not self._flusher_alive():
             if self._thread is not None and self._thread.is_alive():
                 self._thread.join(timeout)

@@ -146,7 +146,8 @@ def test_distribution_keeps_at_most_max_samples_between_flushes():
     rec = Recorder()
     try:
         backend = MemoryBackend()
-        rec.reconfigure(Config(backend="memory"), backend=backend)
+        rec.reconfigure(Config(backend="memory", flush_interval=3600), backend=backend)
+        rec.flush()  # the flush the reconfigure woke: none may fall between the observes below
         d = Distribution("capped_ms", max_samples=3, recorder=rec)
         for v in range(1, 6):
             d.observe(float(v))
