@@ -68,6 +68,11 @@ def test_demo_reports_that_what_arrived_matches_what_was_sent():
     assert row
     assert row.group(1) == row.group(2)
     assert int(row.group(1).replace(",", "")) > 1000
+    for grade in sm.QUALITY_GRADES:  # the E-model's MOS of the simulated calls, graded, all arrived
+        graded = re.search(rf"sip_call_quality_total\{{grade:{grade}\}}\s+([\d,]+)\s+([\d,]+)", out)
+        assert graded, grade
+        assert graded.group(1) == graded.group(2)
+    assert re.search(r"call quality of [\d,]+ calls: best \d+\.\d %", out)
 
 
 def test_demo_to_an_agent_address(receiver):
