@@ -50,11 +50,11 @@ def _qos_slow(series: DistributionSeries, value: object) -> float:
         return _NONE
     series.observe(value)  # type: ignore[arg-type]  # observe() drops what is not a number
     # Valid exactly when observe() kept it (or dropped it only for overflow): a real number in range.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return _NONE
     try:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return _NONE
         number = float(value)
-    except Exception:
+    except Exception:  # whatever the object does (a raising __class__ or __float__)
         return _NONE
     return number if series._lo <= number <= series._hi else _NONE
 
