@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 
 import pytest
@@ -254,3 +255,22 @@ def test_threads_racing_configure_keep_every_call_in_one_grade(receiver, make_me
     assert totals.count(QUALITY) == total
     assert 0 <= totals.count(ISSUE, issue="high_rtt") <= total
     assert totals.count(ISSUE) == totals.count(ISSUE, issue="high_rtt")
+
+
+class _RealThatWillNotConvert:
+    """Registered as a numbers.Real, yet float() on it raises."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("no float")
+
+
+numbers.Real.register(_RealThatWillNotConvert)
+
+
+def test_a_hostile_number_is_dropped_and_graded_unknown_without_raising():
+    with capture_metrics(strict=False) as cap:
+        sm.observe_call_qos(rtt_ms=_RealThatWillNotConvert(), mos_estimate=_RealThatWillNotConvert())
+        cap.assert_count(DROPPED, 1, metric=sm.METRIC_CALL_RTT_MS, reason="invalid_number")
+        cap.assert_count(DROPPED, 1, metric=sm.METRIC_CALL_MOS_ESTIMATE, reason="invalid_number")
+        cap.assert_count(QUALITY, 1, grade="unknown")
+        cap.assert_count(ISSUE, 0)
