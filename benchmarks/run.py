@@ -89,6 +89,7 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
         "sip_statsd transaction_timeout, other": "transaction_timeout('FOO')",
         "sip_statsd bye": "bye('inbound', 'remote', 'normal')",
         "sip_statsd observe_call_qos x4": "qos(38.5, 4.2, 0.003, 4.3)",
+        "sip_statsd observe_call_qos bad x4": "qos(700.0, 80.0, 0.2, 2.0)",  # every issue, grade unusable
         "DogStatsd increment, buffered": "dd_buffered.increment('sip_invite_result_total', tags=TAGS)",
         "DogStatsd increment, aggregating": "dd_aggregating.increment('sip_invite_result_total', tags=TAGS)",
         "DogStatsd distribution, buffered": "dd_buffered.distribution('sip_call_rtt_ms', 38.5)",

@@ -9,6 +9,7 @@ from ._catalog import SipCatalog, build_catalog
 from ._config import Config, env_options
 from ._family import FLOAT_MAX, Counter, Distribution, Family
 from ._helpers import Helpers
+from ._quality import QualityThresholds
 from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
 
 
@@ -25,6 +26,7 @@ class Options(TypedDict, total=False):
     flush_interval: float
     strict: bool
     packed: bool
+    quality_thresholds: Mapping[str, float] | QualityThresholds | None
 
 
 def make_config(options: Options) -> Config:

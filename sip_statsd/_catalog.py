@@ -1,4 +1,4 @@
-"""The SIP catalog: the origin package's thirteen metrics, declared with the public family API.
+"""The SIP catalog: the origin package's metrics and those added since, declared with the public family API.
 
 Every series of every family exists once `build_catalog` returns; the helpers that feed
 them live in `_helpers`.
@@ -22,6 +22,8 @@ from ._values import (
     METRIC_CALL_JITTER_MS,
     METRIC_CALL_LOSS_FRACTION,
     METRIC_CALL_MOS_ESTIMATE,
+    METRIC_CALL_QUALITY_ISSUE_TOTAL,
+    METRIC_CALL_QUALITY_TOTAL,
     METRIC_CALL_RTT_MS,
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
@@ -33,6 +35,8 @@ from ._values import (
     METRIC_VOICE_ATTACH_TOTAL,
     NATIVE_RESULT_ERR,
     NATIVE_RESULT_OK,
+    QUALITY_GRADES,
+    QUALITY_ISSUES,
     REFRESH_RESULTS,
     STIR_RESULTS,
     VOICE_ATTACH_MODES,
@@ -47,7 +51,7 @@ SIP_CODES = range(100, 700)
 
 @dataclass(frozen=True)
 class SipCatalog:
-    """The thirteen SIP families of one recorder."""
+    """The SIP families of one recorder."""
 
     invite_result: Counter
     bye: Counter
@@ -62,6 +66,9 @@ class SipCatalog:
     call_jitter_ms: Distribution
     call_loss_fraction: Distribution
     call_mos_estimate: Distribution
+    # Call quality, counted by observe_call_qos too.
+    call_quality: Counter
+    call_quality_issue: Counter
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -123,4 +130,14 @@ def build_catalog(recorder: Recorder) -> SipCatalog:
         call_jitter_ms=qos(METRIC_CALL_JITTER_MS, "Per-call RTCP interarrival jitter, milliseconds.", FLOAT_MAX),
         call_loss_fraction=qos(METRIC_CALL_LOSS_FRACTION, "Per-call RTCP packet loss fraction, 0 to 1.", 1.0),
         call_mos_estimate=qos(METRIC_CALL_MOS_ESTIMATE, "Per-call estimated MOS, 1 to 5.", 5.0, 1.0),
+        call_quality=counter(
+            METRIC_CALL_QUALITY_TOTAL,
+            "Calls by ITU-T G.109 quality grade of their MOS; 'unknown' when no valid MOS was given.",
+            grade=QUALITY_GRADES,
+        ),
+        call_quality_issue=counter(
+            METRIC_CALL_QUALITY_ISSUE_TOTAL,
+            "Calls past a quality threshold (high RTT, jitter or loss; low MOS), one count per issue.",
+            issue=QUALITY_ISSUES,
+        ),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._family import check_key, check_name
+from ._quality import QualityThresholds
 
 log = logging.getLogger("sip_statsd")
 
@@ -64,6 +65,8 @@ class Config:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     strict: bool = False
     packed: bool = True
+    # Call quality: a partial mapping given to configure() is completed with the defaults.
+    quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -104,6 +107,7 @@ class Config:
             raise ValueError(f"strict {self.strict!r} must be True or False")
         if not isinstance(self.packed, bool):
             raise ValueError(f"packed {self.packed!r} must be True or False")
+        object.__setattr__(self, "quality_thresholds", QualityThresholds.of(self.quality_thresholds))
 
     def describe_target(self) -> str:
         """Where this configuration sends, for log lines."""

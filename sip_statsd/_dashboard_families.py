@@ -17,6 +17,8 @@ from ._values import (
     METRIC_CALL_JITTER_MS,
     METRIC_CALL_LOSS_FRACTION,
     METRIC_CALL_MOS_ESTIMATE,
+    METRIC_CALL_QUALITY_ISSUE_TOTAL,
+    METRIC_CALL_QUALITY_TOTAL,
     METRIC_CALL_RTT_MS,
     METRIC_DROPPED_INPUTS_TOTAL,
     METRIC_DTLS_HANDSHAKE_TOTAL,
@@ -309,6 +311,60 @@ def mos_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
     ]
 
 
+def _grade_shares(q: Queries) -> dict[str, str]:
+    m = METRIC_CALL_QUALITY_TOTAL
+    return {
+        "poor": q.count(m, "grade:poor"),
+        "unusable": q.count(m, "grade:unusable"),
+        "unknown": q.count(m, "grade:unknown"),
+        "all": q.count(m),
+    }
+
+
+_POOR_SHARE = "100 * (poor + unusable) / (all - unknown)"
+
+
+def grade_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_CALL_QUALITY_TOTAL
+    shares = _grade_shares(q)
+    return [
+        timeseries("Calls by quality grade (ITU-T G.109)", {"a": q.count(m, by=("grade",))}, display="bars"),
+        timeseries(
+            "Poor or unusable calls, and calls without RTCP data (%)",
+            shares,
+            {"poor or unusable": _POOR_SHARE, "no RTCP data": "100 * unknown / all"},
+            unit="%",
+        ),
+        value("Poor or unusable share of graded calls", shares, _POOR_SHARE),
+    ]
+
+
+def grade_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
+    s = _grade_shares(q)
+    expr = f"100 * ({s['poor']} + {s['unusable']}) / ({s['all']} - {s['unknown']})"
+    return [
+        monitor(
+            "poor_calls",
+            f"[{title}] Share of poor calls",
+            f"sum(last_30m):{expr} > {number(t.poor_call_percent)}",
+            t.poor_call_percent,
+            "{{value}}% of the calls that ended in the last 30 minutes with a MOS graded `poor` or `unusable` "
+            "(ITU-T G.109: MOS below 3.10). The quality issue counts on the dashboard say why: high_loss and "
+            "high_jitter point at the network or a congested media server, high_rtt at a far route or carrier.",
+        )
+    ]
+
+
+def issue_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_CALL_QUALITY_ISSUE_TOTAL
+    per_call = {"issues": q.count(m), "calls": q.count(METRIC_CALL_QUALITY_TOTAL)}
+    return [
+        timeseries("Quality issues by kind (per second)", {"a": q.count(m, by=("issue",), rate=True)}, display="bars"),
+        toplist("Quality issues by kind (time frame)", q.count(m, by=("issue",))),
+        value("Quality issues per 100 calls", per_call, "100 * issues / calls"),
+    ]
+
+
 # --- the library's own health ----------------------------------------------------------------
 
 
@@ -378,6 +434,8 @@ VIEWS: dict[str, View] = {
     METRIC_CALL_MOS_ESTIMATE: View(
         "quality", percentiles(METRIC_CALL_MOS_ESTIMATE, "Estimated MOS (1-5)", "MOS"), mos_monitors
     ),
+    METRIC_CALL_QUALITY_TOTAL: View("quality", grade_widgets, grade_monitors),
+    METRIC_CALL_QUALITY_ISSUE_TOTAL: View("quality", issue_widgets),
     METRIC_DROPPED_INPUTS_TOTAL: View("health", dropped_widgets, dropped_monitors),
     METRIC_SEND_ERRORS_TOTAL: View("health", send_error_widgets, send_error_monitors),
 }

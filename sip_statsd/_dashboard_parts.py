@@ -52,6 +52,7 @@ class Thresholds:
     stir_failure_percent: float = 5.0  # STIR 'failed' share of verifications above this, over 15 minutes
     dtls_failure_percent: float = 5.0  # DTLS handshakes not 'ok' above this share, over 15 minutes
     mos_p50: float = 3.5  # median MOS below this, over 30 minutes
+    poor_call_percent: float = 5.0  # poor or unusable share of graded calls above this, over 30 minutes
     dropped_inputs: float = 0.0  # dropped inputs in 15 minutes above this (any is a bug)
     send_errors: float = 0.0  # datagrams not delivered in 15 minutes above this
 
@@ -63,7 +64,8 @@ class Thresholds:
         if int(self.no_data_minutes) != self.no_data_minutes or self.no_data_minutes < 20:
             # Datadog recommends a no-data timeframe of at least twice the 10-minute evaluation window.
             raise ValueError(f"threshold no_data_minutes={self.no_data_minutes!r} must be a whole number >= 20")
-        for name in ("asr_percent", "error_share_percent", "stir_failure_percent", "dtls_failure_percent"):
+        percents = ("asr_percent", "error_share_percent", "stir_failure_percent", "dtls_failure_percent")
+        for name in (*percents, "poor_call_percent"):
             if getattr(self, name) > 100:
                 raise ValueError(f"threshold {name}={getattr(self, name)!r} must be a percentage from 0 to 100")
         if not 1 <= self.mos_p50 <= 5:

@@ -12,6 +12,7 @@ from typing import TextIO
 
 import sip_statsd as sm
 
+from ._quality import grade_of
 from ._receiver import Receiver, Totals, percentile
 
 # Final INVITE responses and how often a busy gateway sees them.
@@ -37,9 +38,13 @@ class Tally:
     helper_calls: int = 0
 
     def count(self, name: str, **labels: str) -> None:
+        self.also(name, **labels)
+        self.helper_calls += 1
+
+    def also(self, name: str, **labels: str) -> None:
+        """A count that comes with another helper call (the call quality of observe_call_qos)."""
         key = (name, tuple(labels.items()))
         self.counts[key] = self.counts.get(key, 0) + 1
-        self.helper_calls += 1
 
     def sample(self, name: str, value: float | None) -> None:
         if value is not None and value > 0:  # the helper skips "no data" the same way
@@ -96,10 +101,21 @@ def _voice(rng: random.Random, tally: Tally) -> None:
 
 
 def _qos(rng: random.Random, tally: Tally) -> None:
-    rtt = round(rng.lognormvariate(3.6, 0.5), 2)  # ~37 ms median
-    jitter = round(rng.gammavariate(2.0, 2.0), 2)
-    loss = 0.0 if rng.random() < 0.6 else round(min(1.0, rng.expovariate(200)), 5)  # often none at all
-    mos = round(min(4.5, max(1.0, rng.gauss(4.1, 0.25))), 2)
+    """RTCP numbers of one answered call, its MOS by the E-model, and the quality it must count."""
+    path = rng.random()
+    if path < 0.03:  # no RTCP arrived at all: a media problem in itself, graded unknown
+        rtt = jitter = loss = mos = None
+    else:
+        if path < 0.88:  # a good path
+            rtt, jitter, loss_mean = rng.lognormvariate(3.6, 0.5), rng.gammavariate(2.0, 2.0), 0.002  # ~37 ms
+        elif path < 0.98:  # long haul or congested
+            rtt, jitter, loss_mean = rng.lognormvariate(5.5, 0.3), rng.gammavariate(2.0, 10.0), 0.02  # ~245 ms
+        else:  # a bad path
+            rtt, jitter, loss_mean = rng.uniform(450, 900), rng.gammavariate(3.0, 20.0), 0.1
+        rtt, jitter = round(rtt, 2), round(jitter, 2)
+        loss = 0.0 if rng.random() < 0.5 else round(min(1.0, rng.expovariate(1 / loss_mean)), 5)  # often none
+        codec = sm.CODEC_G711 if rng.random() < 0.75 else sm.CODEC_G729
+        mos = round(sm.estimate_mos(rtt, jitter, loss, codec), 2)
     sm.observe_call_qos(rtt_ms=rtt, jitter_ms=jitter, loss_fraction=loss, mos_estimate=mos)
     tally.helper_calls += 1
     for name, value in (
@@ -109,6 +125,27 @@ def _qos(rng: random.Random, tally: Tally) -> None:
         (sm.METRIC_CALL_MOS_ESTIMATE, mos),
     ):
         tally.sample(name, value)
+    tally.also(sm.METRIC_CALL_QUALITY_TOTAL, grade=grade_of(mos))
+    limits = sm.default().config.quality_thresholds
+    for issue, crossed in (
+        (sm.QUALITY_ISSUE_HIGH_RTT, rtt is not None and rtt > limits.rtt_ms),
+        (sm.QUALITY_ISSUE_HIGH_JITTER, jitter is not None and jitter > limits.jitter_ms),
+        (sm.QUALITY_ISSUE_HIGH_LOSS, loss is not None and loss > limits.loss_fraction),
+        (sm.QUALITY_ISSUE_LOW_MOS, mos is not None and mos < limits.mos),
+    ):
+        if crossed:
+            tally.also(sm.METRIC_CALL_QUALITY_ISSUE_TOTAL, issue=issue)
+
+
+def quality_shares(totals: Totals) -> str:
+    """The share of calls in each grade, and the rate of each issue, as they arrived."""
+    calls = sum(totals.count(sm.METRIC_CALL_QUALITY_TOTAL, grade=g) for g in sm.QUALITY_GRADES) or 1
+    grades = ", ".join(
+        f"{g} {100 * totals.count(sm.METRIC_CALL_QUALITY_TOTAL, grade=g) / calls:.1f} %" for g in sm.QUALITY_GRADES
+    )
+    issue = sm.METRIC_CALL_QUALITY_ISSUE_TOTAL
+    issues = ", ".join(f"{i} {100 * totals.count(issue, issue=i) / calls:.1f} %" for i in sm.QUALITY_ISSUES)
+    return f"call quality of {calls:,.0f} calls: {grades}\nquality issues per call: {issues}"
 
 
 def run_calls(calls: int, rate: float, seed: int, progress: Callable[[int, float], None]) -> tuple[Tally, float]:
@@ -198,6 +235,7 @@ def demo(calls: int, rate: float, seed: int, agent: tuple[str, int] | None, out:
         agree = compare(tally, totals, out) and not totals.malformed
         if totals.malformed:
             print(f"\nmalformed lines: {totals.malformed[:5]}", file=out)
+        print(f"\n{quality_shares(totals)}", file=out)
         verdict = "every series arrived as sent" if agree else "MISMATCH between sent and arrived"
         print(f"\n{verdict}", file=out)
         return 0 if agree else 1

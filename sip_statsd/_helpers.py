@@ -8,12 +8,12 @@ exception (an unhashable argument, or the strict-mode miss) takes the slow path.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from typing import Any
 
 from ._catalog import SIP_CODES, SipCatalog
-from ._family import Counter, CounterSeries, DistributionSeries, Family
+from ._family import Counter, CounterSeries, Family
+from ._qos import make_observe_call_qos
 from ._values import (
     BY_SIDES,
     BYE_REASONS,
@@ -91,21 +91,6 @@ def _follow_miss(family: Family, emit: _Emit, name: str) -> None:
         cell.cell_contents = miss
 
     family._follow_miss(set_miss)
-
-
-def _skip_qos(value: object) -> bool:
-    """The origin's rule: None, NaN, +-inf, zero and negative mean "no data", not a sample."""
-    if value is None:
-        return True
-    try:
-        return bool(value != value or value <= 0 or value == math.inf)  # type: ignore[operator]  # noqa: PLR0124 - NaN test for any number type
-    except Exception:
-        return False  # not a number: observe() drops it as invalid
-
-
-def _qos_slow(series: DistributionSeries, value: object) -> None:
-    if not _skip_qos(value):
-        series.observe(value)  # type: ignore[arg-type]  # observe() drops what is not a number
 
 
 class Helpers:
@@ -292,51 +277,6 @@ class Helpers:
 
         _follow_miss(nat, voice_attach_native, "nat_miss")
 
-        rtt, jitter, loss, mos = (
-            f.series() for f in (cat.call_rtt_ms, cat.call_jitter_ms, cat.call_loss_fraction, cat.call_mos_estimate)
-        )
-        rtt_s, jitter_s, loss_s, mos_s = rtt._samples, jitter._samples, loss._samples, mos._samples
-        cap = cat.call_rtt_ms.max_samples
-        # The fast path's bounds are the declarations' (the skip rule adds "> 0" for all).
-        rtt_hi, jitter_hi, loss_hi = rtt._hi, jitter._hi, loss._hi
-        mos_lo, mos_hi = mos._lo, mos._hi
-
-        def observe_call_qos(
-            rtt_ms: float | None = None,
-            jitter_ms: float | None = None,
-            loss_fraction: float | None = None,
-            mos_estimate: float | None = None,
-        ) -> None:
-            """Record one call's RTCP QoS, once, at call cleanup.
-
-            None, NaN, ±inf, zero and negative values mean "no data" and are skipped;
-            loss_fraction above 1 and MOS outside 1-5 are invalid (dropped and counted).
-
-            >>> observe_call_qos(rtt_ms=38.5, jitter_ms=4.2, loss_fraction=0.003, mos_estimate=4.3)
-            """
-            # Fast path: a float in range goes straight into the series' sample list (the
-            # chained comparisons also reject NaN); anything else takes the slow path.
-            if rtt_ms is not None:
-                if type(rtt_ms) is float and 0.0 < rtt_ms <= rtt_hi and len(rtt_s) < cap:
-                    rtt_s.append(rtt_ms)
-                else:
-                    _qos_slow(rtt, rtt_ms)
-            if jitter_ms is not None:
-                if type(jitter_ms) is float and 0.0 < jitter_ms <= jitter_hi and len(jitter_s) < cap:
-                    jitter_s.append(jitter_ms)
-                else:
-                    _qos_slow(jitter, jitter_ms)
-            if loss_fraction is not None:
-                if type(loss_fraction) is float and 0.0 < loss_fraction <= loss_hi and len(loss_s) < cap:
-                    loss_s.append(loss_fraction)
-                else:
-                    _qos_slow(loss, loss_fraction)
-            if mos_estimate is not None:
-                if type(mos_estimate) is float and mos_lo <= mos_estimate <= mos_hi and len(mos_s) < cap:
-                    mos_s.append(mos_estimate)
-                else:
-                    _qos_slow(mos, mos_estimate)
-
         self.invite_result = invite_result
         self.bye = bye
         self.bye_outbound = bye_outbound
@@ -347,4 +287,4 @@ class Helpers:
         self.voice_attach = voice_attach
         self.voice_attach_mode_fallback = voice_attach_mode_fallback
         self.voice_attach_native = voice_attach_native
-        self.observe_call_qos = observe_call_qos
+        self.observe_call_qos = make_observe_call_qos(cat)  # with the call-quality counters, in _qos

@@ -23,6 +23,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._backends import Backend, Batch, MemoryBackend, make_backend
@@ -82,6 +83,8 @@ class Recorder:
         self._make_fault: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._logged: set[object] = set()
         self._stats = Stats()
+        # Call quality: helpers that precompute from self.config, called after each reconfigure.
+        self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
         # The library's own counters come first and never see caller input: no drop series.
         self.send_errors = Counter(
@@ -238,6 +241,8 @@ class Recorder:
             schedule.start(self)
         for family in self._families.values():
             self._apply_strict(family)
+        for listener in self._config_listeners:  # call quality: thresholds precomputed by the helpers
+            listener()
         schedule.wake()
 
     @property

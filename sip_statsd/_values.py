@@ -195,3 +195,52 @@ VOICE_ATTACH_MODES = (VoiceMode.CASCADED, VoiceMode.REALTIME)
 VOICE_RESULTS = tuple(VoiceResult)
 NATIVE_RESULTS = tuple(NativeResult)
 DROP_REASONS = tuple(DropReason)
+
+# --- Call quality: the grade and issues of observe_call_qos, the E-model's codecs --------
+
+METRIC_CALL_QUALITY_TOTAL = "sip_call_quality_total"
+METRIC_CALL_QUALITY_ISSUE_TOTAL = "sip_call_quality_issue_total"
+
+# ITU-T G.109 categories of speech transmission quality, by the call's MOS.
+QUALITY_GRADE_BEST = "best"  # MOS >= 4.34 (R >= 90)
+QUALITY_GRADE_HIGH = "high"  # MOS >= 4.03 (R >= 80)
+QUALITY_GRADE_MEDIUM = "medium"  # MOS >= 3.60 (R >= 70)
+QUALITY_GRADE_LOW = "low"  # MOS >= 3.10 (R >= 60)
+QUALITY_GRADE_POOR = "poor"  # MOS >= 2.58 (R >= 50)
+QUALITY_GRADE_UNUSABLE = "unusable"  # MOS below 2.58
+QUALITY_GRADE_UNKNOWN = "unknown"  # no valid MOS
+
+QUALITY_ISSUE_HIGH_RTT = "high_rtt"
+QUALITY_ISSUE_HIGH_JITTER = "high_jitter"
+QUALITY_ISSUE_HIGH_LOSS = "high_loss"
+QUALITY_ISSUE_LOW_MOS = "low_mos"
+
+CODEC_G711 = "G.711"
+CODEC_G729 = "G.729"
+
+
+class QualityGrade(StrEnum):
+    BEST = QUALITY_GRADE_BEST
+    HIGH = QUALITY_GRADE_HIGH
+    MEDIUM = QUALITY_GRADE_MEDIUM
+    LOW = QUALITY_GRADE_LOW
+    POOR = QUALITY_GRADE_POOR
+    UNUSABLE = QUALITY_GRADE_UNUSABLE
+    UNKNOWN = QUALITY_GRADE_UNKNOWN
+
+
+class QualityIssue(StrEnum):
+    HIGH_RTT = QUALITY_ISSUE_HIGH_RTT
+    HIGH_JITTER = QUALITY_ISSUE_HIGH_JITTER
+    HIGH_LOSS = QUALITY_ISSUE_HIGH_LOSS
+    LOW_MOS = QUALITY_ISSUE_LOW_MOS
+
+
+class Codec(StrEnum):
+    G711 = CODEC_G711
+    G729 = CODEC_G729
+
+
+QUALITY_GRADES = tuple(QualityGrade)
+QUALITY_ISSUES = tuple(QualityIssue)
+CODECS = tuple(Codec)

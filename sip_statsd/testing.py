@@ -117,14 +117,19 @@ def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -
     """Send `metrics` (default: the process-wide instance) to memory for the block.
 
     Strict by default: a bad input raises `InvalidInputError` (a ValueError) where it is
-    made. What was recorded before the block goes to the previous backend first.
+    made. What was recorded before the block goes to the previous backend first. The
+    configured call-quality thresholds are kept.
     """
     target = metrics or DEFAULT
     recorder = target.recorder
     previous_config = recorder.config
     previous_backend = recorder.backend
     backend = MemoryBackend()
-    recorder.reconfigure(previous_config.__class__(backend="memory", strict=strict), backend=backend)
+    # The call-quality thresholds stay the application's: they decide what is counted.
+    capture_config = previous_config.__class__(
+        backend="memory", strict=strict, quality_thresholds=previous_config.quality_thresholds
+    )
+    recorder.reconfigure(capture_config, backend=backend)
     try:
         yield Capture(target, backend)
     finally:

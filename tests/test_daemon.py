@@ -38,6 +38,8 @@ def test_thousands_of_events_arrive_exactly(backend, flavor, statsd_daemon, make
     qos = [(10.0 + i, 1.0 + i / 100, 0.001 * (i + 1), 1.0 + (i % 40) / 10) for i in range(300)]
     for rtt, jitter, loss, mos in qos:
         metrics.observe_call_qos(rtt_ms=rtt, jitter_ms=jitter, loss_fraction=loss, mos_estimate=mos)
+    for key, n in _quality_counts(qos).items():
+        want[key] = want.get(key, 0) + n
     assert metrics.flush()
     data = statsd_daemon.read()
     counters, timers = data["counters"], data["timers"]
@@ -55,6 +57,23 @@ def test_thousands_of_events_arrive_exactly(backend, flavor, statsd_daemon, make
     else:  # the daemon treats |d as a counter: the samples arrive summed
         assert counters[sm.METRIC_CALL_RTT_MS] == pytest.approx(sum(q[0] for q in qos))
         assert counters[sm.METRIC_CALL_JITTER_MS] == pytest.approx(sum(q[1] for q in qos))
+
+
+def _quality_counts(qos: list[tuple[float, float, float, float]]) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+    """The grades (ITU-T G.109 MOS floors) and default-threshold issues the QoS calls must count."""
+    floors = ((4.34, "best"), (4.03, "high"), (3.60, "medium"), (3.10, "low"), (2.58, "poor"), (1.0, "unusable"))
+    counts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    for rtt, jitter, loss, mos in qos:
+        grade = next(g for floor, g in floors if mos >= floor)
+        keys = [(sm.METRIC_CALL_QUALITY_TOTAL, (("grade", grade),))]
+        for issue, crossed in (("high_rtt", rtt > 300), ("high_jitter", jitter > 30), ("high_loss", loss > 0.05)):
+            if crossed:
+                keys.append((sm.METRIC_CALL_QUALITY_ISSUE_TOTAL, (("issue", issue),)))
+        if mos < 3.5:
+            keys.append((sm.METRIC_CALL_QUALITY_ISSUE_TOTAL, (("issue", "low_mos"),)))
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _qos_sum_if_counted(backend: str, qos: list[tuple[float, float, float, float]]) -> float:

@@ -318,6 +318,7 @@ def test_the_monitors_the_issue_asks_for_are_there(fresh):
         "dtls_failures",
         "stir_failures",
         "poor_mos",
+        "poor_calls",
         "dropped_inputs",
         "send_errors",
     ]

@@ -37,8 +37,8 @@ def test_apply_creates_then_updates_with_no_duplicates(api, capsys):
     out = capsys.readouterr().out
     _, monitors = build()
     assert len(api.dashboards) == 1
-    assert len(api.monitors) == len(monitors) == 9
-    assert out.count("created monitor") == 9
+    assert len(api.monitors) == len(monitors) == 10
+    assert out.count("created monitor") == 10
     assert "created dashboard 'SIP signalling (sip-statsd)'" in out
     first = dict(api.monitors)
 
@@ -46,9 +46,9 @@ def test_apply_creates_then_updates_with_no_duplicates(api, capsys):
     out = capsys.readouterr().out
     assert len(api.dashboards) == 1
     assert set(api.monitors) == set(first)
-    assert out.count("updated monitor") == 9
-    assert api.calls("POST", "/api/v1/monitor") == 9
-    assert api.calls("PUT", r"/api/v1/monitor/\d+") == 9
+    assert out.count("updated monitor") == 10
+    assert api.calls("POST", "/api/v1/monitor") == 10
+    assert api.calls("PUT", r"/api/v1/monitor/\d+") == 10
     assert api.calls("POST", "/api/v1/dashboard") == 1
     assert api.calls("PUT", r"/api/v1/dashboard/[\w-]+") == 1
     assert api.rejected == []
@@ -69,7 +69,7 @@ def test_apply_leaves_other_dashboards_and_monitors_alone(api):
     apply(*build(title="Edge A"), api_url=api.url, report=lambda _: None)
     apply(*build(title="Edge B"), api_url=api.url, report=lambda _: None)
     assert sorted(d["title"] for d in api.dashboards.values()) == ["Edge A", "Edge B"]
-    assert len(api.monitors) == 1 + 2 * 9
+    assert len(api.monitors) == 1 + 2 * 10
     assert api.monitors[7]["name"] == "disk full"
 
 
@@ -100,7 +100,7 @@ def test_apply_a_users_own_widgets_and_monitors(api, make_metrics):
     )
     done = apply(dashboard, monitors, api_url=api.url, report=lambda _: None)
     assert done.dashboard[0] == "created"
-    assert [a for a, _, _ in done.monitors] == ["created"] * 10
+    assert [a for a, _, _ in done.monitors] == ["created"] * len(monitors)
     assert "acme_transfers_total" in str(next(iter(api.dashboards.values()))["widgets"])
 
 
@@ -184,7 +184,7 @@ def test_the_command_applies_as_a_user_runs_it(api):
     result = _run("dashboard", "--apply", "--api-url", api.url, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert len(api.monitors) == 9
+    assert len(api.monitors) == 10
     assert f"created dashboard 'SIP signalling (sip-statsd)': {api.url}/dashboard/sip-" in result.stdout
 
 

@@ -27,11 +27,14 @@ def resolutions(monkeypatch):
 
 def flood(metrics: sm.SipMetrics, flushes: int = 100) -> int:
     """Flush `flushes` batches of many datagrams; return the metric values they carried."""
+    families = {f.name: f for f in metrics.families}
+    samples = families.get("flood_ms") or metrics.distribution("flood_ms")
+    count = families.get("flood_total") or metrics.counter("flood_total")
     values = 0
     for _ in range(flushes):
-        for i in range(40):
-            metrics.observe_call_qos(rtt_ms=10.0 + i, jitter_ms=1.0 + i)
-        metrics.invite_result("inbound", 200)
+        for i in range(80):
+            samples.observe(10.0 + i)
+        count.inc()
         values += 81
         assert metrics.flush(timeout=10)
     return values

@@ -218,7 +218,7 @@ def test_every_metric_name_and_value_is_a_module_constant_and_enum_member():
     assert sm.StirResult.NO_IDENTITY == "no-identity"
     names = {f.name for f in sm.catalog.families}
     assert names == {getattr(sm, n) for n in dir(sm) if n.startswith("METRIC_") and "sip_statsd_" not in getattr(sm, n)}
-    assert len(names) == 13
+    assert len(names) == 15
 
 
 def test_catalog_declares_label_keys_in_contract_order():
@@ -231,7 +231,9 @@ def test_catalog_declares_label_keys_in_contract_order():
     assert cat.voice_attach_native.label_keys == ("result",)
     assert cat.call_rtt_ms.label_keys == ()
     series = sum(len(f.all_series) for f in cat.families)
-    assert series == 12 + 16 + 15 + 5 + 4 + 4 + 4 + 1 + 2 + 4
+    assert cat.call_quality.label_keys == ("grade",)
+    assert cat.call_quality_issue.label_keys == ("issue",)
+    assert series == 12 + 16 + 15 + 5 + 4 + 4 + 4 + 1 + 2 + 4 + 7 + 4
 
 
 def test_instances_are_independent():

@@ -86,6 +86,7 @@ def test_recorded_and_clear():
         sm.observe_call_qos(jitter_ms=3.0)
         assert cap.recorded() == {
             "sip_call_jitter_ms{}": [3.0],
+            "sip_call_quality_total{grade=unknown}": 1,
             "sip_voice_attach_native_total{result=ok}": 1,
         }
         cap.clear()

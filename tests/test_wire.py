@@ -60,6 +60,8 @@ def test_every_helper_arrives_exactly(backend, receiver, make_metrics):
     rtts = [round(random.Random(1).uniform(1, 400), 3) + i for i in range(200)]
     for rtt in rtts:
         metrics.observe_call_qos(rtt_ms=rtt, jitter_ms=2.5, loss_fraction=0.01, mos_estimate=4.1)
+    want[(sm.METRIC_CALL_QUALITY_TOTAL, (("grade", "high"),))] = 200  # G.109: MOS 4.03 to 4.34
+    want[(sm.METRIC_CALL_QUALITY_ISSUE_TOTAL, (("issue", "high_rtt"),))] = sum(rtt > 300 for rtt in rtts)
     assert metrics.flush()
     flavor = backend[1]
     expected_total = sum(want.values())
@@ -97,10 +99,11 @@ def test_datadog_lines_are_exact_bytes(receiver, make_metrics):
     metrics.invite_result("inbound", 486)
     metrics.observe_call_qos(rtt_ms=12.5)
     metrics.flush()
-    receiver.wait_for(lambda t: t.lines >= 2)
+    receiver.wait_for(lambda t: t.lines >= 3)
     payload = b"".join(receiver.datagrams()).decode()
     lines = sorted(line.split("|c:")[0] for line in payload.strip().split("\n"))  # origin detection may add |c:
     assert lines == [
+        "edge.sip_call_quality_total:1|c|#grade:unknown,pop:fra1",
         "edge.sip_call_rtt_ms:12.5|d|#pop:fra1",
         "edge.sip_invite_result_total:1|c|#direction:inbound,code_class:4xx,pop:fra1",
     ]
