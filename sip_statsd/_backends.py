@@ -54,13 +54,14 @@ class Batch:
 
     counts: list[tuple[CounterSeries, int]] = field(default_factory=list)
     samples: list[tuple[DistributionSeries, list[float]]] = field(default_factory=list)
+    gauges: list[tuple[Series, float]] = field(default_factory=list)  # each gauge's level now
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.samples)
+        return bool(self.counts or self.samples or self.gauges)
 
     @property
     def lines(self) -> int:
-        return len(self.counts) + sum(len(v) for _, v in self.samples)
+        return len(self.counts) + sum(len(v) for _, v in self.samples) + len(self.gauges)
 
 
 class Backend(Protocol):
@@ -86,6 +87,7 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self.counts: dict[Series, int] = {}
         self.samples: dict[Series, list[float]] = {}
+        self.gauges: dict[Series, float] = {}  # the last level sent
 
     def send(self, batch: Batch) -> None:
         with self._lock:
@@ -93,15 +95,21 @@ class MemoryBackend:
                 self.counts[series] = self.counts.get(series, 0) + n
             for dist, values in batch.samples:
                 self.samples.setdefault(dist, []).extend(values)
+            self.gauges.update(batch.gauges)
 
     def snapshot(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         with self._lock:
             return dict(self.counts), {s: list(v) for s, v in self.samples.items()}
 
+    def gauge_levels(self) -> dict[Series, float]:
+        with self._lock:
+            return dict(self.gauges)
+
     def clear(self) -> None:
         with self._lock:
             self.counts.clear()
             self.samples.clear()
+            self.gauges.clear()
 
     def close(self) -> None:
         pass
@@ -194,6 +202,9 @@ class DatadogBackend:
             name, tags = dist.name, dist.tags
             for value in values:
                 distribution(name, value, tags=tags)
+        gauge = client.gauge
+        for gauged, level in batch.gauges:
+            gauge(gauged.name, level, tags=gauged.tags)
         client.flush_buffered_metrics()
 
     def close(self) -> None:
@@ -262,6 +273,9 @@ class StatsdBackend:
             name = self._name(dist)
             for value in values:
                 pipe.timing(name, value)
+        for gauged, level in batch.gauges:
+            # A signed StatsD gauge is a delta: pystatsd sends a level below 0 as `0|g`, then it.
+            pipe.gauge(self._name(gauged), level)
         pipe.send()
 
     def close(self) -> None:

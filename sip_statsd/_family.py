@@ -81,7 +81,7 @@ class Series:
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_reads", "_taken")
+    __slots__ = ("_count", "_extra", "_feeds", "_reads", "_sources", "_taken")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -94,6 +94,12 @@ class CounterSeries(Series):
         self._reads = 0  # next() calls made by the flusher, not by emitters
         self._taken = 0  # emitter increments already handed to a flush
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
+        # A derived series (sip_invite_result_total's classes) counts, at each take, what
+        # its source series (sip_invite_response_total's codes) counted since the last one:
+        # the hot path feeds one count, the flusher reads it for both metrics. `_sources`
+        # holds [source, emitter increments seen]; `_feeds` the series fed by this one.
+        self._sources: list[list[Any]] = []
+        self._feeds: tuple[CounterSeries, ...] = ()
 
     def inc(self, n: int = 1) -> None:
         """Add `n` (a non-negative int, default 1). A bad `n` is dropped and counted."""
@@ -103,6 +109,8 @@ class CounterSeries(Series):
             elif type(n) is int and n >= 0:
                 if n:
                     self._extra.append(n)
+                    for fed in self._feeds:
+                        fed._extra.append(n)
             else:
                 self.family._drop(DROP_INVALID_NUMBER, "n", n)
         except InvalidInputError:
@@ -110,10 +118,15 @@ class CounterSeries(Series):
         except Exception:
             self.family._drop(DROP_INVALID_NUMBER, "n", n)
 
-    def _take(self) -> int:
-        """Return the increments since the last take (flusher side, under its lock)."""
+    def _read(self) -> int:
+        """The emitters' increments so far (flusher side, under its lock): one more next()."""
         total = next(self._count) - self._reads
         self._reads += 1
+        return total
+
+    def _take(self) -> int:
+        """Return the increments since the last take (flusher side, under its lock)."""
+        total = self._read()
         delta = total - self._taken
         self._taken = total
         extra = self._extra
@@ -121,7 +134,16 @@ class CounterSeries(Series):
         if k:
             delta += sum(extra[:k])
             del extra[:k]  # atomic; appends made meanwhile stay for the next take
+        for cursor in self._sources:  # a derived series: what each source counted meanwhile
+            seen = cursor[0]._read()
+            delta += seen - cursor[1]
+            cursor[1] = seen
         return delta
+
+    def _count_also(self, source: CounterSeries) -> None:
+        """Count, from now on, every increment of `source` too (made before any emit)."""
+        self._sources.append([source, 0])
+        source._feeds = (*source._feeds, self)
 
 
 class DistributionSeries(Series):

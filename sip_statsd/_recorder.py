@@ -36,6 +36,7 @@ from ._family import (
     Family,
     InvalidInputError,
 )
+from ._gauge import take_levels
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 
 log = logging.getLogger("sip_statsd")
@@ -197,6 +198,8 @@ class Recorder:
                         n = series._take()
                         if n:
                             batch.counts.append((series, n))
+                elif family.kind == "gauge":  # a level, sent every flush once it has one
+                    take_levels(family, batch.gauges)
                 else:
                     for series in family._by_values.values():
                         assert isinstance(series, DistributionSeries)
