@@ -4,6 +4,7 @@
 >>> with capture_metrics() as metrics:
 ...     handle_invite()                      # your code, calling sip_statsd helpers
 ...     metrics.assert_count("sip_invite_result_total", 1, direction="inbound", code_class="2xx")
+...     metrics.assert_gauge("sip_active_calls", 1, direction="inbound")
 
 Inside the block the instance sends to memory and is strict: an unknown label value or
 invalid number raises ValueError at the call that made it. The previous configuration
@@ -64,11 +65,23 @@ class Capture:
         _, samples = self._read()
         return [v for s, vs in samples.items() if self._matches(s, name, labels) for v in vs]
 
-    def recorded(self) -> dict[str, int | list[float]]:
-        """Everything recorded, keyed `name{k=v,...}`: counter totals and sample lists."""
+    def gauge(self, name: str, **labels: object) -> float | None:
+        """The last level sent of gauge `name`, summed over every series whose labels include
+        `labels` (`gauge("sip_active_calls")` is both directions'); None if none was sent yet.
+
+        A gauge is sent on every flush once it has a value, so one that went back to 0 reads 0.
+        """
+        self._check_query(name, labels)
+        self._read()
+        levels = [v for s, v in self._backend.gauge_levels().items() if self._matches(s, name, labels)]
+        return sum(levels) if levels else None
+
+    def recorded(self) -> dict[str, float | list[float]]:
+        """Everything recorded, keyed `name{k=v,...}`: counter totals, sample lists, gauge levels."""
         counts, samples = self._read()
-        out: dict[str, int | list[float]] = {_key(s): n for s, n in counts.items()}
+        out: dict[str, float | list[float]] = {_key(s): n for s, n in counts.items()}
         out.update({_key(s): v for s, v in samples.items()})
+        out.update({_key(s): v for s, v in self._backend.gauge_levels().items()})
         return dict(sorted(out.items()))
 
     def clear(self) -> None:
@@ -90,6 +103,15 @@ class Capture:
         if actual != list(expected):
             raise AssertionError(
                 f"{_key_of(name, labels)}: expected samples {list(expected)}, got {actual}\n" + self._near(name)
+            )
+
+    def assert_gauge(self, name: str, expected: float | None, **labels: object) -> None:
+        """Assert the last level sent of `name` (see `gauge`); a failure lists near misses."""
+        __tracebackhide__ = True
+        actual = self.gauge(name, **labels)
+        if actual != expected:
+            raise AssertionError(
+                f"{_key_of(name, labels)}: expected level {expected}, got {actual}\n" + self._near(name)
             )
 
     def _near(self, name: str) -> str:
