@@ -41,7 +41,7 @@ _REQUESTS = (
     ("PING", 501, 1),  # no such method: counted as `other`
 )
 _RINGING_FINALS = (487, 486, 480, 603)  # finals that usually come after a 180: SRD success
-_OPEN_CALLS = 25  # calls kept in progress at once (so the gauge ends above 0)
+_OPEN_CALLS = 25  # at most this many calls in progress at once (so the gauge ends above 0)
 
 
 @dataclass
@@ -92,7 +92,7 @@ def simulate_call(rng: random.Random, tally: Tally) -> None:
     tally.counts_also(sm.METRIC_INVITE_RESPONSE_TOTAL, direction=direction, code=exact)
     _setup_delay(rng, tally, direction, code)
     _requests(rng, tally, direction, code)
-    _end_calls(rng, tally, keep=_OPEN_CALLS)
+    _end_calls(rng, tally, keep=_OPEN_CALLS - 1)  # the call that may start below makes it _OPEN_CALLS
     if code != 200:
         return
     sm.call_started(direction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -68,6 +69,40 @@ def test_demo_reports_that_what_arrived_matches_what_was_sent():
     assert row
     assert row.group(1) == row.group(2)
     assert int(row.group(1).replace(",", "")) > 1000
+
+
+def test_demo_checks_every_new_helper_and_the_rfc_6076_ratios():
+    result = run("demo", "--calls", "1500", "--seed", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for name in (
+        sm.METRIC_INVITE_RESPONSE_TOTAL,
+        sm.METRIC_REQUEST_RESULT_TOTAL,
+        sm.METRIC_CALL_DURATION_S,
+        sm.METRIC_SESSION_REQUEST_DELAY_MS,
+    ):
+        assert name in out, name
+    levels = re.findall(r"sip_active_calls\{direction:\w+\}\s+([\d,]+)\s+([\d,]+)", out)
+    assert len(levels) == 2
+    assert all(sent == arrived for sent, arrived in levels)
+    assert 24 <= sum(int(sent) for sent, _ in levels) <= 25  # the calls the demo keeps in progress
+    ratios = re.findall(r"^(SER|SEER|ISA) .*?\s+([\d.]+)%\s+([\d.]+)%$", out, re.M)
+    assert [r[0] for r in ratios] == ["SER", "SEER", "ISA"]
+    assert all(sent == arrived for _, sent, arrived in ratios)
+    assert 50 < float(ratios[0][1]) < 95
+
+
+def test_listen_shows_the_last_level_of_each_gauge():
+    from sip_statsd._cli import render_window
+    from sip_statsd._receiver import Totals
+    from sip_statsd._wire import parse_line
+
+    total = Totals()
+    for raw in ("sip_active_calls:4|g|#direction:inbound", "sip_active_calls:3|g|#direction:inbound"):
+        total.add(parse_line(raw))
+    out = io.StringIO()
+    render_window(total, Totals(), 1.0, "127.0.0.1:8125", out)
+    assert re.search(r"sip_active_calls\{direction:inbound\}\s+3$", out.getvalue(), re.M)
 
 
 def test_demo_to_an_agent_address(receiver):
