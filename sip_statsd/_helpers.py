@@ -110,7 +110,7 @@ def _qos_slow(series: DistributionSeries, value: object) -> None:
 
 
 class Helpers:
-    """The eleven helpers, bound to one catalog. Each is a plain function attribute.
+    """The helpers, bound to one catalog. Each is a plain function attribute.
 
     A helper walks nested dicts with `dict.get` down to a series' `itertools.count` and
     calls `next()` on it: exact under threads, no lock, no allocation but the int. An
