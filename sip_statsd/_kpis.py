@@ -141,7 +141,12 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             return
         if duration_s is not None:
             series = duration_get(direction)
-            if series is not None:  # else the direction was dropped above
+            if series is None:  # the direction was dropped above
+                return
+            samples = series._samples  # fast path as observe_call_qos's; observe() checks the rest
+            if type(duration_s) is float and 0.0 <= duration_s <= series._hi and len(samples) < series._cap:
+                samples.append(duration_s)
+            else:
                 series.observe(duration_s)
 
     ac._follow_miss(lambda miss: _set_cell(call_started, "ac_miss", miss))
@@ -169,7 +174,11 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
         except Exception:
             series = None
         if series is not None:
-            series.observe(delay_ms)
+            samples = series._samples  # fast path as observe_call_qos's; observe() checks the rest
+            if type(delay_ms) is float and 0.0 <= delay_ms <= series._hi and len(samples) < series._cap:
+                samples.append(delay_ms)
+            else:
+                series.observe(delay_ms)
         elif not _is_in(direction, DIRECTIONS):
             _drop(sd, "direction", direction, _DIRECTION)
         else:
