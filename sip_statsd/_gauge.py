@@ -37,7 +37,7 @@ class GaugeSeries(Series):
     `itertools.count` (atomic under the GIL, like a counter's), `inc(n)` / `dec(n)` append
     to a list, and `set(v)` records `v` with the counts it overrides, under a lock that
     only `set()` and the flusher take. An `inc()` racing a `set()` from another thread is
-    ordered before or after it, never lost twice nor counted twice.
+    ordered before or after it: counted once, or overridden by the set.
 
     A forked child starts at 0 and unsent: it has no calls in progress of its own.
     """
