@@ -54,7 +54,8 @@ class GaugeSeries(Series):
         self._up_reads = 0  # next() calls made by set() and the flusher, not by emitters
         self._down_reads = 0
         self._extra: list[float] = []  # inc(n) / dec(n): signed, list.append is atomic
-        self._state: tuple[float, int, int] = (0, 0, 0)  # base, and the ups and downs it holds
+        # The level, and the emitters' ups and downs it already holds (at the last fold).
+        self._state: tuple[float, int, int] = (0, 0, 0)
         self._active = False  # sent from its first set/inc/dec on
 
     def _check_pid(self) -> None:
@@ -67,8 +68,8 @@ class GaugeSeries(Series):
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._lock = threading.Lock()
-            ups, downs = self._read()
-            del self._extra[:]
+            self._fold()
+            _, ups, downs = self._state
             self._state = (0, ups, downs)
             self._active = False
 
@@ -109,9 +110,8 @@ class GaugeSeries(Series):
             return
         self._check_pid()
         with self._lock:
-            ups, downs = self._read()
-            extra = self._extra
-            del extra[: len(extra)]  # what came before the set is overridden
+            self._fold()  # what came before the set is overridden
+            _, ups, downs = self._state
             self._state = (level, ups, downs)
             self._active = True
 
@@ -123,20 +123,37 @@ class GaugeSeries(Series):
         self._down_reads += 1
         return ups, downs
 
+    def _fold(self) -> bool:
+        """Fold the moves made since the last fold into the level (under the lock); True if any."""
+        ups, downs = self._read()
+        level, ups0, downs0 = self._state
+        extra = self._extra
+        k = len(extra)
+        if k:
+            level += sum(extra[:k])
+            del extra[:k]  # atomic; appends made meanwhile stay for the next fold
+        self._state = (level + (ups - ups0) - (downs - downs0), ups, downs)
+        return bool(k) or ups != ups0 or downs != downs0
+
     def _take(self) -> float | None:
         """The level now, or None while nothing ever set or moved it (flusher side)."""
         self._check_pid()
         with self._lock:
-            ups, downs = self._read()
-            base, ups0, downs0 = self._state
-            extra = self._extra
-            k = len(extra)
-            if k:
-                base += sum(extra[:k])
-                del extra[:k]  # atomic; appends made meanwhile stay for the next take
-                self._state = (base, ups0, downs0)
-            self._active = self._active or bool(k or ups != ups0 or downs != downs0)
-            return base + (ups - ups0) - (downs - downs0) if self._active else None
+            if self._fold():
+                self._active = True
+            return self._state[0] if self._active else None
+
+    def _quiet(self) -> bool:
+        """Stop sending until the next set or move, keeping the level; True if it was being sent."""
+        self._check_pid()
+        with self._lock:
+            self._fold()
+            was, self._active = self._active, False
+            return was
+
+    def _resume(self) -> None:
+        with self._lock:
+            self._active = True
 
 
 def take_levels(family: Family, into: list[tuple[Series, float]]) -> None:
@@ -146,6 +163,24 @@ def take_levels(family: Family, into: list[tuple[Series, float]]) -> None:
         level = series._take()
         if level is not None:
             into.append((series, level))
+
+
+def quiet_gauges(families: Iterable[Family]) -> list[GaugeSeries]:
+    """Stop sending every gauge of `families` until it is next set or moved (the capture API:
+    a block shows the gauges it moved, not every level the process ever sent); return those
+    that were being sent, for `resume_gauges`."""
+    return [
+        series
+        for family in families
+        if family.kind == "gauge"
+        for series in family._by_values.values()
+        if isinstance(series, GaugeSeries) and series._quiet()
+    ]
+
+
+def resume_gauges(quieted: Iterable[GaugeSeries]) -> None:
+    for series in quieted:
+        series._resume()
 
 
 class Gauge(Family):

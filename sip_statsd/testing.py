@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from ._api import DEFAULT, SipMetrics
 from ._backends import MemoryBackend
 from ._family import Series
+from ._gauge import quiet_gauges, resume_gauges
 
 __all__ = ["Capture", "capture_metrics"]
 
@@ -67,9 +68,11 @@ class Capture:
 
     def gauge(self, name: str, **labels: object) -> float | None:
         """The last level sent of gauge `name`, summed over every series whose labels include
-        `labels` (`gauge("sip_active_calls")` is both directions'); None if none was sent yet.
+        `labels` (`gauge("sip_active_calls")` is both directions'); None if none was sent.
 
-        A gauge is sent on every flush once it has a value, so one that went back to 0 reads 0.
+        A gauge shows once it is set or moved inside the block, and from then on on every
+        flush (0 included). Its level is the process's: calls an earlier test left in
+        progress count too.
         """
         self._check_query(name, labels)
         self._read()
@@ -146,6 +149,8 @@ def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -
     previous_config = recorder.config
     previous_backend = recorder.backend
     backend = MemoryBackend()
+    recorder.flush()  # the levels so far go to the previous backend, then the gauges wait for a move
+    quieted = quiet_gauges(recorder.families)
     recorder.reconfigure(previous_config.__class__(backend="memory", strict=strict), backend=backend)
     try:
         yield Capture(target, backend)
@@ -153,3 +158,4 @@ def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -
         recorder.flush()
         keep = previous_backend if isinstance(previous_backend, MemoryBackend) else None
         recorder.reconfigure(previous_config, backend=keep)
+        resume_gauges(quieted)

@@ -146,8 +146,9 @@ def test_distribution_keeps_at_most_max_samples_between_flushes():
     rec = Recorder()
     try:
         backend = MemoryBackend()
-        rec.reconfigure(Config(backend="memory"), backend=backend)
+        rec.reconfigure(Config(backend="memory", flush_interval=3600), backend=backend)
         d = Distribution("capped_ms", max_samples=3, recorder=rec)
+        rec.flush()  # reconfigure() wakes the flusher at once: let that flush pass before observing
         for v in range(1, 6):
             d.observe(float(v))
         rec.flush()

@@ -13,6 +13,7 @@ import pytest
 
 import sip_statsd as sm
 from sip_statsd import InvalidInputError
+from sip_statsd._wire import parse_datagram
 from sip_statsd.testing import capture_metrics
 
 DROPPED = sm.METRIC_DROPPED_INPUTS_TOTAL
@@ -437,3 +438,26 @@ def test_each_code_from_100_to_699_lands_in_one_series_of_each_invite_metric(fre
                 f"{sm.METRIC_INVITE_RESULT_TOTAL}{{direction=outbound,code_class={code // 100}xx}}": 1,
                 f"{RESPONSE}{{direction=outbound,code={exact}}}": 1,
             }, code
+
+
+def test_a_capture_shows_the_gauges_moved_inside_it_at_the_process_level(receiver, make_metrics):
+    """Levels left by earlier code do not fill every later capture, and are sent again after it."""
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600)
+    metrics.call_started("inbound")
+    metrics.call_started("inbound")
+    metrics.call_started("outbound")
+    with capture_metrics(metrics=metrics) as cap:
+        assert cap.recorded() == {}
+        assert cap.gauge(ACTIVE) is None
+        metrics.call_started("inbound")
+        assert cap.recorded() == {f"{ACTIVE}{{direction=inbound}}": 3}  # the process's level
+    metrics.flush()
+    totals = receiver.wait_for(lambda t: t.lines >= 4)
+    assert totals.gauge(ACTIVE, direction="inbound") == 3
+    outbound = [
+        line.values
+        for d in receiver.datagrams()
+        for line in parse_datagram(d)[0]
+        if line.tags[:1] == ("direction:outbound",)
+    ]
+    assert outbound == [(1.0,), (1.0,)]  # before the capture, and again after it
