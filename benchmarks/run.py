@@ -66,7 +66,17 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
         sm.bye,
         sm.observe_call_qos,
     )
+    request_result, call_started, call_ended, setup_delay = (
+        sm.request_result,
+        sm.call_started,
+        sm.call_ended,
+        sm.observe_setup_delay,
+    )
     names = {
+        "request_result": request_result,
+        "call_started": call_started,
+        "call_ended": call_ended,
+        "setup_delay": setup_delay,
         "bare": bare,
         "invite_result": invite_result,
         "transaction_timeout": transaction_timeout,
@@ -90,6 +100,10 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
         "sip_statsd bye": "bye('inbound', 'remote', 'normal')",
         "sip_statsd observe_call_qos x4": "qos(38.5, 4.2, 0.003, 4.3)",
         "sip_statsd observe_call_qos bad x4": "qos(700.0, 80.0, 0.2, 2.0)",  # every issue, grade unusable
+        "sip_statsd request_result": "request_result('inbound', 'REGISTER', 401)",
+        "sip_statsd call_started": "call_started('inbound')",
+        "sip_statsd call_ended, duration": "call_ended('inbound', 93.5)",
+        "sip_statsd observe_setup_delay": "setup_delay('outbound', 182.5, True)",
         "DogStatsd increment, buffered": "dd_buffered.increment('sip_invite_result_total', tags=TAGS)",
         "DogStatsd increment, aggregating": "dd_aggregating.increment('sip_invite_result_total', tags=TAGS)",
         "DogStatsd distribution, buffered": "dd_buffered.distribution('sip_call_rtt_ms', 38.5)",
@@ -228,7 +242,7 @@ def flusher_cost(port: int, flushes: int) -> dict[str, float]:
         spent = 0.0
         for _ in range(flushes):
             for s in series:
-                if isinstance(s, sm.CounterSeries):
+                if isinstance(s, sm.CounterSeries | sm.GaugeSeries):
                     s.inc()
                 else:
                     s.observe(1.0)  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from ._family import (
     InvalidInputError,
     Series,
 )
+from ._gauge import Gauge, GaugeSeries
 from ._quality import QualityThresholds
 from ._recorder import Stats
 from ._values import (  # call quality
@@ -45,6 +46,7 @@ from ._values import (  # call quality
     CODEC_G711,
     CODEC_G729,
     CODECS,
+    DEFAULT_RESPONSE_CODES,
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
     DIRECTIONS,
@@ -57,6 +59,7 @@ from ._values import (  # call quality
     DTLS_OK,
     DTLS_RESULTS,
     DTLS_TIMEOUT,
+    MAX_RESPONSE_CODES,
     METHOD_ACK,
     METHOD_BYE,
     METHOD_CANCEL,
@@ -73,7 +76,9 @@ from ._values import (  # call quality
     METHOD_SUBSCRIBE,
     METHOD_UPDATE,
     METHODS,
+    METRIC_ACTIVE_CALLS,
     METRIC_BYE_TOTAL,
+    METRIC_CALL_DURATION_S,
     METRIC_CALL_JITTER_MS,
     METRIC_CALL_LOSS_FRACTION,
     METRIC_CALL_MOS_ESTIMATE,
@@ -82,8 +87,11 @@ from ._values import (  # call quality
     METRIC_CALL_RTT_MS,
     METRIC_DROPPED_INPUTS_TOTAL,
     METRIC_DTLS_HANDSHAKE_TOTAL,
+    METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
+    METRIC_REQUEST_RESULT_TOTAL,
     METRIC_SEND_ERRORS_TOTAL,
+    METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
@@ -112,6 +120,10 @@ from ._values import (  # call quality
     REFRESH_OK,
     REFRESH_RESULTS,
     REFRESH_ROLE_SWAP,
+    REQUEST_METHODS,
+    SETUP_RESULT_FAILURE,
+    SETUP_RESULT_SUCCESS,
+    SETUP_RESULTS,
     STIR_FAILED,
     STIR_NO_IDENTITY,
     STIR_RESULTS,
@@ -136,6 +148,7 @@ from ._values import (  # call quality
     QualityGrade,
     QualityIssue,
     RefreshResult,
+    SetupResult,
     StirResult,
     VoiceMode,
     VoiceResult,
@@ -157,6 +170,11 @@ voice_attach = _DEFAULT.voice_attach
 voice_attach_mode_fallback = _DEFAULT.voice_attach_mode_fallback
 voice_attach_native = _DEFAULT.voice_attach_native
 observe_call_qos = _DEFAULT.observe_call_qos
+# Beyond the origin.
+request_result = _DEFAULT.request_result
+call_started = _DEFAULT.call_started
+call_ended = _DEFAULT.call_ended
+observe_setup_delay = _DEFAULT.observe_setup_delay
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush
@@ -190,6 +208,7 @@ __all__ = [
     "CODE_CLASS_4XX",
     "CODE_CLASS_5XX",
     "CODE_CLASS_6XX",
+    "DEFAULT_RESPONSE_CODES",
     "DIRECTIONS",
     "DIRECTION_INBOUND",
     "DIRECTION_OUTBOUND",
@@ -204,6 +223,7 @@ __all__ = [
     "DTLS_TIMEOUT",
     "FAULT_KINDS",
     "FLAVORS",
+    "MAX_RESPONSE_CODES",
     "METHODS",
     "METHOD_ACK",
     "METHOD_BYE",
@@ -220,7 +240,9 @@ __all__ = [
     "METHOD_REGISTER",
     "METHOD_SUBSCRIBE",
     "METHOD_UPDATE",
+    "METRIC_ACTIVE_CALLS",
     "METRIC_BYE_TOTAL",
+    "METRIC_CALL_DURATION_S",
     "METRIC_CALL_JITTER_MS",
     "METRIC_CALL_LOSS_FRACTION",
     "METRIC_CALL_MOS_ESTIMATE",
@@ -229,8 +251,11 @@ __all__ = [
     "METRIC_CALL_RTT_MS",
     "METRIC_DROPPED_INPUTS_TOTAL",
     "METRIC_DTLS_HANDSHAKE_TOTAL",
+    "METRIC_INVITE_RESPONSE_TOTAL",
     "METRIC_INVITE_RESULT_TOTAL",
+    "METRIC_REQUEST_RESULT_TOTAL",
     "METRIC_SEND_ERRORS_TOTAL",
+    "METRIC_SESSION_REQUEST_DELAY_MS",
     "METRIC_SESSION_TIMER_REFRESH_TOTAL",
     "METRIC_STIR_VERIFY_TOTAL",
     "METRIC_TRANSACTION_TIMEOUT_TOTAL",
@@ -259,6 +284,10 @@ __all__ = [
     "REFRESH_OK",
     "REFRESH_RESULTS",
     "REFRESH_ROLE_SWAP",
+    "REQUEST_METHODS",
+    "SETUP_RESULTS",
+    "SETUP_RESULT_FAILURE",
+    "SETUP_RESULT_SUCCESS",
     "STIR_FAILED",
     "STIR_NO_IDENTITY",
     "STIR_RESULTS",
@@ -284,6 +313,8 @@ __all__ = [
     "DropReason",
     "DtlsResult",
     "Family",
+    "Gauge",
+    "GaugeSeries",
     "InvalidInputError",
     "Method",
     "NativeResult",
@@ -293,6 +324,7 @@ __all__ = [
     "QualityThresholds",
     "RefreshResult",
     "Series",
+    "SetupResult",
     "SipCatalog",
     "SipMetrics",
     "Stats",
@@ -302,6 +334,8 @@ __all__ = [
     "__version__",
     "bye",
     "bye_outbound",
+    "call_ended",
+    "call_started",
     "catalog",
     "close",
     "configure",
@@ -311,7 +345,9 @@ __all__ = [
     "flush",
     "invite_result",
     "observe_call_qos",
+    "observe_setup_delay",
     "r_factor",
+    "request_result",
     "session_timer_refresh",
     "stats",
     "stir_verify",

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypedDict, Unpack
 
-from ._catalog import SipCatalog, build_catalog
+from ._catalog import SipCatalog, build_catalog, check_response_codes
 from ._config import Config, env_options
 from ._family import FLOAT_MAX, Counter, Distribution, Family
+from ._gauge import Gauge
 from ._helpers import Helpers
 from ._quality import QualityThresholds
 from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
+from ._values import DEFAULT_RESPONSE_CODES
 
 
 class Options(TypedDict, total=False):
@@ -45,11 +47,22 @@ class SipMetrics(Helpers):
     >>> metrics.close()
     """
 
-    def __init__(self, *, _recorder: Recorder | None = None, **options: Unpack[Options]) -> None:
+    def __init__(
+        self,
+        *,
+        response_codes: Iterable[int] = DEFAULT_RESPONSE_CODES,
+        _recorder: Recorder | None = None,
+        **options: Unpack[Options],
+    ) -> None:
+        """`response_codes`: the exact codes sip_invite_response_total keeps (any other code
+        counts as its class); ints from 100 to 699, at most 100. Fixed for the instance's
+        life (its series are made now); the other options are `configure()`'s.
+        """
+        codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
         if _recorder is None:
             _recorder = Recorder(make_config(options))
         self.recorder = _recorder
-        self.catalog: SipCatalog = build_catalog(_recorder)
+        self.catalog: SipCatalog = build_catalog(_recorder, codes)
         super().__init__(self.catalog)
 
     def configure(self, **options: Unpack[Options]) -> None:
@@ -108,6 +121,10 @@ class SipMetrics(Helpers):
         return Distribution(
             name, labels, minimum=minimum, maximum=maximum, description=description, recorder=self.recorder
         )
+
+    def gauge(self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = "") -> Gauge:
+        """Define a gauge family on this instance (see `Gauge`)."""
+        return Gauge(name, labels, description=description, recorder=self.recorder)
 
 
 DEFAULT = SipMetrics(_recorder=default_recorder())

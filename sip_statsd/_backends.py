@@ -66,9 +66,10 @@ class Batch:
 
     counts: list[tuple[CounterSeries, int]] = field(default_factory=list)
     samples: list[tuple[DistributionSeries, list[float]]] = field(default_factory=list)
+    gauges: list[tuple[Series, float]] = field(default_factory=list)  # each gauge's level now
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.samples)
+        return bool(self.counts or self.samples or self.gauges)
 
     def merged(self, other: Batch) -> Batch:
         """One batch with both: counts summed per series, samples kept up to each series' cap."""
@@ -82,12 +83,14 @@ class Batch:
             kept.extend(values[: max(room, 0)])
             for value in values[max(room, 0) :]:
                 dist.family._drop(DROP_SAMPLE_OVERFLOW, "value", value)
-        return Batch(list(counts.items()), list(samples.items()))
+        gauges = dict(self.gauges)
+        gauges.update(other.gauges)  # a level: the later one holds
+        return Batch(list(counts.items()), list(samples.items()), list(gauges.items()))
 
     @property
     def values(self) -> int:
-        """How many metric values: a counter's total is one, every sample is one."""
-        return len(self.counts) + sum(len(v) for _, v in self.samples)
+        """How many metric values: a counter's total is one, every sample is one, a gauge's level one."""
+        return len(self.counts) + sum(len(v) for _, v in self.samples) + len(self.gauges)
 
 
 class Backend(Protocol):
@@ -118,6 +121,7 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self.counts: dict[Series, int] = {}
         self.samples: dict[Series, list[float]] = {}
+        self.gauges: dict[Series, float] = {}  # the last level sent
         self.lines_sent = 0
 
     def send(self, batch: Batch) -> None:
@@ -126,16 +130,22 @@ class MemoryBackend:
                 self.counts[series] = self.counts.get(series, 0) + n
             for dist, values in batch.samples:
                 self.samples.setdefault(dist, []).extend(values)
+            self.gauges.update(batch.gauges)
             self.lines_sent += batch.values
 
     def snapshot(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         with self._lock:
             return dict(self.counts), {s: list(v) for s, v in self.samples.items()}
 
+    def gauge_levels(self) -> dict[Series, float]:
+        with self._lock:
+            return dict(self.gauges)
+
     def clear(self) -> None:
         with self._lock:
             self.counts.clear()
             self.samples.clear()
+            self.gauges.clear()
 
     def close(self) -> None:
         pass
@@ -246,6 +256,9 @@ class DatadogBackend:
             else:
                 for value in values:
                     out.add(f"{head}{value}{tail}", 1)
+        for gauged, level in batch.gauges:
+            head, count_tail, _ = ends(gauged)
+            out.add(f"{head}{level}|g{count_tail[2:]}", 1)
         out.close()
         self._transport.send(out.out)
 
@@ -342,6 +355,9 @@ class StatsdBackend:
             name = self._name(dist)
             for value in values:
                 pipe.timing(name, value)
+        for gauged, level in batch.gauges:
+            # A signed StatsD gauge is a delta: pystatsd sends a level below 0 as `0|g`, then it.
+            pipe.gauge(self._name(gauged), level)
         pipe.send()
 
     def close(self) -> None:

@@ -74,6 +74,11 @@ def render_window(total: Totals, window: Totals, interval: float, address: str, 
         for key in sorted(total.counts):
             rate = window.counts.get(key, 0) / interval
             out.write(f"{key:{width}}  {total.counts[key]:>12,.6g}  {rate:>10,.1f}\n")
+    if total.gauges:
+        width = max(len("gauge (last level)"), *(len(k) for k in total.gauges))
+        out.write(f"{'gauge (last level)':{width}}  {'level':>12}\n")
+        for key in sorted(total.gauges):
+            out.write(f"{key:{width}}  {total.gauges[key]:>12,.6g}\n")
     if window.samples:
         width = max(len("distribution (this window)"), *(len(k) for k in window.samples))
         out.write(

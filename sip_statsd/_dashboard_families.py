@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from ._dashboard_parts import Monitor, Queries, Thresholds, Widget, monitor, number, timeseries, toplist, value
 from ._values import (
+    METRIC_ACTIVE_CALLS,
     METRIC_BYE_TOTAL,
+    METRIC_CALL_DURATION_S,
     METRIC_CALL_JITTER_MS,
     METRIC_CALL_LOSS_FRACTION,
     METRIC_CALL_MOS_ESTIMATE,
@@ -22,8 +24,11 @@ from ._values import (
     METRIC_CALL_RTT_MS,
     METRIC_DROPPED_INPUTS_TOTAL,
     METRIC_DTLS_HANDSHAKE_TOTAL,
+    METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
+    METRIC_REQUEST_RESULT_TOTAL,
     METRIC_SEND_ERRORS_TOTAL,
+    METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
@@ -166,6 +171,100 @@ def invite_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
             priority=2,
         ),
     ]
+
+
+# --- RFC 6076 KPIs: exact codes, calls in progress, duration, setup delay --------------------
+
+# RFC 6076: SER = 200 / (attempts - 3xx); SEER counts 200, 480, 486, 600 and 603 as effective
+# (the far end was reached and answered); ISA = 408, 500, 503 and 504 / attempts.
+_SEER_CODES = ("200", "480", "486", "600", "603")
+_ISA_CODES = ("408", "500", "503", "504")
+
+
+def _kpi_queries(q: Queries) -> dict[str, str]:
+    m = METRIC_INVITE_RESPONSE_TOTAL
+    out = {"attempts": q.count(m), "redirects": q.count(m, "code:3xx"), "answered": q.count(m, "code:200")}
+    out.update({f"c{c}": q.count(m, f"code:{c}") for c in (*_SEER_CODES[1:], *_ISA_CODES)})
+    return out
+
+
+_SER = "100 * answered / (attempts - redirects)"
+_SEER = f"100 * ({' + '.join(['answered', *(f'c{c}' for c in _SEER_CODES[1:])])}) / (attempts - redirects)"
+_ISA = f"100 * ({' + '.join(f'c{c}' for c in _ISA_CODES)}) / attempts"
+
+
+def response_widgets(q: Queries) -> list[Widget]:
+    kpis = _kpi_queries(q)
+    return [
+        timeseries(
+            "RFC 6076 session establishment (SER, SEER) and ineffective attempts (ISA), %",
+            kpis,
+            {"SER": _SER, "SEER": _SEER, "ISA": _ISA},
+            unit="%",
+        ),
+        value("SER (session establishment ratio)", kpis, _SER),
+        value("SEER (session establishment effectiveness)", kpis, _SEER),
+        value("ISA (ineffective session attempts)", kpis, _ISA),
+        toplist("Final INVITE responses by code (time frame)", q.count(METRIC_INVITE_RESPONSE_TOTAL, by=("code",))),
+    ]
+
+
+def response_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
+    kpis = _kpi_queries(q)
+    failed = " + ".join(kpis[f"c{c}"] for c in _ISA_CODES)
+    return [
+        monitor(
+            "isa",
+            f"[{title}] Ineffective session attempts (RFC 6076 ISA)",
+            f"sum(last_15m):100 * ({failed}) / {kpis['attempts']} > {number(t.isa_percent)}",
+            t.isa_percent,
+            "{{value}}% of INVITEs over 15 minutes ended in 408, 500, 503 or 504: attempts that failed "
+            "inside the network, not at the callee. 408 and 504 point at timeouts towards a next hop, "
+            "500 and 503 at a failing or overloaded server (this service, a trunk, a media server).",
+            priority=2,
+        )
+    ]
+
+
+def request_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_REQUEST_RESULT_TOTAL
+    return [
+        timeseries("Non-INVITE outcomes by method and class", {"a": q.count(m, by=("method", "code_class"))}),
+        toplist(
+            "Non-INVITE failures by method (time frame)", q.count(m, "!code_class:2xx", by=("method", "code_class"))
+        ),
+    ]
+
+
+def active_calls_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_ACTIVE_CALLS
+    return [
+        timeseries("Calls in progress by direction", {"a": q.gauge(m, by=("direction",), aggregation="sum")}),
+        value("Calls in progress", {"a": q.gauge(m, aggregation="sum")}, "a"),
+    ]
+
+
+def duration_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_CALL_DURATION_S
+    return [
+        timeseries(
+            "Call duration (RFC 6076 SDT), seconds: average and p95",
+            {"avg": q.dist("avg", m), "p95": q.dist("p95", m)},
+            {"average": "avg", "p95": "p95"},
+            unit="s",
+        )
+    ]
+
+
+def setup_delay_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_SESSION_REQUEST_DELAY_MS
+    queries = {
+        "ok50": q.dist("p50", m, "result:success"),
+        "ok95": q.dist("p95", m, "result:success"),
+        "bad50": q.dist("p50", m, "result:failure"),
+    }
+    shown = {"p50 success": "ok50", "p95 success": "ok95", "p50 failure": "bad50"}
+    return [timeseries("Session request delay (RFC 6076 SRD), ms", queries, shown, unit="ms")]
 
 
 # --- teardown, transactions, session timers ---------------------------------------------
@@ -420,8 +519,13 @@ def send_error_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
 # with a function for its monitors as the third field when it deserves an alert.
 VIEWS: dict[str, View] = {
     METRIC_INVITE_RESULT_TOTAL: View("setup", invite_widgets, invite_monitors),
+    METRIC_INVITE_RESPONSE_TOTAL: View("setup", response_widgets, response_monitors),
+    METRIC_SESSION_REQUEST_DELAY_MS: View("setup", setup_delay_widgets),
+    METRIC_ACTIVE_CALLS: View("setup", active_calls_widgets),
+    METRIC_CALL_DURATION_S: View("teardown", duration_widgets),
     METRIC_BYE_TOTAL: View("teardown", bye_widgets),
     METRIC_TRANSACTION_TIMEOUT_TOTAL: View("transactions", timeout_widgets, timeout_monitors),
+    METRIC_REQUEST_RESULT_TOTAL: View("transactions", request_widgets),
     METRIC_SESSION_TIMER_REFRESH_TOTAL: View("session_timers", refresh_widgets),
     METRIC_DTLS_HANDSHAKE_TOTAL: View("security", dtls_widgets, dtls_monitors),
     METRIC_STIR_VERIFY_TOTAL: View("security", stir_widgets, stir_monitors),

@@ -53,6 +53,7 @@ class Thresholds:
     dtls_failure_percent: float = 5.0  # DTLS handshakes not 'ok' above this share, over 15 minutes
     mos_p50: float = 3.5  # median MOS below this, over 30 minutes
     poor_call_percent: float = 5.0  # poor or unusable share of graded calls above this, over 30 minutes
+    isa_percent: float = 10.0  # RFC 6076 ineffective session attempts above this share, over 15 minutes
     dropped_inputs: float = 0.0  # dropped inputs in 15 minutes above this (any is a bug)
     send_errors: float = 0.0  # datagrams not delivered in 15 minutes above this
 
@@ -65,7 +66,7 @@ class Thresholds:
             # Datadog recommends a no-data timeframe of at least twice the 10-minute evaluation window.
             raise ValueError(f"threshold no_data_minutes={self.no_data_minutes!r} must be a whole number >= 20")
         percents = ("asr_percent", "error_share_percent", "stir_failure_percent", "dtls_failure_percent")
-        for name in (*percents, "poor_call_percent"):
+        for name in (*percents, "poor_call_percent", "isa_percent"):
             if getattr(self, name) > 100:
                 raise ValueError(f"threshold {name}={getattr(self, name)!r} must be a percentage from 0 to 100")
         if not 1 <= self.mos_p50 <= 5:
@@ -108,8 +109,9 @@ class Queries:
         """A distribution query: `p50:` … `p99:` (percentiles enabled on the metric), `avg:`, `count:`."""
         return f"{aggregation}:{self.name(metric)}{self.scope(filters)}{self._by(by)}"
 
-    def gauge(self, metric: str, *filters: str, by: Sequence[str] = ()) -> str:
-        return f"avg:{self.name(metric)}{self.scope(filters)}{self._by(by)}"
+    def gauge(self, metric: str, *filters: str, by: Sequence[str] = (), aggregation: str = "avg") -> str:
+        """A gauge query; `sum` adds the levels of several hosts or workers (calls in progress)."""
+        return f"{aggregation}:{self.name(metric)}{self.scope(filters)}{self._by(by)}"
 
 
 # --- widgets -----------------------------------------------------------------------------

@@ -29,13 +29,36 @@ _STIR_WEIGHTS = (75, 15, 7, 3)
 _TIMEOUT_METHODS = (sm.METHOD_INVITE, sm.METHOD_OPTIONS, sm.METHOD_BYE, "KEEPALIVE")
 
 
+# Non-INVITE transactions around a call: (method, final code, weight).
+_REQUESTS = (
+    (sm.METHOD_OPTIONS, 200, 30),
+    (sm.METHOD_REGISTER, 401, 10),
+    (sm.METHOD_REGISTER, 200, 10),
+    (sm.METHOD_INFO, 200, 3),
+    (sm.METHOD_REFER, 202, 1),
+    (sm.METHOD_NOTIFY, 200, 2),
+    (sm.METHOD_OPTIONS, 408, 1),
+    (sm.METHOD_MESSAGE, 404, 1),
+    ("PING", 501, 1),  # no such method: counted as `other`
+)
+_RINGING_FINALS = (487, 486, 480, 603)  # finals that usually come after a 180: SRD success
+_OPEN_CALLS = 25  # at most this many calls in progress at once (so the gauge ends above 0)
+
+
 @dataclass
 class Tally:
-    """What the demo asked the library to send: counter totals and samples, by series."""
+    """What the demo asked the library to send: counter totals, samples and gauge levels."""
 
     counts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
     samples: dict[str, list[float]] = field(default_factory=dict)
+    gauges: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
+    open_calls: list[tuple[str, float]] = field(default_factory=list)
     helper_calls: int = 0
+
+    def level(self, name: str, step: int, **labels: str) -> None:
+        key = (name, tuple(labels.items()))
+        self.gauges[key] = self.gauges.get(key, 0) + step
+        self.helper_calls += 1
 
     def count(self, name: str, **labels: str) -> None:
         self.also(name, **labels)
@@ -45,6 +68,11 @@ class Tally:
         """A count that comes with another helper call (the call quality of observe_call_qos)."""
         key = (name, tuple(labels.items()))
         self.counts[key] = self.counts.get(key, 0) + 1
+
+    def counts_also(self, name: str, **labels: str) -> None:
+        """A series that a helper call already tallied also counts (one call, two metrics)."""
+        self.count(name, **labels)
+        self.helper_calls -= 1
 
     def sample(self, name: str, value: float | None) -> None:
         if value is not None and value > 0:  # the helper skips "no data" the same way
@@ -65,8 +93,16 @@ def simulate_call(rng: random.Random, tally: Tally) -> None:
     code = rng.choices(_CODES, _CODE_WEIGHTS)[0]
     sm.invite_result(direction, code)
     tally.count(sm.METRIC_INVITE_RESULT_TOTAL, direction=direction, code_class=f"{code // 100}xx")
+    exact = str(code) if code in sm.DEFAULT_RESPONSE_CODES else f"{code // 100}xx"
+    tally.counts_also(sm.METRIC_INVITE_RESPONSE_TOTAL, direction=direction, code=exact)
+    _setup_delay(rng, tally, direction, code)
+    _requests(rng, tally, direction, code)
+    _end_calls(rng, tally, keep=_OPEN_CALLS - 1)  # the call that may start below makes it _OPEN_CALLS
     if code != 200:
         return
+    sm.call_started(direction)
+    tally.level(sm.METRIC_ACTIVE_CALLS, 1, direction=direction)
+    tally.open_calls.append((direction, round(rng.lognormvariate(4.5, 0.9), 3)))  # ~90 s median
     if rng.random() < 0.3:  # WebRTC legs
         dtls = rng.choices(_DTLS, _DTLS_WEIGHTS)[0]
         sm.dtls_handshake(dtls)
@@ -84,6 +120,38 @@ def simulate_call(rng: random.Random, tally: Tally) -> None:
         sm.bye(direction, by, reason)
     tally.count(sm.METRIC_BYE_TOTAL, direction=direction, by=by, reason_class=reason)
     _qos(rng, tally)
+
+
+def _setup_delay(rng: random.Random, tally: Tally, direction: str, code: int) -> None:
+    """RFC 6076 SRD: to the first non-100 provisional or 2xx (success), else to the failure."""
+    success = code == 200 or (code in _RINGING_FINALS and rng.random() < 0.8)
+    delay = round(rng.lognormvariate(5.3, 0.6), 2)  # ~200 ms median
+    sm.observe_setup_delay(direction, delay, success)
+    tally.helper_calls += 1
+    tally.sample(sm.METRIC_SESSION_REQUEST_DELAY_MS, delay)
+
+
+def _requests(rng: random.Random, tally: Tally, direction: str, code: int) -> None:
+    """The non-INVITE transactions around a call: a CANCEL for a 487, a few others."""
+    done: list[tuple[str, int]] = [(sm.METHOD_CANCEL, 200)] if code == 487 else []
+    if rng.random() < 0.5:
+        method, final, _ = rng.choices(_REQUESTS, [w for _, _, w in _REQUESTS])[0]
+        done.append((method, final))
+    for method, final in done:
+        sm.request_result(direction, method, final)
+        counted = method if method in sm.REQUEST_METHODS else sm.METHOD_OTHER
+        tally.count(sm.METRIC_REQUEST_RESULT_TOTAL, direction=direction, method=counted, code_class=f"{final // 100}xx")
+
+
+def _end_calls(rng: random.Random, tally: Tally, keep: int) -> None:
+    """End the oldest calls in progress beyond `keep`: BYE answered, duration recorded."""
+    while len(tally.open_calls) > keep:
+        direction, duration = tally.open_calls.pop(0)
+        sm.call_ended(direction, duration_s=duration)
+        tally.level(sm.METRIC_ACTIVE_CALLS, -1, direction=direction)
+        tally.sample(sm.METRIC_CALL_DURATION_S, duration)
+        sm.request_result(direction, sm.METHOD_BYE, 200)
+        tally.count(sm.METRIC_REQUEST_RESULT_TOTAL, direction=direction, method=sm.METHOD_BYE, code_class="2xx")
 
 
 def _voice(rng: random.Random, tally: Tally) -> None:
@@ -188,7 +256,43 @@ def compare(tally: Tally, totals: Totals, out: TextIO) -> bool:
         print(
             f"{name:{width}} {len(sent_values):>9,} {len(got):>9,} {cells}{'' if ok else '   <-- MISMATCH'}", file=out
         )
+    if tally.gauges:
+        print(f"\n{'gauge (last level)':{width}} {'sent':>9} {'arrived':>9}", file=out)
+    for key in sorted(tally.gauges):
+        name, labels = key
+        level, landed = tally.gauges[key], totals.gauge(name, **dict(labels))
+        agree &= level == landed
+        mark = "" if level == landed else "   <-- MISMATCH"
+        print(f"{_label(key):{width}} {level:>9,} {landed or 0:>9,.0f}{mark}", file=out)
+    _kpis(tally, totals, out)
     return agree
+
+
+def _kpis(tally: Tally, totals: Totals, out: TextIO) -> None:
+    """RFC 6076 SER, SEER and ISA (percent), from what was sent and from what arrived."""
+
+    def sent(name: str, **labels: str) -> float:
+        return sum(n for (k, ls), n in tally.counts.items() if k == name and labels.items() <= dict(ls).items())
+
+    print(f"\n{'RFC 6076 (all directions)':28} {'sent':>9} {'arrived':>9}", file=out)
+    for label, ratio in _rfc6076(sent).items():
+        print(f"{label:28} {ratio:>8.2f}% {_rfc6076(totals.count)[label]:>8.2f}%", file=out)
+
+
+def _rfc6076(count: Callable[..., float]) -> dict[str, float]:
+    """SER, SEER and ISA from counts read through `count(name, **labels)`."""
+    invites = count(sm.METRIC_INVITE_RESULT_TOTAL)
+    redirected = count(sm.METRIC_INVITE_RESULT_TOTAL, code_class=sm.CODE_CLASS_3XX)
+
+    def codes(*wanted: int) -> float:
+        return sum(count(sm.METRIC_INVITE_RESPONSE_TOTAL, code=str(c)) for c in wanted)
+
+    answered = max(invites - redirected, 1.0)
+    return {
+        "SER (200 / INVITE - 3xx)": 100 * codes(200) / answered,
+        "SEER (200,480,486,600,603)": 100 * codes(200, 480, 486, 600, 603) / answered,
+        "ISA (408,500,503,504)": 100 * codes(408, 500, 503, 504) / max(invites, 1.0),
+    }
 
 
 def _label(key: tuple[str, tuple[tuple[str, str], ...]]) -> str:

@@ -47,6 +47,8 @@ def explain(family: Family, reason: str, key: str) -> str:
         return f"one of {list(family.allowed[key])}"
     if reason == "sample_overflow":
         return "within the samples kept per series between flushes"
+    if reason == "invalid_number" and family.kind == "gauge":  # a level: any finite number; a step: >= 0
+        return "a finite number" if key == "value" else "a finite number >= 0"
     if reason == "invalid_number" and key == "value":
         low, high = getattr(family, "minimum", None), getattr(family, "maximum", None)
         return f"a finite number from {low} to {high}"

@@ -94,7 +94,7 @@ _FOLD_LOCK = threading.Lock()  # taken once per _MAX_QUEUED inc(n) calls, and by
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_fold", "_reads", "_taken")
+    __slots__ = ("_count", "_extra", "_feeds", "_fold", "_reads", "_sources", "_taken")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -108,6 +108,12 @@ class CounterSeries(Series):
         self._taken = 0  # emitter increments already handed to a flush
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
         self._fold = _FOLD_LOCK  # folding and taking `_extra` exclude each other; appends never wait
+        # A derived series (sip_invite_result_total's classes) counts, at each take, what
+        # its source series (sip_invite_response_total's codes) counted since the last one:
+        # the hot path feeds one count, the flusher reads it for both metrics. `_sources`
+        # holds [source, emitter increments seen]; `_feeds` the series fed by this one.
+        self._sources: list[list[Any]] = []
+        self._feeds: tuple[CounterSeries, ...] = ()
 
     def inc(self, n: int = 1, /) -> None:
         """Add `n` (an int from 0 to 2**53, default 1). A bad `n` is dropped and counted."""
@@ -116,10 +122,11 @@ class CounterSeries(Series):
                 next(self._count)
             elif type(n) is int and 0 <= n <= MAX_INCREMENT:
                 if n:
-                    extra = self._extra
-                    extra.append(n)
-                    if len(extra) > _MAX_QUEUED:
-                        self._fold_extra()
+                    for series in (self, *self._feeds):
+                        extra = series._extra
+                        extra.append(n)
+                        if len(extra) > _MAX_QUEUED:
+                            series._fold_extra()
             else:
                 self.family._drop(DROP_INVALID_NUMBER, "n", n)
         except InvalidInputError:
@@ -136,10 +143,15 @@ class CounterSeries(Series):
                 del extra[:k]  # atomic; appends made meanwhile stay
                 extra.append(total)
 
-    def _take(self) -> int:
-        """Return the increments since the last take (flusher side, under the recorder's lock)."""
+    def _read(self) -> int:
+        """The emitters' increments so far (flusher side, under its lock): one more next()."""
         total = next(self._count) - self._reads
         self._reads += 1
+        return total
+
+    def _take(self) -> int:
+        """Return the increments since the last take (flusher side, under its lock)."""
+        total = self._read()
         delta = total - self._taken
         self._taken = total
         if self._extra:
@@ -148,7 +160,16 @@ class CounterSeries(Series):
                 k = len(extra)
                 delta += sum(extra[:k])
                 del extra[:k]  # atomic; appends made meanwhile stay for the next take
+        for cursor in self._sources:  # a derived series: what each source counted meanwhile
+            seen = cursor[0]._read()
+            delta += seen - cursor[1]
+            cursor[1] = seen
         return delta
+
+    def _count_also(self, source: CounterSeries) -> None:
+        """Count, from now on, every increment of `source` too (made before any emit)."""
+        self._sources.append([source, 0])
+        source._feeds = (*source._feeds, self)
 
 
 class DistributionSeries(Series):

@@ -1,4 +1,4 @@
-"""The eleven SIP helpers, bound to one catalog.
+"""The SIP helpers, bound to one catalog (those beyond the origin are made in `_kpis`).
 
 Each helper walks nested dicts with `dict.get` down to a series' `itertools.count` and
 calls `next()` on it. An undeclared value falls through to the family's miss iterator
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from typing import Any
 
-from ._catalog import SIP_CODES, SipCatalog
+from ._catalog import SIP_CODES, SipCatalog, code_class
 from ._family import Counter, CounterSeries, Family
+from ._kpis import make_kpi_helpers
 from ._qos import make_observe_call_qos
 from ._values import (
     BY_SIDES,
@@ -94,7 +95,7 @@ def _follow_miss(family: Family, emit: _Emit, name: str) -> None:
 
 
 class Helpers:
-    """The eleven helpers, bound to one catalog. Each is a plain function attribute.
+    """The helpers, bound to one catalog. Each is a plain function attribute.
 
     A helper walks nested dicts with `dict.get` down to a series' `itertools.count` and
     calls `next()` on it: exact under threads, no lock, no allocation but the int. An
@@ -115,12 +116,24 @@ class Helpers:
     voice_attach_mode_fallback: Callable[[str, str], None]
     voice_attach_native: Callable[[bool], None]
     observe_call_qos: Callable[..., None]
+    # Beyond the origin (_kpis).
+    request_result: Callable[[str, str, int], None]
+    call_started: Callable[[str], None]
+    call_ended: Callable[..., None]
+    observe_setup_delay: Callable[[str, float, bool], None]
 
     def __init__(self, cat: SipCatalog) -> None:  # noqa: PLR0915 - one closure per helper
         inv = cat.invite_result
+        resp = cat.invite_response
+        exact = {code for code in SIP_CODES if str(code) in resp.allowed["code"]}
         inv_table: dict[object, Any] = {
             # Plain str keys: a dict whose keys are all exact str takes CPython's faster look-up.
-            str(d): {code: inv.series(direction=d, code_class=f"{code // 100}xx")._count for code in SIP_CODES}
+            # One count per (direction, code): sip_invite_response_total's series (the exact
+            # code, or its class); sip_invite_result_total is derived from them at flush.
+            str(d): {
+                code: resp.series(direction=d, code=str(code) if code in exact else code_class(code))._count
+                for code in SIP_CODES
+            }
             for d in DIRECTIONS
         }
         inv_get = inv_table.get
@@ -288,3 +301,8 @@ class Helpers:
         self.voice_attach_mode_fallback = voice_attach_mode_fallback
         self.voice_attach_native = voice_attach_native
         self.observe_call_qos = make_observe_call_qos(cat)  # with the call-quality counters, in _qos
+        kpis = make_kpi_helpers(cat)
+        self.request_result = kpis.request_result
+        self.call_started = kpis.call_started
+        self.call_ended = kpis.call_ended
+        self.observe_setup_delay = kpis.observe_setup_delay

@@ -54,6 +54,11 @@ class Totals:
         """Sum of counter `name` over keys whose tags include `labels`."""
         return sum(v for k, v in self.counts.items() if _matches(k, name, labels))
 
+    def gauge(self, name: str, **labels: str) -> float | None:
+        """Sum of the last levels of gauge `name` over keys whose tags include `labels`; None if none arrived."""
+        levels = [v for k, v in self.gauges.items() if _matches(k, name, labels)]
+        return sum(levels) if levels else None
+
     def sample_list(self, name: str, **labels: str) -> list[float]:
         return [v for k, vs in self.samples.items() if _matches(k, name, labels) for v in vs]
 

@@ -31,6 +31,7 @@ from ._config import Config
 from ._drops import STRICT_MISS, explain, show
 from ._family import Counter, CounterSeries, DistributionSeries, Family, InvalidInputError
 from ._flusher import Schedule, for_each, watch
+from ._gauge import take_levels
 from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 
@@ -308,6 +309,8 @@ class Recorder:
                     n = series._take()
                     if n:
                         batch.counts.append((series, n))
+            elif family.kind == "gauge":  # a level, sent every flush once it has one
+                take_levels(family, batch.gauges)
             else:
                 for series in family._by_values.values():
                     assert isinstance(series, DistributionSeries)
@@ -404,7 +407,10 @@ class Recorder:
         self._active = self.config
         self._stats = Stats()
         backend = self._backend
-        self._backend = self._intended if isinstance(self._intended, MemoryBackend) else None
+        # A memory backend starts empty too: what it holds is the parent's.
+        self._backend = MemoryBackend() if isinstance(self._intended or backend, MemoryBackend) else None
+        if isinstance(self._intended, MemoryBackend):
+            self._intended = self._backend
         if backend is not None and not isinstance(backend, MemoryBackend):
             with contextlib.suppress(Exception):
                 backend.close()  # the child's copy of the socket only

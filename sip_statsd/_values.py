@@ -24,6 +24,13 @@ METRIC_CALL_JITTER_MS = "sip_call_jitter_ms"
 METRIC_CALL_LOSS_FRACTION = "sip_call_loss_fraction"
 METRIC_CALL_MOS_ESTIMATE = "sip_call_mos_estimate"
 
+# Beyond the origin: RFC 6076 KPIs, non-INVITE outcomes, calls in progress.
+METRIC_INVITE_RESPONSE_TOTAL = "sip_invite_response_total"
+METRIC_REQUEST_RESULT_TOTAL = "sip_request_result_total"
+METRIC_ACTIVE_CALLS = "sip_active_calls"
+METRIC_CALL_DURATION_S = "sip_call_duration_s"
+METRIC_SESSION_REQUEST_DELAY_MS = "sip_session_request_delay_ms"
+
 # The library's own metrics.
 METRIC_DROPPED_INPUTS_TOTAL = "sip_statsd_dropped_inputs_total"
 METRIC_SEND_ERRORS_TOTAL = "sip_statsd_send_errors_total"
@@ -88,6 +95,20 @@ VOICE_RESULT_CONFIG_ERROR = "config_error"
 
 NATIVE_RESULT_OK = "ok"
 NATIVE_RESULT_ERR = "err"
+
+# The `result` label of sip_session_request_delay_ms (RFC 6076 SRD): the INVITE reached the
+# first non-100 provisional or a 2xx (success), or a failure final response (failure).
+SETUP_RESULT_SUCCESS = "success"
+SETUP_RESULT_FAILURE = "failure"
+
+# The exact codes sip_invite_response_total keeps by default; any other code counts as its
+# class (`4xx`). RFC 6076: 200 (SER, SEER), 480 486 600 603 (SEER), 408 500 503 504 (ISA),
+# 3xx (subtracted from the SER/SEER denominators, kept as classes and 301 302); 487 (a
+# cancelled call) and the common failures (401 403 404 407 481 484 488 502 604 606).
+DEFAULT_RESPONSE_CODES = (
+    200, 301, 302, 401, 403, 404, 407, 408, 480, 481, 484, 486, 487, 488, 500, 502, 503, 504, 600, 603, 604, 606,
+)  # fmt: skip
+MAX_RESPONSE_CODES = 100
 
 # Why an input was dropped (the `reason` label of sip_statsd_dropped_inputs_total).
 DROP_UNKNOWN_VALUE = "unknown_value"
@@ -177,6 +198,11 @@ class NativeResult(StrEnum):
     ERR = NATIVE_RESULT_ERR
 
 
+class SetupResult(StrEnum):
+    SUCCESS = SETUP_RESULT_SUCCESS
+    FAILURE = SETUP_RESULT_FAILURE
+
+
 class DropReason(StrEnum):
     UNKNOWN_VALUE = DROP_UNKNOWN_VALUE
     INVALID_NUMBER = DROP_INVALID_NUMBER
@@ -195,6 +221,10 @@ VOICE_ATTACH_MODES = (VoiceMode.CASCADED, VoiceMode.REALTIME)
 VOICE_RESULTS = tuple(VoiceResult)
 NATIVE_RESULTS = tuple(NativeResult)
 DROP_REASONS = tuple(DropReason)
+SETUP_RESULTS = tuple(SetupResult)
+# request_result's methods: every declared method but INVITE (invite_result counts those) and
+# ACK (no response), then `other`.
+REQUEST_METHODS = tuple(m for m in Method if m not in (Method.INVITE, Method.ACK))
 
 # --- Call quality: the grade and issues of observe_call_qos, the E-model's codecs --------
 

@@ -4,6 +4,7 @@
 >>> with capture_metrics() as metrics:
 ...     handle_invite()                      # your code, calling sip_statsd helpers
 ...     metrics.assert_count("sip_invite_result_total", 1, direction="inbound", code_class="2xx")
+...     metrics.assert_gauge("sip_active_calls", 1, direction="inbound")
 
 Inside the block the instance sends to memory and is strict: an unknown label value or
 invalid number raises ValueError at the call that made it. The previous configuration
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from ._api import DEFAULT, SipMetrics
 from ._backends import MemoryBackend
 from ._family import Series
+from ._gauge import quiet_gauges, resume_gauges
 
 __all__ = ["Capture", "capture_metrics"]
 
@@ -64,11 +66,25 @@ class Capture:
         _, samples = self._read()
         return [v for s, vs in samples.items() if self._matches(s, name, labels) for v in vs]
 
-    def recorded(self) -> dict[str, int | list[float]]:
-        """Everything recorded, keyed `name{k=v,...}`: counter totals and sample lists."""
+    def gauge(self, name: str, **labels: object) -> float | None:
+        """The last level sent of gauge `name`, summed over every series whose labels include
+        `labels` (`gauge("sip_active_calls")` is both directions'); None if none was sent.
+
+        A gauge shows once it is set or moved inside the block, and from then on on every
+        flush (0 included). Its level is the process's: calls an earlier test left in
+        progress count too.
+        """
+        self._check_query(name, labels)
+        self._read()
+        levels = [v for s, v in self._backend.gauge_levels().items() if self._matches(s, name, labels)]
+        return sum(levels) if levels else None
+
+    def recorded(self) -> dict[str, float | list[float]]:
+        """Everything recorded, keyed `name{k=v,...}`: counter totals, sample lists, gauge levels."""
         counts, samples = self._read()
-        out: dict[str, int | list[float]] = {_key(s): n for s, n in counts.items()}
+        out: dict[str, float | list[float]] = {_key(s): n for s, n in counts.items()}
         out.update({_key(s): v for s, v in samples.items()})
+        out.update({_key(s): v for s, v in self._backend.gauge_levels().items()})
         return dict(sorted(out.items()))
 
     def clear(self) -> None:
@@ -90,6 +106,15 @@ class Capture:
         if actual != list(expected):
             raise AssertionError(
                 f"{_key_of(name, labels)}: expected samples {list(expected)}, got {actual}\n" + self._near(name)
+            )
+
+    def assert_gauge(self, name: str, expected: float | None, **labels: object) -> None:
+        """Assert the last level sent of `name` (see `gauge`); a failure lists near misses."""
+        __tracebackhide__ = True
+        actual = self.gauge(name, **labels)
+        if actual != expected:
+            raise AssertionError(
+                f"{_key_of(name, labels)}: expected level {expected}, got {actual}\n" + self._near(name)
             )
 
     def _near(self, name: str) -> str:
@@ -125,6 +150,8 @@ def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -
     previous_config = recorder.config
     previous_backend = recorder.backend
     backend = MemoryBackend()
+    recorder.flush()  # the levels so far go to the previous backend, then the gauges wait for a move
+    quieted = quiet_gauges(recorder.families)
     # The call-quality thresholds stay the application's: they decide what is counted.
     capture_config = previous_config.__class__(
         backend="memory", strict=strict, quality_thresholds=previous_config.quality_thresholds
@@ -136,3 +163,4 @@ def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -
         recorder.flush()
         keep = previous_backend if isinstance(previous_backend, MemoryBackend) else None
         recorder.reconfigure(previous_config, backend=keep)
+        resume_gauges(quieted)

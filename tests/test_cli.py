@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -24,14 +25,14 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_catalog_json_lists_the_sip_metrics_and_the_librarys_own():
+def test_catalog_json_lists_the_20_sip_metrics_and_the_librarys_own():
     result = run("catalog", "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     sip = [m for m in doc["metrics"] if m["origin"] == "sip"]
     own = [m for m in doc["metrics"] if m["origin"] == "library"]
     assert {m["name"] for m in sip} == {f.name for f in sm.catalog.families}
-    assert len(sip) == 15  # the origin's 13 and the two call-quality counters
+    assert len(sip) == 20  # the origin's 13, the five KPIs and the two call-quality counters
     assert {m["name"] for m in own} == {sm.METRIC_DROPPED_INPUTS_TOTAL, sm.METRIC_SEND_ERRORS_TOTAL}
     invite = next(m for m in sip if m["name"] == sm.METRIC_INVITE_RESULT_TOTAL)
     assert invite["labels"] == {
@@ -39,7 +40,7 @@ def test_catalog_json_lists_the_sip_metrics_and_the_librarys_own():
         "code_class": ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"],
     }
     assert invite["series"] == 12
-    assert doc["sip_series"] == 78  # 67 and the 7 grades and 4 issues of call quality
+    assert doc["sip_series"] == 298  # 67 of the origin, 220 of the KPIs, 11 of call quality
     assert doc["series_total"] == sum(m["series"] for m in doc["metrics"])
 
 
@@ -48,7 +49,7 @@ def test_catalog_table_names_every_metric_and_the_budget():
     assert result.returncode == 0
     for family in sm.catalog.families:
         assert family.name in result.stdout
-    assert re.search(r"series budget: \d+ \(78 SIP, \d+ the library's own\)", result.stdout)
+    assert re.search(r"series budget: \d+ \(298 SIP, \d+ the library's own\)", result.stdout)
 
 
 def test_readme_catalog_table_is_the_generated_one():
@@ -73,6 +74,40 @@ def test_demo_reports_that_what_arrived_matches_what_was_sent():
         assert graded, grade
         assert graded.group(1) == graded.group(2)
     assert re.search(r"call quality of [\d,]+ calls: best \d+\.\d %", out)
+
+
+def test_demo_checks_every_new_helper_and_the_rfc_6076_ratios():
+    result = run("demo", "--calls", "1500", "--seed", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for name in (
+        sm.METRIC_INVITE_RESPONSE_TOTAL,
+        sm.METRIC_REQUEST_RESULT_TOTAL,
+        sm.METRIC_CALL_DURATION_S,
+        sm.METRIC_SESSION_REQUEST_DELAY_MS,
+    ):
+        assert name in out, name
+    levels = re.findall(r"sip_active_calls\{direction:\w+\}\s+([\d,]+)\s+([\d,]+)", out)
+    assert len(levels) == 2
+    assert all(sent == arrived for sent, arrived in levels)
+    assert 24 <= sum(int(sent) for sent, _ in levels) <= 25  # the calls the demo keeps in progress
+    ratios = re.findall(r"^(SER|SEER|ISA) .*?\s+([\d.]+)%\s+([\d.]+)%$", out, re.M)
+    assert [r[0] for r in ratios] == ["SER", "SEER", "ISA"]
+    assert all(sent == arrived for _, sent, arrived in ratios)
+    assert 50 < float(ratios[0][1]) < 95
+
+
+def test_listen_shows_the_last_level_of_each_gauge():
+    from sip_statsd._cli import render_window
+    from sip_statsd._receiver import Totals
+    from sip_statsd._wire import parse_line
+
+    total = Totals()
+    for raw in ("sip_active_calls:4|g|#direction:inbound", "sip_active_calls:3|g|#direction:inbound"):
+        total.add(parse_line(raw))
+    out = io.StringIO()
+    render_window(total, Totals(), 1.0, "127.0.0.1:8125", out)
+    assert re.search(r"sip_active_calls\{direction:inbound\}\s+3$", out.getvalue(), re.M)
 
 
 def test_demo_to_an_agent_address(receiver):

@@ -314,6 +314,7 @@ def test_the_monitors_the_issue_asks_for_are_there(fresh):
         "no_invite_outcomes",
         "asr",
         "error_share",
+        "isa",
         "transaction_timeouts",
         "dtls_failures",
         "stir_failures",

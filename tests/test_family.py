@@ -149,6 +149,7 @@ def test_distribution_keeps_at_most_max_samples_between_flushes():
         rec.reconfigure(Config(backend="memory", flush_interval=3600), backend=backend)
         rec.flush()  # the switch is done: no flush can fall between the observes below
         d = Distribution("capped_ms", max_samples=3, recorder=rec)
+        rec.flush()  # reconfigure() wakes the flusher at once: let that flush pass before observing
         for v in range(1, 6):
             d.observe(float(v))
         rec.flush()

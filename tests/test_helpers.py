@@ -218,7 +218,7 @@ def test_every_metric_name_and_value_is_a_module_constant_and_enum_member():
     assert sm.StirResult.NO_IDENTITY == "no-identity"
     names = {f.name for f in sm.catalog.families}
     assert names == {getattr(sm, n) for n in dir(sm) if n.startswith("METRIC_") and "sip_statsd_" not in getattr(sm, n)}
-    assert len(names) == 15
+    assert len(names) == 20  # the origin's 13, the 5 KPIs, the 2 call-quality counters
 
 
 def test_catalog_declares_label_keys_in_contract_order():
@@ -230,10 +230,18 @@ def test_catalog_declares_label_keys_in_contract_order():
     assert cat.voice_attach_mode_fallback.label_keys == ("from", "to")
     assert cat.voice_attach_native.label_keys == ("result",)
     assert cat.call_rtt_ms.label_keys == ()
+    assert cat.invite_response.label_keys == ("direction", "code")
+    assert cat.request_result.label_keys == ("direction", "method", "code_class")
+    assert cat.active_calls.label_keys == ("direction",)
+    assert cat.call_duration_s.label_keys == ("direction",)
+    assert cat.session_request_delay_ms.label_keys == ("direction", "result")
     series = sum(len(f.all_series) for f in cat.families)
     assert cat.call_quality.label_keys == ("grade",)
     assert cat.call_quality_issue.label_keys == ("issue",)
-    assert series == 12 + 16 + 15 + 5 + 4 + 4 + 4 + 1 + 2 + 4 + 7 + 4
+    origin = 12 + 16 + 15 + 5 + 4 + 4 + 4 + 1 + 2 + 4
+    beyond = 2 * (len(sm.DEFAULT_RESPONSE_CODES) + 6) + 2 * 13 * 6 + 2 + 2 + 2 * 2
+    quality = 7 + 4
+    assert series == origin + beyond + quality
 
 
 def test_instances_are_independent():

@@ -112,3 +112,16 @@ def test_an_unreferenced_instance_lets_its_flusher_thread_end(make_metrics):
     gc.collect()
     thread.join(10)
     assert not thread.is_alive()
+
+
+def test_gauge_moves_by_n_stay_bounded_and_exact(make_metrics):
+    metrics = make_metrics(backend="memory", flush_interval=3600)
+    level = metrics.gauge("queue_depth").series()
+    metrics.close()
+    for _ in range(100_000):
+        level.inc(3)
+        level.dec(2)
+    assert len(level._extra) <= _MAX_QUEUED + 1
+    with capture_metrics(metrics=metrics) as cap:
+        level.inc(0)
+        assert cap.gauge("queue_depth") == 100_000

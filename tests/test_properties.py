@@ -57,6 +57,7 @@ anything = st.one_of(
     st.builds(Hostile),
     st.builds(SneakyStr, st.text(max_size=5)),
     st.sampled_from([*sm.DIRECTIONS, *sm.METHODS, *sm.BYE_REASONS, *sm.REFRESH_RESULTS, 200, 486, True, False]),
+    st.floats(min_value=0, max_value=1e6),
 )
 
 HELPERS = {
@@ -71,6 +72,10 @@ HELPERS = {
     "voice_attach_mode_fallback": 2,
     "voice_attach_native": 1,
     "observe_call_qos": 4,
+    "request_result": 3,
+    "call_started": 1,
+    "call_ended": 2,
+    "observe_setup_delay": 3,
 }
 
 calls = st.sampled_from(sorted(HELPERS)).flatmap(
@@ -126,3 +131,32 @@ def test_strict_mode_raises_only_invalid_input_errors(call):
     for error in raised:
         assert type(error) is sm.InvalidInputError, repr(error)
         assert str(error).startswith("sip_")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(100, 699), min_size=1, max_size=30),
+    st.sampled_from(sm.DIRECTIONS),
+    st.one_of(st.none(), st.lists(st.integers(100, 699), unique=True, max_size=12)),
+)
+def test_every_code_lands_in_exactly_one_series_of_each_invite_metric(codes, direction, allowlist):
+    """Whatever the allowlist, a code counts once in each metric: its class, and its code or class."""
+    options = {} if allowlist is None else {"response_codes": allowlist}
+    metrics = sm.SipMetrics(backend="memory", **options)
+    exact = set(sm.DEFAULT_RESPONSE_CODES if allowlist is None else allowlist)
+    try:
+        with capture_metrics(metrics=metrics) as cap:
+            for code in codes:
+                metrics.invite_result(direction, code)
+            recorded = cap.recorded()
+    finally:
+        metrics.close()
+    want: dict[str, int] = {}
+    for code in codes:
+        klass = f"{code // 100}xx"
+        for key in (
+            f"{sm.METRIC_INVITE_RESULT_TOTAL}{{direction={direction},code_class={klass}}}",
+            f"{sm.METRIC_INVITE_RESPONSE_TOTAL}{{direction={direction},code={code if code in exact else klass}}}",
+        ):
+            want[key] = want.get(key, 0) + 1
+    assert recorded == want

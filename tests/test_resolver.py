@@ -75,7 +75,8 @@ def test_configure_returns_while_the_flusher_waits_for_the_resolver(resolver, ma
     totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 1)
     assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="2xx") == 1
     assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="5xx") == 0
-    assert metrics.stats().send_errors.get("resolve", 0) == 1  # one value: the 5xx total of 3
+    # two values, each a total of 3: the 5xx class and the exact 503 code
+    assert metrics.stats().send_errors.get("resolve", 0) == 2
 
 
 def test_an_unresolvable_host_counts_every_value_it_could_not_send(make_metrics, monkeypatch):

@@ -91,3 +91,18 @@ def test_recorded_and_clear():
         }
         cap.clear()
         assert cap.recorded() == {}
+
+
+def test_assert_gauge_failure_shows_the_levels_sent(make_metrics):
+    metrics = make_metrics(backend="memory")
+    with capture_metrics(metrics=metrics) as cap:
+        metrics.call_started("outbound")
+        cap.assert_gauge(sm.METRIC_ACTIVE_CALLS, None, direction="inbound")  # never sent
+        with pytest.raises(AssertionError) as err:
+            cap.assert_gauge(sm.METRIC_ACTIVE_CALLS, 2, direction="outbound")
+        with pytest.raises(ValueError, match="sip_active_calls: direction='sideways'"):
+            cap.gauge(sm.METRIC_ACTIVE_CALLS, direction="sideways")
+        assert cap.recorded() == {"sip_active_calls{direction=outbound}": 1}
+    text = str(err.value)
+    assert "expected level 2, got 1" in text
+    assert "sip_active_calls{direction=outbound} = 1" in text

@@ -29,6 +29,8 @@ def drive(metrics: sm.SipMetrics, seed: int = 7) -> dict[tuple[str, tuple[tuple[
         code = rng.choice((100, 180, 183, 200, 302, 404, 486, 487, 503, 603))
         metrics.invite_result(d, code)
         note(sm.METRIC_INVITE_RESULT_TOTAL, direction=str(d), code_class=f"{code // 100}xx")
+        exact = str(code) if code in sm.DEFAULT_RESPONSE_CODES else f"{code // 100}xx"
+        note(sm.METRIC_INVITE_RESPONSE_TOTAL, direction=str(d), code=exact)  # the same call feeds both
         by, reason = rng.choice(sm.BY_SIDES), rng.choice(sm.BYE_REASONS)
         metrics.bye(d, by, reason)
         note(sm.METRIC_BYE_TOTAL, direction=str(d), by=str(by), reason_class=str(reason))
@@ -87,7 +89,7 @@ def test_counts_are_aggregated_one_line_per_series_per_flush(backend, receiver, 
     metrics.invite_result("outbound", 486)
     assert metrics.flush()
     totals = receiver.wait_for(lambda t: sum(t.counts.values()) >= 100_001)
-    assert totals.lines == 2
+    assert totals.lines == 4  # two series, each in sip_invite_result_total and sip_invite_response_total
     assert totals.datagrams == 1
     assert (
         wire_count(totals, backend[1], sm.METRIC_INVITE_RESULT_TOTAL, direction="inbound", code_class="2xx") == 100_000
@@ -105,6 +107,7 @@ def test_datadog_lines_are_exact_bytes(receiver, make_metrics):
     assert lines == [
         "edge.sip_call_quality_total:1|c|#grade:unknown,pop:fra1",
         "edge.sip_call_rtt_ms:12.5|d|#pop:fra1",
+        "edge.sip_invite_response_total:1|c|#direction:inbound,code:486,pop:fra1",
         "edge.sip_invite_result_total:1|c|#direction:inbound,code_class:4xx,pop:fra1",
     ]
 

@@ -19,6 +19,9 @@ from sip_statsd._wire import Line, MalformedLineError, parse_datagram, parse_lin
         ("a:1:2:3|d", Line("a", "d", (1.0, 2.0, 3.0), ())),
         ("a:1e-05|d", Line("a", "d", (1e-05,), ())),
         ("a:1|c|#url:http://x/y,version:1.2.3", Line("a", "c", (1.0,), ("url:http://x/y", "version:1.2.3"))),
+        ("a:3|g|#direction:inbound", Line("a", "g", (3.0,), ("direction:inbound",))),
+        ("a;direction=inbound:-3|g", Line("a", "g", (-3.0,), ("direction:inbound",))),
+        ("a.inbound:0|g", Line("a.inbound", "g", (0.0,), ())),
     ],
 )
 def test_accepts(line, parsed):
@@ -57,3 +60,17 @@ def test_datagram_keeps_good_lines_and_reports_bad_ones():
     assert bad == [("broken", "no '|type' in 'broken'")]
     _, bad = parse_datagram(b"\xff\xfe")
     assert "not ASCII" in bad[0][1]
+
+
+def test_a_gauge_keeps_its_last_level_in_the_totals():
+    from sip_statsd._receiver import Totals
+
+    totals = Totals()
+    for raw in (b"a:5|g|#d:in\na:0|g|#d:in\na:-2|g|#d:in", b"a:7|g|#d:out"):
+        lines, bad = parse_datagram(raw)
+        assert bad == []
+        for line in lines:
+            totals.add(line)
+    assert totals.gauge("a", d="in") == -2
+    assert totals.gauge("a") == 5
+    assert totals.gauge("b") is None
