@@ -1,0 +1,256 @@
+"""An asyncio UDP UAC instrumented with sip-statsd: the outbound side of a call flow.
+
+    python examples/uac.py 127.0.0.1:5060 --calls 10 --rate 5 --hold 2 --statsd 127.0.0.1:8125
+
+Places `--calls` INVITEs to `sip:<--user>@TARGET` at `--rate` per second. An answered call
+is ACKed and hung up after `--hold` seconds (or by the far end's BYE); a call still
+ringing after `--cancel-after` seconds is CANCELled. `--options N` also sends N OPTIONS
+pings. Requests are retransmitted on RFC 3261's timers (A, E) and time out on Timer B / F;
+a retransmitted response is ACKed again and never counted twice. The process exits when
+every call and ping is over. Every call here is outbound: this process sends the INVITE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+import sip_statsd as sm
+
+import runner
+from sipmsg import Message, Retransmit, Timers, build, new_branch, new_tag, parse, response, sdp
+
+DIRECTION = sm.DIRECTION_OUTBOUND  # bye_outbound() is bye() with this direction
+
+
+@dataclass
+class Call:
+    """One outbound INVITE and the dialog it makes. No per-call state goes to sip-statsd."""
+
+    call_id: str
+    uri: str
+    tag: str = field(default_factory=new_tag)
+    branch: str = field(default_factory=new_branch)
+    state: str = "calling"  # calling → proceeding (1xx) → confirmed (2xx, ACKed) → closing (our BYE) → ended
+    final: int = 0  # the final response's code, once one arrived
+    to: str = ""  # the To header with the far end's tag
+    ack: bytes = b""  # sent again for every retransmitted final response
+    invite: Retransmit | None = None  # Timers A and B
+    timer: asyncio.TimerHandle | None = None  # hang-up, or the ring time before CANCEL
+    cancelled: bool = False
+    cseq: int = 1
+    over: bool = False
+
+
+class Uac(asyncio.DatagramProtocol):
+    def __init__(self, target: tuple[str, int], user: str, timers: Timers, hold: float, cancel_after: float) -> None:
+        self.target, self.user, self.timers = target, user, timers
+        self.hold, self.cancel_after = hold, cancel_after
+        self.calls: dict[str, Call] = {}
+        self.requests: dict[tuple[str, int, str], tuple[Retransmit, Callable[[], None]]] = {}
+        self.answers: dict[tuple[str, int, str], bytes] = {}
+        self.open = 0  # calls and pings not over yet
+        self.idle = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.host, self.port = self.transport.get_extra_info("sockname")[:2]
+
+    def send(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.sendto(data, self.target)
+
+    def later(self, delay: float, callback: Callable[..., object], *args: object) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def headers(self, call: Call, method: str, branch: str, cseq: int) -> list[tuple[str, str]]:
+        return [
+            ("via", f"SIP/2.0/UDP {self.host}:{self.port};branch={branch}"),
+            ("from", f"<sip:uac@{self.host}:{self.port}>;tag={call.tag}"),
+            ("to", call.to or f"<{call.uri}>"),
+            ("call-id", call.call_id),
+            ("cseq", f"{cseq} {method}"),
+            ("max-forwards", "70"),
+        ]
+
+    # --- placing a call: the INVITE client transaction -------------------------------------
+
+    def place(self, n: int) -> None:
+        call = Call(f"{n}-{new_tag()}@{self.host}", f"sip:{self.user}@{self.target[0]}:{self.target[1]}")
+        self.calls[call.call_id] = call
+        self.open += 1
+        headers = [
+            *self.headers(call, "INVITE", call.branch, 1),
+            ("contact", f"<sip:uac@{self.host}:{self.port}>"),
+            ("content-type", "application/sdp"),
+        ]
+        data = build(f"INVITE {call.uri} SIP/2.0", headers, sdp(self.host, 40002))
+        # Timer A doubles without the T2 cap; Timer B gives up after 64*T1 without any response.
+        call.invite = Retransmit(self.send, data, self.timers, lambda: self.on_timer_b(call), cap=False)
+        call.timer = self.later(self.cancel_after, self.cancel, call)
+
+    def on_timer_b(self, call: Call) -> None:
+        """No final response: a transaction timeout, never an invite_result (no code went on the wire)."""
+        sm.transaction_timeout(sm.METHOD_INVITE)
+        self.end(call)
+
+    def on_invite_response(self, call: Call, msg: Message) -> None:
+        if msg.code < 200:
+            if call.state == "calling" and call.invite is not None:
+                call.invite.stop()  # Proceeding: no more retransmissions, and no Timer B
+                call.state = "proceeding"
+                if call.cancelled:
+                    self.cancel(call)
+            return
+        if call.final:
+            self.send(call.ack)  # a retransmitted final response: ACK again, count nothing
+            return
+        if call.over:
+            return  # the transaction was given up (RFC 3261 9.1): a stray response now
+        if call.invite is not None:
+            call.invite.stop()
+        call.final, call.to = msg.code, msg.header("to")
+        sm.invite_result(DIRECTION, msg.code)  # once per final response; 1xx never
+        if call.timer is not None:
+            call.timer.cancel()
+        # The ACK of a non-2xx is part of the INVITE transaction (same branch); a 2xx's is new.
+        branch = call.branch if msg.code >= 300 else new_branch()
+        call.ack = build(f"ACK {call.uri} SIP/2.0", self.headers(call, "ACK", branch, 1))
+        self.send(call.ack)
+        if msg.code >= 300:
+            self.end(call)
+        elif call.cancelled:  # our CANCEL crossed their 200: the call is up, so end it with a BYE
+            call.state = "confirmed"
+            self.hang_up(call)
+        else:
+            call.state = "confirmed"
+            call.timer = self.later(self.hold, self.hang_up, call)
+
+    def cancel(self, call: Call) -> None:
+        """The caller gives up while it rings. The far end answers the INVITE with 487, which is
+        counted as that INVITE's final response; CANCEL only after a provisional (RFC 3261 9.1)."""
+        if call.final or call.over:
+            return
+        call.cancelled = True
+        if call.state != "proceeding":
+            return  # sent when a provisional response arrives
+        headers = self.headers(call, "CANCEL", call.branch, 1)
+        self.request(call.call_id, 1, "CANCEL", build(f"CANCEL {call.uri} SIP/2.0", headers), lambda: None)
+        # RFC 3261 9.1: with no final response 64*T1 after the CANCEL, the INVITE is given up.
+        call.timer = self.later(self.timers.give_up, self.on_timer_b, call)
+
+    # --- the dialog -----------------------------------------------------------------------
+
+    def hang_up(self, call: Call) -> None:
+        """Our side ends the call: count the BYE once, when it first goes out."""
+        if call.state != "confirmed":
+            return
+        sm.bye_outbound(sm.BY_LOCAL, sm.BYE_REASON_NORMAL)
+        call.state = "closing"
+        call.cseq += 1
+        data = build(f"BYE {call.uri} SIP/2.0", self.headers(call, "BYE", new_branch(), call.cseq))
+        self.request(call.call_id, call.cseq, "BYE", data, lambda: self.end(call))
+
+    def on_bye(self, bye: Message, addr: tuple[str, int]) -> None:
+        call = self.calls.get(bye.call_id)
+        code = 200 if call is not None and call.state == "confirmed" else 481
+        data = response(bye, code)
+        self.answers[(bye.call_id, bye.cseq[0], "BYE")] = data
+        self.transport.sendto(data, addr)
+        if call is not None and code == 200:
+            sm.bye_outbound(sm.BY_REMOTE, sm.BYE_REASON_USER_HANGUP)  # the callee hung up
+            self.end(call)
+
+    def end(self, call: Call) -> None:
+        if call.over:
+            return
+        if call.timer is not None:
+            call.timer.cancel()
+        call.state, call.over = "ended", True
+        self.done_one()
+
+    # --- non-INVITE client transactions (BYE, CANCEL, OPTIONS) ----------------------------
+
+    def request(self, call_id: str, cseq: int, method: str, data: bytes, on_done: Callable[[], None]) -> None:
+        """Send with Timer E retransmissions; on a final response, or Timer F, call `on_done`."""
+        key = (call_id, cseq, method)
+
+        def on_timer_f() -> None:
+            self.requests.pop(key, None)
+            sm.transaction_timeout(method)
+            on_done()
+
+        self.requests[key] = (Retransmit(self.send, data, self.timers, on_timer_f), on_done)
+
+    def ping(self, n: int) -> None:
+        self.open += 1
+        call = Call(f"ping-{n}-{new_tag()}@{self.host}", f"sip:{self.target[0]}:{self.target[1]}")
+        data = build(f"OPTIONS {call.uri} SIP/2.0", self.headers(call, "OPTIONS", new_branch(), 1))
+        self.request(call.call_id, 1, "OPTIONS", data, self.done_one)
+
+    def done_one(self) -> None:
+        self.open -= 1
+        if self.open == 0:
+            self.idle.set()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        msg = parse(data)
+        if msg is None:
+            return
+        number, method = msg.cseq
+        if msg.method:
+            if (answer := self.answers.get((msg.call_id, number, msg.method))) is not None:
+                self.transport.sendto(answer, addr)  # a retransmitted request: answer again, count nothing
+            elif msg.method == "BYE":
+                self.on_bye(msg, addr)
+            elif msg.method != "ACK":
+                self.transport.sendto(response(msg, 501), addr)
+        elif method == "INVITE" and (call := self.calls.get(msg.call_id)) is not None:
+            self.on_invite_response(call, msg)
+        elif msg.code >= 200 and (pending := self.requests.pop((msg.call_id, number, method), None)):
+            retransmit, on_done = pending
+            retransmit.stop()
+            on_done()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("target", help="HOST:PORT of the UAS")
+    runner.add_arguments(parser)
+    parser.add_argument("--calls", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=10.0, help="calls per second")
+    parser.add_argument("--user", default="answer", help="request-URI user (default: answer)")
+    parser.add_argument("--hold", type=float, default=1.0, help="seconds before our BYE")
+    parser.add_argument("--cancel-after", type=float, default=30.0, help="seconds of ringing before CANCEL")
+    parser.add_argument("--options", type=int, default=0, help="OPTIONS pings to send")
+    args = parser.parse_args()
+    runner.configure_metrics(args)
+    host, _, port = args.target.rpartition(":")
+
+    async def serve(stop: asyncio.Event) -> dict[str, object]:
+        loop = asyncio.get_running_loop()
+        uac = Uac((host, int(port)), args.user, runner.timers(args), args.hold, args.cancel_after)
+        transport, _ = await loop.create_datagram_endpoint(lambda: uac, local_addr=(args.host, args.port))
+        runner.say(sip=f"{uac.host}:{uac.port}", flusher_native_id=runner.flusher_native_id())
+        uac.open += 1  # until every call is placed
+        for n in range(args.options):
+            uac.ping(n)
+        for n in range(args.calls):
+            uac.place(n)
+            await asyncio.sleep(1 / args.rate)  # pacing the calls, not waiting for anything
+        uac.done_one()
+        waits = [asyncio.create_task(e.wait()) for e in (uac.idle, stop)]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        transport.close()
+        return {"invites": args.calls, "options": args.options}
+
+    runner.run(serve)
+
+
+if __name__ == "__main__":
+    main()
