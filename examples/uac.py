@@ -5,7 +5,10 @@
 Places `--calls` INVITEs to `sip:<--user>@TARGET` at `--rate` per second. An answered call
 is ACKed and hung up after `--hold` seconds (or by the far end's BYE); a call still
 ringing after `--cancel-after` seconds is CANCELled. `--options N` also sends N OPTIONS
-pings. Requests are retransmitted on RFC 3261's timers (A, E) and time out on Timer B / F;
+pings. With `--session-expires N` the INVITE asks for an RFC 4028 session timer with this
+side as the refresher: UPDATE every N/2 seconds, 422 answered with the peer's Min-SE, BYE
+when a refresh fails; if the peer takes the refresher role, BYE when its refresh is late.
+Requests are retransmitted on RFC 3261's timers (A, E) and time out on Timer B / F;
 a retransmitted response is ACKed again and never counted twice. The process exits when
 every call and ping is over. Every call here is outbound: this process sends the INVITE.
 """
@@ -21,7 +24,7 @@ from typing import cast
 import sip_statsd as sm
 
 import runner
-from sipmsg import Message, Retransmit, Timers, build, new_branch, new_tag, parse, response, sdp
+from sipmsg import Message, Retransmit, Timers, build, new_branch, new_tag, param, parse, response, sdp
 
 DIRECTION = sm.DIRECTION_OUTBOUND  # bye_outbound() is bye() with this direction
 
@@ -43,14 +46,19 @@ class Call:
     cancelled: bool = False
     cseq: int = 1
     over: bool = False
+    session: int = 0  # RFC 4028 session interval, s; 0: no session timer
+    bumped: bool = False  # this refresh was retried after a 422
+    refresh: asyncio.TimerHandle | None = None  # our next refresh, or the peer's deadline
 
 
 class Uac(asyncio.DatagramProtocol):
-    def __init__(self, target: tuple[str, int], user: str, timers: Timers, hold: float, cancel_after: float) -> None:
+    def __init__(
+        self, target: tuple[str, int], user: str, timers: Timers, *, hold: float, cancel_after: float, session: int
+    ) -> None:
         self.target, self.user, self.timers = target, user, timers
-        self.hold, self.cancel_after = hold, cancel_after
+        self.hold, self.cancel_after, self.session = hold, cancel_after, session
         self.calls: dict[str, Call] = {}
-        self.requests: dict[tuple[str, int, str], tuple[Retransmit, Callable[[], None]]] = {}
+        self.requests: dict[tuple[str, int, str], tuple[Retransmit, Callable[[Message | None], None]]] = {}
         self.answers: dict[tuple[str, int, str], bytes] = {}
         self.open = 0  # calls and pings not over yet
         self.idle = asyncio.Event()
@@ -87,6 +95,8 @@ class Uac(asyncio.DatagramProtocol):
             ("contact", f"<sip:uac@{self.host}:{self.port}>"),
             ("content-type", "application/sdp"),
         ]
+        if self.session:
+            headers += [("supported", "timer"), ("session-expires", f"{self.session};refresher=uac")]
         data = build(f"INVITE {call.uri} SIP/2.0", headers, sdp(self.host, 40002))
         # Timer A doubles without the T2 cap; Timer B gives up after 64*T1 without any response.
         call.invite = Retransmit(self.send, data, self.timers, lambda: self.on_timer_b(call), cap=False)
@@ -128,6 +138,7 @@ class Uac(asyncio.DatagramProtocol):
         else:
             call.state = "confirmed"
             call.timer = self.later(self.hold, self.hang_up, call)
+            self.session_timer(call, msg)
 
     def cancel(self, call: Call) -> None:
         """The caller gives up while it rings. The far end answers the INVITE with 487, which is
@@ -138,21 +149,73 @@ class Uac(asyncio.DatagramProtocol):
         if call.state != "proceeding":
             return  # sent when a provisional response arrives
         headers = self.headers(call, "CANCEL", call.branch, 1)
-        self.request(call.call_id, 1, "CANCEL", build(f"CANCEL {call.uri} SIP/2.0", headers), lambda: None)
+        self.request(call.call_id, 1, "CANCEL", build(f"CANCEL {call.uri} SIP/2.0", headers), lambda _: None)
         # RFC 3261 9.1: with no final response 64*T1 after the CANCEL, the INVITE is given up.
         call.timer = self.later(self.timers.give_up, self.on_timer_b, call)
 
     # --- the dialog -----------------------------------------------------------------------
 
-    def hang_up(self, call: Call) -> None:
+    def hang_up(self, call: Call, reason: str = sm.BYE_REASON_NORMAL) -> None:
         """Our side ends the call: count the BYE once, when it first goes out."""
         if call.state != "confirmed":
             return
-        sm.bye_outbound(sm.BY_LOCAL, sm.BYE_REASON_NORMAL)
+        sm.bye_outbound(sm.BY_LOCAL, reason)
         call.state = "closing"
         call.cseq += 1
         data = build(f"BYE {call.uri} SIP/2.0", self.headers(call, "BYE", new_branch(), call.cseq))
-        self.request(call.call_id, call.cseq, "BYE", data, lambda: self.end(call))
+        self.request(call.call_id, call.cseq, "BYE", data, lambda _: self.end(call))
+
+    # --- RFC 4028 session timer -------------------------------------------------------------
+
+    def session_timer(self, call: Call, answer: Message) -> None:
+        """Follow the Session-Expires of a 2xx: refresh at half the interval if we are the
+        refresher; otherwise hang up (timer-expired) if the peer's refresh is late."""
+        value = answer.header("session-expires") or answer.header("x")
+        if not value or call.state != "confirmed":
+            return
+        call.session = int(value.split(";")[0])
+        if call.refresh is not None:
+            call.refresh.cancel()
+        if param(value, "refresher") == "uas":
+            deadline = call.session - min(32, call.session / 3)
+            call.refresh = self.later(deadline, self.hang_up, call, sm.BYE_REASON_TIMER_EXPIRED)
+        else:
+            call.refresh = self.later(call.session / 2, self.send_refresh, call)
+
+    def send_refresh(self, call: Call, min_se: int = 0) -> None:
+        if call.state != "confirmed":
+            return
+        call.cseq += 1
+        call.bumped = bool(min_se)
+        headers = self.headers(call, "UPDATE", new_branch(), call.cseq)
+        headers.append(("session-expires", f"{max(call.session, min_se)};refresher=uac"))
+        if min_se:
+            headers.append(("min-se", str(min_se)))
+        data = build(f"UPDATE {call.uri} SIP/2.0", headers)
+        self.request(call.call_id, call.cseq, "UPDATE", data, lambda answer: self.on_refresh(call, answer))
+
+    def on_refresh(self, call: Call, answer: Message | None) -> None:
+        """One result per refresh: the 2xx that ends it, or how it failed. RFC 4028 section 10:
+        a refresh that times out or gets 481 (or 408) ends the call with a BYE."""
+        code = answer.code if answer is not None else 408  # None: Timer F, already counted as a timeout
+        if answer is not None and 200 <= code < 300:
+            swapped = param(answer.header("session-expires"), "refresher") == "uas"
+            result = sm.REFRESH_ROLE_SWAP if swapped else sm.REFRESH_422_BUMPED if call.bumped else sm.REFRESH_OK
+            sm.session_timer_refresh(result)
+            self.session_timer(call, answer)
+        elif code == 422:
+            min_se = answer.header("min-se").split(";")[0].strip() if answer is not None else ""
+            if not call.bumped and min_se.isdigit() and int(min_se) > call.session:
+                self.send_refresh(call, int(min_se))  # counted when this second try ends
+            else:
+                sm.session_timer_refresh(sm.REFRESH_422_GAVE_UP)
+                self.hang_up(call, sm.BYE_REASON_ERROR)
+        elif code in (408, 481):
+            if code == 481:
+                sm.session_timer_refresh(sm.REFRESH_481)
+            self.hang_up(call, sm.BYE_REASON_ERROR)
+        else:  # 491, 500, ...: not a session-timer result; try again at the next refresh time
+            call.refresh = self.later(call.session / 2, self.send_refresh, call)
 
     def on_bye(self, bye: Message, addr: tuple[str, int]) -> None:
         call = self.calls.get(bye.call_id)
@@ -167,21 +230,25 @@ class Uac(asyncio.DatagramProtocol):
     def end(self, call: Call) -> None:
         if call.over:
             return
-        if call.timer is not None:
-            call.timer.cancel()
+        for timer in (call.timer, call.refresh):
+            if timer is not None:
+                timer.cancel()
         call.state, call.over = "ended", True
         self.done_one()
 
     # --- non-INVITE client transactions (BYE, CANCEL, OPTIONS) ----------------------------
 
-    def request(self, call_id: str, cseq: int, method: str, data: bytes, on_done: Callable[[], None]) -> None:
-        """Send with Timer E retransmissions; on a final response, or Timer F, call `on_done`."""
+    def request(
+        self, call_id: str, cseq: int, method: str, data: bytes, on_done: Callable[[Message | None], None]
+    ) -> None:
+        """Send with Timer E retransmissions; call `on_done` with the final response, or None
+        after Timer F."""
         key = (call_id, cseq, method)
 
         def on_timer_f() -> None:
             self.requests.pop(key, None)
             sm.transaction_timeout(method)
-            on_done()
+            on_done(None)
 
         self.requests[key] = (Retransmit(self.send, data, self.timers, on_timer_f), on_done)
 
@@ -189,7 +256,7 @@ class Uac(asyncio.DatagramProtocol):
         self.open += 1
         call = Call(f"ping-{n}-{new_tag()}@{self.host}", f"sip:{self.target[0]}:{self.target[1]}")
         data = build(f"OPTIONS {call.uri} SIP/2.0", self.headers(call, "OPTIONS", new_branch(), 1))
-        self.request(call.call_id, 1, "OPTIONS", data, self.done_one)
+        self.request(call.call_id, 1, "OPTIONS", data, lambda _: self.done_one())
 
     def done_one(self) -> None:
         self.open -= 1
@@ -213,7 +280,7 @@ class Uac(asyncio.DatagramProtocol):
         elif msg.code >= 200 and (pending := self.requests.pop((msg.call_id, number, method), None)):
             retransmit, on_done = pending
             retransmit.stop()
-            on_done()
+            on_done(msg)
 
 
 def main() -> None:
@@ -226,13 +293,18 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=1.0, help="seconds before our BYE")
     parser.add_argument("--cancel-after", type=float, default=30.0, help="seconds of ringing before CANCEL")
     parser.add_argument("--options", type=int, default=0, help="OPTIONS pings to send")
+    parser.add_argument("--session-expires", type=int, default=0, help="ask for an RFC 4028 session timer, s")
     args = parser.parse_args()
     runner.configure_metrics(args)
     host, _, port = args.target.rpartition(":")
 
     async def serve(stop: asyncio.Event) -> dict[str, object]:
         loop = asyncio.get_running_loop()
-        uac = Uac((host, int(port)), args.user, runner.timers(args), args.hold, args.cancel_after)
+        target = (host, int(port))
+        timers = runner.timers(args)
+        uac = Uac(
+            target, args.user, timers, hold=args.hold, cancel_after=args.cancel_after, session=args.session_expires
+        )
         transport, _ = await loop.create_datagram_endpoint(lambda: uac, local_addr=(args.host, args.port))
         runner.say(sip=f"{uac.host}:{uac.port}", flusher_native_id=runner.flusher_native_id())
         uac.open += 1  # until every call is placed

@@ -323,3 +323,39 @@ def test_outbound_requests_to_a_silent_peer_are_timers_b_and_f(start, receiver):
         summary = uac.wait()
     assert arrived(receiver) == {timeout("INVITE"): summary["invites"], timeout("OPTIONS"): summary["options"]}
     assert summary == {"invites": 3, "options": 2, "dropped_inputs": 0, "send_errors": 0}
+
+
+def refresh(result: str) -> str:
+    return f"sip_session_timer_refresh_total{{result:{result}}}"
+
+
+def test_session_refreshes_ok_422_bumped_and_role_swap(start, tmp_path, receiver):
+    run = call_sipp(tmp_path, start, "uas_refresh", "--hold", "30", "--session-expires", "1")
+    ok, bumped, swapped = run.messages("200", "Sent")[1:4]  # [0]: the INVITE, [1:4] the refreshes, [4] the BYE
+    assert run.messages("422", "Sent") == [N]
+    assert arrived(receiver) == series(
+        {
+            invite("outbound", "2xx"): run.messages("200", "Sent")[0],
+            refresh("ok"): ok,
+            refresh("422-bumped"): bumped,
+            refresh("role-swap"): swapped,
+            # sipp, now the refresher, never refreshes: we hang up before the session expires
+            bye("outbound", "local", "timer-expired"): run.messages("BYE")[0],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "result"),
+    [("uas_refresh_481", "481", "481"), ("uas_refresh_422_twice", "422", "422-gave-up")],
+    ids=["481", "422-twice"],
+)
+def test_a_failed_session_refresh_ends_the_call_with_an_error_bye(start, tmp_path, receiver, name, code, result):
+    run = call_sipp(tmp_path, start, name, "--hold", "30", "--session-expires", "1")
+    assert arrived(receiver) == series(
+        {
+            invite("outbound", "2xx"): run.messages("200", "Sent")[0],
+            refresh(result): run.messages(code, "Sent")[-1],
+            bye("outbound", "local", "error"): run.messages("BYE")[0],
+        }
+    )
