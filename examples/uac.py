@@ -221,7 +221,9 @@ class Uac(asyncio.DatagramProtocol):
         call = self.calls.get(bye.call_id)
         code = 200 if call is not None and call.state == "confirmed" else 481
         data = response(bye, code)
-        self.answers[(bye.call_id, bye.cseq[0], "BYE")] = data
+        key = (bye.call_id, bye.cseq[0], "BYE")
+        self.answers[key] = data
+        self.later(self.timers.give_up, self.answers.pop, key, None)  # Timer J
         self.transport.sendto(data, addr)
         if call is not None and code == 200:
             sm.bye_outbound(sm.BY_REMOTE, sm.BYE_REASON_USER_HANGUP)  # the callee hung up
@@ -234,6 +236,7 @@ class Uac(asyncio.DatagramProtocol):
             if timer is not None:
                 timer.cancel()
         call.state, call.over = "ended", True
+        self.later(self.timers.give_up, self.calls.pop, call.call_id, None)  # after late retransmissions
         self.done_one()
 
     # --- non-INVITE client transactions (BYE, CANCEL, OPTIONS) ----------------------------

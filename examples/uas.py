@@ -5,8 +5,8 @@
 The request-URI user picks what happens to an INVITE (`sip:busy@host`):
 
     busy 486 · unavailable 480 · decline 603 · redirect 302 · noanswer (180, then wait
-    for CANCEL → 487) · hangup-N (answer, then BYE after N seconds) · anything else: answer
-    (100, 180, 200 with SDP) and wait for the caller's BYE.
+    for CANCEL → 487, or 480 after `--ring-timeout`) · hangup-N (answer, then BYE after N
+    seconds) · anything else: answer (100, 180, 200 with SDP) and wait for the caller's BYE.
 
 OPTIONS and REGISTER get 200. An INVITE carrying Session-Expires (RFC 4028) shorter than
 `--min-se` gets 422; otherwise this UAS is the non-refresher and sends BYE if no refresh
@@ -54,8 +54,8 @@ class Call:
 
 
 class Uas(asyncio.DatagramProtocol):
-    def __init__(self, timers: Timers, min_se: int) -> None:
-        self.timers, self.min_se = timers, min_se
+    def __init__(self, timers: Timers, min_se: int, ring_timeout: float) -> None:
+        self.timers, self.min_se, self.ring_timeout = timers, min_se, ring_timeout
         self.calls: dict[str, Call] = {}
         self.answers: dict[tuple[str, int, str], bytes] = {}  # non-INVITE server transactions
         self.requests: dict[tuple[str, int, str], Retransmit] = {}  # our BYEs
@@ -149,7 +149,9 @@ class Uas(asyncio.DatagramProtocol):
             self.respond(call, REJECT[user], contact)
             return
         self.respond(call, 180)
-        if user != "noanswer":
+        if user == "noanswer":  # nobody answers: the caller CANCELs, or we give up ringing
+            call.timer = self.later(self.ring_timeout, self.respond, call, 480)
+        else:
             extra = [("contact", f"<sip:uas@{self.host}:{self.port}>"), ("content-type", "application/sdp")]
             if se:
                 extra.append(("session-expires", f"{se};refresher=uac"))
@@ -163,6 +165,9 @@ class Uas(asyncio.DatagramProtocol):
         if code < 200:
             self.send_to(call.addr)(data)
             return
+        if call.timer is not None:
+            call.timer.cancel()  # the ring timeout
+            call.timer = None
         sm.invite_result(DIRECTION, code)
         call.state = "answered" if code < 300 else "rejected"
         call.final = Retransmit(self.send_to(call.addr), data, self.timers, lambda: self.on_no_ack(call))
@@ -307,12 +312,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     runner.add_arguments(parser)
     parser.add_argument("--min-se", type=int, default=90, help="smallest Session-Expires accepted, s (default 90)")
+    parser.add_argument("--ring-timeout", type=float, default=180.0, help="noanswer: 480 after this long, s")
     args = parser.parse_args()
     runner.configure_metrics(args)
 
     async def serve(stop: asyncio.Event) -> dict[str, object]:
         loop = asyncio.get_running_loop()
-        uas = Uas(runner.timers(args), args.min_se)
+        uas = Uas(runner.timers(args), args.min_se, args.ring_timeout)
         transport, _ = await loop.create_datagram_endpoint(lambda: uas, local_addr=(args.host, args.port))
         runner.say(sip=f"{uas.host}:{uas.port}", flusher_native_id=runner.flusher_native_id())
         await stop.wait()

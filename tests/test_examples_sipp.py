@@ -150,6 +150,17 @@ def test_cancel_while_ringing_is_a_487_and_the_180_is_not_counted(start, tmp_pat
     )
 
 
+def test_ringing_unanswered_until_the_ring_timeout_is_a_480(start, tmp_path, receiver):
+    uas = start("uas.py", "--ring-timeout", "0.1")
+    run = sipp_uac(tmp_path, uas, "noanswer", "uac_reject", "-key", "session_expires", "1800", code=480)
+    uas.stop()
+    check_sipp(run)
+    assert run.messages("180") == [N]
+    assert arrived(receiver) == series(
+        {invite("inbound", "4xx"): run.messages("480")[0], NO_IDENTITY: run.messages("INVITE", "Sent")[0]}
+    )
+
+
 def test_the_uas_hangs_up_itself(start, tmp_path, receiver):
     uas = start("uas.py")
     run = sipp_uac(tmp_path, uas, "hangup-0.05", "uac_callee_bye", "-key", "session_expires", "1800")
