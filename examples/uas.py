@@ -274,6 +274,9 @@ class Uas(asyncio.DatagramProtocol):
         """The call is over: QoS once, then keep the record 64*T1 for late retransmissions."""
         if call.timer is not None:
             call.timer.cancel()
+        if call.final is not None:  # a BYE before the ACK: the caller had our 2xx, nothing timed out
+            call.final.stop()
+            call.final = None
         if call.state in ("answered", "confirmed"):
             sm.observe_call_qos(
                 rtt_ms=call.rtt_ms, jitter_ms=call.jitter_ms, loss_fraction=call.loss_fraction, mos_estimate=call.mos

@@ -205,6 +205,20 @@ def test_a_200_never_acked_times_out_as_ack_and_ends_with_an_error_bye(start, tm
     )
 
 
+def test_a_bye_before_the_ack_ends_the_call_and_times_nothing_out(start, tmp_path, receiver):
+    uas = start("uas.py")
+    run = sipp_uac(tmp_path, uas, "answer", "uac_bye_before_ack", pause=64 * T1_MS + 700)  # past the 2xx's 64*T1
+    uas.stop()
+    check_sipp(run)
+    assert arrived(receiver) == series(
+        {
+            invite("inbound", "2xx"): run.messages("200")[0],
+            bye("inbound", "remote", "user-hangup"): run.messages("BYE", "Sent")[0],
+            NO_IDENTITY: run.messages("INVITE", "Sent")[0],
+        }
+    )
+
+
 def test_a_refusal_never_acked_is_timer_h(start, tmp_path, receiver):
     uas = start("uas.py")
     run = sipp_uac(tmp_path, uas, "busy", "uac_reject_no_ack", code=486, pause=64 * T1_MS + 700)
