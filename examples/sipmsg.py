@@ -171,6 +171,20 @@ def sdp(host: str, port: int) -> bytes:
     ).encode()
 
 
+@dataclass
+class Rtcp:
+    """What RTCP reports tell about a call's media, for observe_call_qos at the call's end.
+
+    The examples carry no media, so these stay None, and None means "no data": sip-statsd
+    records nothing rather than a zero that would drag the distributions down.
+    """
+
+    rtt_ms: float | None = None
+    jitter_ms: float | None = None
+    loss_fraction: float | None = None
+    mos: float | None = None
+
+
 @dataclass(frozen=True)
 class Timers:
     """RFC 3261 timer values in seconds; T1 is configurable (tests use a small one)."""

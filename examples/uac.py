@@ -24,7 +24,7 @@ from typing import cast
 import sip_statsd as sm
 
 import runner
-from sipmsg import Message, Retransmit, Timers, build, new_branch, new_tag, param, parse, response, sdp
+from sipmsg import Message, Retransmit, Rtcp, Timers, build, new_branch, new_tag, param, parse, response, sdp
 
 DIRECTION = sm.DIRECTION_OUTBOUND  # bye_outbound() is bye() with this direction
 
@@ -49,6 +49,7 @@ class Call:
     session: int = 0  # RFC 4028 session interval, s; 0: no session timer
     bumped: bool = False  # this refresh was retried after a 422
     refresh: asyncio.TimerHandle | None = None  # our next refresh, or the peer's deadline
+    rtcp: Rtcp = field(default_factory=Rtcp)
 
 
 class Uac(asyncio.DatagramProtocol):
@@ -235,6 +236,11 @@ class Uac(asyncio.DatagramProtocol):
         for timer in (call.timer, call.refresh):
             if timer is not None:
                 timer.cancel()
+        if 200 <= call.final < 300:  # once per answered call, whoever ended it
+            q = call.rtcp
+            sm.observe_call_qos(
+                rtt_ms=q.rtt_ms, jitter_ms=q.jitter_ms, loss_fraction=q.loss_fraction, mos_estimate=q.mos
+            )
         call.state, call.over = "ended", True
         self.later(self.timers.give_up, self.calls.pop, call.call_id, None)  # after late retransmissions
         self.done_one()

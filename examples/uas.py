@@ -26,7 +26,7 @@ from typing import cast
 import sip_statsd as sm
 
 import runner
-from sipmsg import Message, Retransmit, Timers, build, new_branch, new_tag, param, parse, response, sdp
+from sipmsg import Message, Retransmit, Rtcp, Timers, build, new_branch, new_tag, param, parse, response, sdp
 
 REJECT = {"busy": 486, "unavailable": 480, "decline": 603, "redirect": 302}
 DIRECTION = sm.DIRECTION_INBOUND  # every call here began with an INVITE we received
@@ -45,12 +45,7 @@ class Call:
     timer: asyncio.TimerHandle | None = None  # hang-up or session expiry
     session_expires: int = 0
     cseq: int = 0  # our requests in this dialog
-    # RTCP figures from the media layer; this example carries no media, so they stay None
-    # and observe_call_qos records nothing (None means "no data", never a zero sample).
-    rtt_ms: float | None = None
-    jitter_ms: float | None = None
-    loss_fraction: float | None = None
-    mos: float | None = None
+    rtcp: Rtcp = field(default_factory=Rtcp)
 
 
 class Uas(asyncio.DatagramProtocol):
@@ -277,9 +272,10 @@ class Uas(asyncio.DatagramProtocol):
         if call.final is not None:  # a BYE before the ACK: the caller had our 2xx, nothing timed out
             call.final.stop()
             call.final = None
-        if call.state in ("answered", "confirmed"):
+        if call.state in ("answered", "confirmed"):  # once per answered call, whoever ended it
+            q = call.rtcp
             sm.observe_call_qos(
-                rtt_ms=call.rtt_ms, jitter_ms=call.jitter_ms, loss_fraction=call.loss_fraction, mos_estimate=call.mos
+                rtt_ms=q.rtt_ms, jitter_ms=q.jitter_ms, loss_fraction=q.loss_fraction, mos_estimate=q.mos
             )
         call.state = "ended"
         self.later(self.timers.give_up, self.forget, call)

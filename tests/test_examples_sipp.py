@@ -60,6 +60,7 @@ def arrived(receiver: Receiver) -> dict[str, int]:
     totals = receiver.wait_for(lambda t: t.count(SENTINEL) > 0)
     assert totals.count(SENTINEL) == 1, "the sentinel never arrived"
     assert not totals.malformed
+    assert not totals.samples, totals.samples  # the examples carry no media: QoS is None, no sample
     return {k: int(v) for k, v in totals.counts.items() if not k.startswith(SENTINEL)}
 
 
