@@ -1,0 +1,67 @@
+"""DogStatsD v1.1 packed distributions: every sample arrives, no datagram too big, no value split."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import sip_statsd as sm
+from sip_statsd._receiver import Receiver
+from sip_statsd._transport import UDP_PAYLOAD, UDS_PAYLOAD
+
+
+def samples(n: int, seed: int = 3) -> list[float]:
+    rng = random.Random(seed)
+    # short and long reprs, repeats (the text cache) and values that never repeat
+    return [rng.choice((round(rng.uniform(1, 500), 1), rng.uniform(1e-6, 1e9), 42.0, 7)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("transport", ["udp", "unix"])
+@pytest.mark.parametrize("count", [1, 2, 150, 5000])
+def test_every_sample_arrives_packed_within_the_datagram_size(transport, count, tmp_path, make_metrics):
+    socket_path = str(tmp_path / "dsd.sock") if transport == "unix" else None
+    with Receiver(socket_path=socket_path) as receiver:
+        where = {"socket_path": socket_path} if socket_path else {"host": receiver.host, "port": receiver.port}
+        metrics = make_metrics(**where, flush_interval=3600, constant_tags={"pop": "fra1"})
+        rtt = metrics.distribution("packed_rtt_ms", {"leg": ("a", "b")})
+        values = samples(count)
+        for value in values:
+            rtt.observe(value, leg="a")
+        assert metrics.flush()
+        totals = receiver.wait_for(lambda t: len(t.sample_list("packed_rtt_ms")) >= count)
+        assert totals.sample_list("packed_rtt_ms", leg="a", pop="fra1") == [float(v) for v in values]
+        assert not totals.malformed
+        limit = UDS_PAYLOAD if socket_path else UDP_PAYLOAD
+        datagrams = receiver.datagrams()
+        assert max(len(d) for d in datagrams) <= limit
+        lines = [line for d in datagrams for line in d.decode().split("\n") if line.startswith("packed_rtt_ms")]
+        if count > 1:
+            assert len(lines) < count  # packed: several values per line
+        assert len(lines) >= -(-sum(len(repr(v)) + 1 for v in values) // limit)  # and no more than fit
+
+
+def test_packed_false_sends_one_value_per_line(receiver, make_metrics):
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600, packed=False)
+    for value in (1.5, 2.5, 3.5):
+        metrics.observe_call_qos(rtt_ms=value)
+    assert metrics.flush()
+    totals = receiver.wait_for(lambda t: len(t.sample_list(sm.METRIC_CALL_RTT_MS)) >= 3)
+    assert totals.sample_list(sm.METRIC_CALL_RTT_MS) == [1.5, 2.5, 3.5]
+    rtt_lines = [
+        line for d in receiver.datagrams() for line in d.decode().split("\n") if line.startswith("sip_call_rtt_ms")
+    ]
+    assert rtt_lines == ["sip_call_rtt_ms:1.5|d", "sip_call_rtt_ms:2.5|d", "sip_call_rtt_ms:3.5|d"]
+
+
+def test_a_call_costs_one_packed_line_per_distribution_per_flush(receiver, make_metrics):
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600)
+    for _ in range(20):
+        metrics.invite_result("inbound", 200)
+        metrics.observe_call_qos(rtt_ms=38.5, jitter_ms=4.2, loss_fraction=0.003, mos_estimate=4.3)
+    assert metrics.flush()
+    totals = receiver.wait_for(lambda t: len(t.sample_list(sm.METRIC_CALL_MOS_ESTIMATE)) >= 20)
+    text = b"\n".join(receiver.datagrams()).decode()
+    assert text.count("sip_call_rtt_ms:") == 1
+    assert "sip_call_rtt_ms:" + ":".join(["38.5"] * 20) + "|d" in text
+    assert totals.sample_list(sm.METRIC_CALL_LOSS_FRACTION) == [0.003] * 20
