@@ -28,12 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--statsd", metavar="HOST:PORT", help="the agent's address (default: from DD_* / localhost:8125)"
     )
     parser.add_argument("--backend", default="datadog", choices=("datadog", "statsd", "off"))
+    parser.add_argument(
+        "--flavor", choices=("influxdb", "graphite", "plain"), help="tags for --backend statsd (default influxdb)"
+    )
     parser.add_argument("--flush-interval", type=float, default=1.0)
 
 
 def configure_metrics(args: argparse.Namespace) -> None:
     """Once at start-up; with no `--statsd`, the datadog backend reads the DD_* environment."""
     options: dict[str, Any] = {"backend": args.backend, "flush_interval": args.flush_interval}
+    if args.flavor:
+        options["flavor"] = args.flavor
     if args.statsd:
         host, _, port = args.statsd.rpartition(":")
         options.update(host=host, port=int(port))

@@ -185,6 +185,22 @@ class Rtcp:
     mos: float | None = None
 
 
+# RFC 6076 section 4.2 (SRD): the failure responses are 4xx, 5xx and 6xx, "excluding 401,
+# 402, and 407 non-failure challenge response codes"; a challenge is answered by a new INVITE.
+NOT_A_SETUP_FAILURE = frozenset({401, 402, 407})
+
+
+def setup_delay_success(code: int) -> bool | None:
+    """What an INVITE's first response other than 100 makes of its session request delay:
+    True (a success SRD) for 101-199 and 2xx, False (a failure SRD) for 4xx-6xx but the
+    challenges, None (no SRD) for 3xx, whose redirected INVITE is a new attempt, and challenges."""
+    if 100 < code < 300:
+        return True
+    if code >= 400 and code not in NOT_A_SETUP_FAILURE:
+        return False
+    return None
+
+
 @dataclass(frozen=True)
 class Timers:
     """RFC 3261 timer values in seconds; T1 is configurable (tests use a small one)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -24,7 +25,20 @@ from typing import cast
 import sip_statsd as sm
 
 import runner
-from sipmsg import Message, Retransmit, Rtcp, Timers, build, new_branch, new_tag, param, parse, response, sdp
+from sipmsg import (
+    Message,
+    Retransmit,
+    Rtcp,
+    Timers,
+    build,
+    new_branch,
+    new_tag,
+    param,
+    parse,
+    response,
+    sdp,
+    setup_delay_success,
+)
 
 DIRECTION = sm.DIRECTION_OUTBOUND  # bye_outbound() is bye() with this direction
 
@@ -50,6 +64,9 @@ class Call:
     bumped: bool = False  # this refresh was retried after a 422
     refresh: asyncio.TimerHandle | None = None  # our next refresh, or the peer's deadline
     rtcp: Rtcp = field(default_factory=Rtcp)
+    sent: float = 0.0  # when the INVITE first went out: the SRD's start
+    delay_seen: bool = False  # the first response other than 100 arrived (RFC 6076 SRD observed)
+    answered: float = 0.0  # when the 2xx arrived: the call duration's start
 
 
 class Uac(asyncio.DatagramProtocol):
@@ -99,6 +116,7 @@ class Uac(asyncio.DatagramProtocol):
         if self.session:
             headers += [("supported", "timer"), ("session-expires", f"{self.session};refresher=uac")]
         data = build(f"INVITE {call.uri} SIP/2.0", headers, sdp(self.host, 40002))
+        call.sent = time.monotonic()
         # Timer A doubles without the T2 cap; Timer B gives up after 64*T1 without any response.
         call.invite = Retransmit(self.send, data, self.timers, lambda: self.on_timer_b(call), cap=False)
         call.timer = self.later(self.cancel_after, self.cancel, call)
@@ -108,7 +126,16 @@ class Uac(asyncio.DatagramProtocol):
         sm.transaction_timeout(sm.METHOD_INVITE)
         self.end(call)
 
+    def setup_delay(self, call: Call, code: int) -> None:
+        """RFC 6076 SRD, once per INVITE: from sending it to its first response other than 100."""
+        if code > 100 and not call.delay_seen and not call.over:
+            call.delay_seen = True
+            success = setup_delay_success(code)
+            if success is not None:
+                sm.observe_setup_delay(DIRECTION, (time.monotonic() - call.sent) * 1000.0, success)
+
     def on_invite_response(self, call: Call, msg: Message) -> None:
+        self.setup_delay(call, msg.code)
         if msg.code < 200:
             if call.state == "calling" and call.invite is not None:
                 call.invite.stop()  # Proceeding: no more retransmissions, and no Timer B
@@ -125,6 +152,9 @@ class Uac(asyncio.DatagramProtocol):
             call.invite.stop()
         call.final, call.to = msg.code, msg.header("to")
         sm.invite_result(DIRECTION, msg.code)  # once per final response; 1xx never
+        if msg.code < 300:
+            sm.call_started(DIRECTION)  # in progress from the 2xx; call_ended in end(), once
+            call.answered = time.monotonic()
         if call.timer is not None:
             call.timer.cancel()
         # The ACK of a non-2xx is part of the INVITE transaction (same branch); a 2xx's is new.
@@ -218,14 +248,23 @@ class Uac(asyncio.DatagramProtocol):
         else:  # 491, 500, ...: not a session-timer result; try again at the next refresh time
             call.refresh = self.later(call.session / 2, self.send_refresh, call)
 
+    def answer(self, request: Message, addr: tuple[str, int], code: int) -> None:
+        """Answer a request the far end sent, once: its retransmissions get the stored answer
+        (Timer J) and are not counted again."""
+        data = response(request, code)
+        key = (request.call_id, request.cseq[0], request.method)
+        self.answers[key] = data
+        self.later(self.timers.give_up, self.answers.pop, key, None)
+        self.transport.sendto(data, addr)
+        if request.method != "INVITE":  # a re-INVITE's answer is no outcome (see the README)
+            # the call's direction in a dialog; outside one, the request's: we received it
+            direction = DIRECTION if request.call_id in self.calls else sm.DIRECTION_INBOUND
+            sm.request_result(direction, request.method, code)
+
     def on_bye(self, bye: Message, addr: tuple[str, int]) -> None:
         call = self.calls.get(bye.call_id)
         code = 200 if call is not None and call.state == "confirmed" else 481
-        data = response(bye, code)
-        key = (bye.call_id, bye.cseq[0], "BYE")
-        self.answers[key] = data
-        self.later(self.timers.give_up, self.answers.pop, key, None)  # Timer J
-        self.transport.sendto(data, addr)
+        self.answer(bye, addr, code)
         if call is not None and code == 200:
             sm.bye_outbound(sm.BY_REMOTE, sm.BYE_REASON_USER_HANGUP)  # the callee hung up
             self.end(call)
@@ -237,6 +276,7 @@ class Uac(asyncio.DatagramProtocol):
             if timer is not None:
                 timer.cancel()
         if 200 <= call.final < 300:  # once per answered call, whoever ended it
+            sm.call_ended(DIRECTION, time.monotonic() - call.answered)
             q = call.rtcp
             sm.observe_call_qos(
                 rtt_ms=q.rtt_ms, jitter_ms=q.jitter_ms, loss_fraction=q.loss_fraction, mos_estimate=q.mos
@@ -283,12 +323,13 @@ class Uac(asyncio.DatagramProtocol):
             elif msg.method == "BYE":
                 self.on_bye(msg, addr)
             elif msg.method != "ACK":
-                self.transport.sendto(response(msg, 501), addr)
+                self.answer(msg, addr, 501)
         elif method == "INVITE" and (call := self.calls.get(msg.call_id)) is not None:
             self.on_invite_response(call, msg)
         elif msg.code >= 200 and (pending := self.requests.pop((msg.call_id, number, method), None)):
             retransmit, on_done = pending
             retransmit.stop()
+            sm.request_result(DIRECTION, method, msg.code)  # BYE, CANCEL, UPDATE, OPTIONS: ours, first received
             on_done(msg)
 
 

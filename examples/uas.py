@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -26,7 +27,20 @@ from typing import cast
 import sip_statsd as sm
 
 import runner
-from sipmsg import Message, Retransmit, Rtcp, Timers, build, new_branch, new_tag, param, parse, response, sdp
+from sipmsg import (
+    Message,
+    Retransmit,
+    Rtcp,
+    Timers,
+    build,
+    new_branch,
+    new_tag,
+    param,
+    parse,
+    response,
+    sdp,
+    setup_delay_success,
+)
 
 REJECT = {"busy": 486, "unavailable": 480, "decline": 603, "redirect": 302}
 DIRECTION = sm.DIRECTION_INBOUND  # every call here began with an INVITE we received
@@ -46,6 +60,9 @@ class Call:
     session_expires: int = 0
     cseq: int = 0  # our requests in this dialog
     rtcp: Rtcp = field(default_factory=Rtcp)
+    received: float = field(default_factory=time.monotonic)  # when the INVITE arrived: the SRD's start
+    delay_seen: bool = False  # the first response other than 100 went out (RFC 6076 SRD observed)
+    answered: float = 0.0  # when our 2xx went out: the call duration's start
 
 
 class Uas(asyncio.DatagramProtocol):
@@ -114,6 +131,8 @@ class Uas(asyncio.DatagramProtocol):
         self.answers[key] = data
         self.later(self.timers.give_up, self.answers.pop, key, None)
         self.send_to(addr)(data)
+        if request.method != "INVITE":  # a re-INVITE's answer is no outcome (see the README)
+            sm.request_result(DIRECTION, request.method, code)  # once: retransmissions get `answers`
 
     # --- the INVITE server transaction --------------------------------------------------
 
@@ -157,6 +176,11 @@ class Uas(asyncio.DatagramProtocol):
         the ACK comes (Timer G, or the 2xx rule); a provisional one is never counted."""
         data = response(call.invite, code, to_tag=call.tag if code > 100 else "", extra=extra, body=body)
         call.last = data
+        if code > 100 and not call.delay_seen:  # RFC 6076 SRD: the INVITE to its first non-100 response
+            call.delay_seen = True
+            success = setup_delay_success(code)
+            if success is not None:
+                sm.observe_setup_delay(DIRECTION, (time.monotonic() - call.received) * 1000.0, success)
         if code < 200:
             self.send_to(call.addr)(data)
             return
@@ -164,6 +188,9 @@ class Uas(asyncio.DatagramProtocol):
             call.timer.cancel()  # the ring timeout
             call.timer = None
         sm.invite_result(DIRECTION, code)
+        if code < 300:
+            sm.call_started(DIRECTION)  # in progress from the 2xx; call_ended in end(), once
+            call.answered = time.monotonic()
         call.state = "answered" if code < 300 else "rejected"
         call.final = Retransmit(self.send_to(call.addr), data, self.timers, lambda: self.on_no_ack(call))
 
@@ -264,6 +291,7 @@ class Uas(asyncio.DatagramProtocol):
         number, method = msg.cseq
         if msg.code >= 200 and (request := self.requests.pop((msg.call_id, number, method), None)):
             request.stop()  # a final response to our BYE; a retransmitted one finds nothing
+            sm.request_result(DIRECTION, method, msg.code)
 
     def end(self, call: Call) -> None:
         """The call is over: QoS once, then keep the record 64*T1 for late retransmissions."""
@@ -273,6 +301,7 @@ class Uas(asyncio.DatagramProtocol):
             call.final.stop()
             call.final = None
         if call.state in ("answered", "confirmed"):  # once per answered call, whoever ended it
+            sm.call_ended(DIRECTION, time.monotonic() - call.answered)
             q = call.rtcp
             sm.observe_call_qos(
                 rtt_ms=q.rtt_ms, jitter_ms=q.jitter_ms, loss_fraction=q.loss_fraction, mos_estimate=q.mos
