@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypedDict, Unpack
 
+from . import _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
 from ._catalog import SipCatalog, build_catalog, check_response_codes
 from ._config import Config, env_options
 from ._family import FLOAT_MAX, Counter, Distribution, Family

@@ -176,7 +176,8 @@ class StatsdBackend:
         for dist, values in batch.samples:
             name = self._name(dist)
             for value in values:
-                pipe.timing(name, value)
+                # Not pipe.timing(): it writes six decimals, turning 1.5e-07 into 0.000000.
+                pipe._send_stat(name, f"{value}|ms", 1)
         for gauged, level in batch.gauges:
             # A signed StatsD gauge is a delta: pystatsd sends a level below 0 as `0|g`, then it.
             pipe.gauge(self._name(gauged), level)

@@ -31,10 +31,12 @@ class Batch:
         samples: dict[DistributionSeries, list[float]] = {s: list(v) for s, v in self.samples}
         for dist, values in other.samples:
             kept = samples.setdefault(dist, [])
-            room = dist._cap - len(kept)
-            kept.extend(values[: max(room, 0)])
-            for value in values[max(room, 0) :]:
-                dist.family._drop(DROP_SAMPLE_OVERFLOW, "value", value)
+            room = max(dist._cap - len(kept), 0)
+            kept.extend(values[:room])
+            over = len(values) - room
+            drops = dist.family._drops
+            if over > 0 and drops:  # counted, never raised nor logged: this runs under our lock
+                drops[DROP_SAMPLE_OVERFLOW].inc(over)
         gauges = dict(self.gauges)
         gauges.update(other.gauges)  # a level: the later one holds
         return Batch(list(counts.items()), list(samples.items()), list(gauges.items()))

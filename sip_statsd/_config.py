@@ -23,6 +23,8 @@ DEFAULT_FLUSH_INTERVAL = 1.0
 # that means something on the wire (`|`, `#`, `,`, `;`, `=`, `:`, `@`, white space).
 _TAG_VALUE_RE = re.compile(r"[A-Za-z0-9_\-./]+\Z")
 _MAX_TAG_VALUE = 200
+# Every line carries the constant tags: they must leave room in a UDP datagram (1432 bytes).
+_MAX_CONSTANT_TAGS = 512
 
 
 def _normalise_tags(tags: Mapping[str, str] | Iterable[str] | None) -> tuple[str, ...]:
@@ -48,6 +50,11 @@ def _normalise_tags(tags: Mapping[str, str] | Iterable[str] | None) -> tuple[str
                 f"'.' and '/', at most {_MAX_TAG_VALUE} characters"
             )
         out.append(f"{checked}:{value}")
+    if len(",".join(out)) > _MAX_CONSTANT_TAGS:
+        raise ValueError(
+            f"constant_tags {out!r} take {len(','.join(out))} characters; at most {_MAX_CONSTANT_TAGS} "
+            "(every line carries them, and a UDP datagram holds 1432 bytes)"
+        )
     return tuple(out)
 
 

@@ -9,12 +9,10 @@ that nobody will notify.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from typing import Protocol
 
 # How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
@@ -108,23 +106,26 @@ class Schedule:
             self.gone = True
             self.cond.notify_all()
 
+    def wait_ended(self, deadline: float | None) -> bool:
+        """Wait until the thread has ended, or periodic flushing was asked for again (hold `cond`)."""
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.cond.wait_for(lambda: self.thread is None or self.periodic, remaining)
+
     # --- fork -----------------------------------------------------------------------------
 
-    def pause(self) -> None:
-        """Stop the thread before a fork, and wait until the OS has let it go."""
+    def pause(self) -> threading.Thread | None:
+        """Ask the thread to end before a fork; return it, to wait for with `wait_paused`."""
         with self.cond:
             self.paused = True
             self.cond.notify_all()
             thread = self.thread
-        if thread is None or thread is threading.current_thread():
-            return
-        thread.join(FORK_JOIN_TIMEOUT)
-        _wait_gone(thread, FORK_JOIN_TIMEOUT)
+        return None if thread is threading.current_thread() else thread
 
-    def resume(self, owner: Flushing) -> None:
+    def resume(self, owner: Flushing, start: bool = True) -> None:
+        """After a fork: threads may start again; start ours now if `start` (else on the next ask)."""
         with self.cond:
             self.paused = False
-            if self.periodic or self.asked > self.begun:
+            if start and (self.periodic or self.asked > self.begun):
                 self.start(owner)
 
 
@@ -140,6 +141,7 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
             if ticket is None and (retired or schedule.paused or schedule.gone):
                 if schedule.thread is threading.current_thread():
                     schedule.thread = None
+                    schedule.cond.notify_all()  # close() waits for this
                 return
         owner = ref()
         if owner is None:
@@ -165,26 +167,18 @@ def watch(owner: object, schedule: Schedule) -> None:
     finalizer.atexit = False
 
 
-def _wait_gone(thread: threading.Thread, timeout: float) -> None:
-    """Wait until the OS thread has left /proc/self/task (join() returns a moment before).
+def wait_paused(thread: threading.Thread, deadline: float) -> None:
+    """Wait, until `deadline`, for `thread` to end and the OS to let it go.
 
-    Python 3.12+ counts the process's OS threads at fork() to decide whether to warn.
+    join() returns a moment before the OS thread has left /proc/self/task, and Python 3.12+
+    counts the process's OS threads at fork() to decide whether to warn.
     """
+    thread.join(max(0.0, deadline - time.monotonic()))
     native = thread.native_id
-    if native is None:
+    if native is None or thread.is_alive():
         return
     path = f"/proc/self/task/{native}"
-    deadline = time.monotonic() + timeout
     delay = 0.0001
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(delay)  # the kernel gives no event for a task leaving /proc: poll, briefly
         delay = min(delay * 2, 0.005)
-
-
-def for_each(objects: Callable[[], list[object]], method: Callable[[object], None]) -> Callable[[], None]:
-    def run() -> None:
-        for obj in objects():
-            with contextlib.suppress(Exception):  # a fork hook must never fail the fork
-                method(obj)
-
-    return run

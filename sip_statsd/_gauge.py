@@ -137,7 +137,13 @@ class GaugeSeries(Series):
         if k:
             level += sum(extra[:k])
             del extra[:k]  # atomic; appends made meanwhile stay for the next fold
-        self._state = (level + (ups - ups0) - (downs - downs0), ups, downs)
+        new = level + (ups - ups0) - (downs - downs0)
+        if not -FLOAT_MAX <= new <= FLOAT_MAX:  # moves that overflowed a float: counted, level kept
+            drops = self.family._drops
+            if drops:
+                drops[DROP_INVALID_NUMBER].inc()
+            new = self._state[0]
+        self._state = (new, ups, downs)
         return bool(k) or ups != ups0 or downs != downs0
 
     def _take(self) -> float | None:

@@ -7,18 +7,14 @@ sends) happens on the flusher thread, and only there; `flush()`, `close()`, `sta
 `_flusher.Schedule`). No lock of ours is held while we send or log, so a logging handler
 that calls back into us cannot deadlock the flusher.
 
-Process model: the flusher is stopped before a fork and started again after it, on both
-sides (`os.register_at_fork` over a `WeakSet` of recorders), so a fork never meets a thread
-of ours; the child starts with empty counts. Flushed at interpreter exit, and at the exit
-of a `multiprocessing` child (which ends with `os._exit`, past `atexit`).
+Process model (fork, exit, multiprocessing): see `_process`, over the `WeakSet` of
+recorders kept here.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 import weakref
@@ -30,7 +26,7 @@ from ._backends import Backend, Batch, MemoryBackend, make_backend
 from ._config import Config
 from ._drops import STRICT_MISS, explain, show
 from ._family import Counter, Family, InvalidInputError
-from ._flusher import Schedule, for_each, watch
+from ._flusher import Schedule, watch
 from ._gauge import take_levels
 from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
@@ -185,24 +181,31 @@ class Recorder:
         return self._serve_here(want)
 
     def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
-        """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`."""
+        """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`.
+
+        True once the last flush is done and the flusher has ended (or a `configure()` on
+        another thread started it again); False if `timeout` passed first.
+        """
+        asked = self._ask_close()
+        return asked is not None and self._wait_closed(asked, None if timeout is None else time.monotonic() + timeout)
+
+    def _ask_close(self) -> tuple[int, bool] | None:
+        """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
         schedule = self._schedule
-        deadline = None if timeout is None else time.monotonic() + timeout
         with schedule.cond:
             schedule.periodic = False
             want = schedule.ask()
             started = schedule.start(self)
-            if schedule.on_flusher():
-                return False
-            if started and not schedule.wait(want, timeout):
-                return False
-            thread = schedule.thread
-        if not started:
+            return None if schedule.on_flusher() else (want, started)
+
+    def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
+        want, started = asked
+        if not started:  # no thread can start: interpreter shutdown
             return self._serve_here(want)
-        if thread is not None:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            return not thread.is_alive()
-        return True
+        schedule = self._schedule
+        with schedule.cond:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return schedule.wait(want, remaining) and schedule.wait_ended(deadline)
 
     def reconfigure(
         self, config: Config, timeout: float | None = DEFAULT_TIMEOUT, backend: Backend | None = None
@@ -258,10 +261,17 @@ class Recorder:
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
 
     def _serve_here(self, want: int) -> bool:
-        """No thread can start (interpreter shutdown): flush on this thread, the last one left."""
+        """No thread can start (interpreter shutdown): flush on this thread, the last one left.
+
+        Only through a backend that exists: making one may resolve a name, which must not
+        hold the exit (a hung resolver would hold it for ever). Without one, what is left is
+        counted and logged as lost.
+        """
         schedule = self._schedule
         with schedule.cond:
             schedule.begun = max(schedule.begun, want)
+        self._retry_at = float("inf")  # no new backend from here on
+        self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
         self._serve()
         self._retire()
         schedule.finished(want)
@@ -382,15 +392,17 @@ class Recorder:
             except Exception as error:
                 self._log_once(("close", type(error)), "sip-statsd: closing the backend failed: %r", error)
 
-    # --- fork -----------------------------------------------------------------------------
+    # --- fork (see _process) -----------------------------------------------------------------
+
+    def _pause_for_fork(self) -> threading.Thread | None:
+        return self._schedule.pause()
 
     def _before_fork(self) -> None:
-        self._schedule.pause()
         self._lock.acquire()
 
-    def _after_fork_parent(self) -> None:
+    def _after_fork_parent(self, start: bool) -> None:
         self._lock.release()
-        self._schedule.resume(self)
+        self._schedule.resume(self, start)
 
     def _after_fork_child(self) -> None:
         # Fresh locks and schedule: no other thread of the parent exists here.
@@ -417,45 +429,6 @@ class Recorder:
         if schedule.periodic:
             with schedule.cond:
                 schedule.start(self)
-
-
-def _all() -> list[object]:
-    return list(_instances)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=for_each(_all, Recorder._before_fork),  # type: ignore[arg-type]
-        after_in_parent=for_each(_all, Recorder._after_fork_parent),  # type: ignore[arg-type]
-        after_in_child=for_each(_all, Recorder._after_fork_child),  # type: ignore[arg-type]
-    )
-
-
-def close_all() -> None:
-    for recorder in list(_instances):
-        recorder.close()
-
-
-atexit.register(close_all)
-
-
-def _watch_multiprocessing() -> None:
-    """Flush at the end of a multiprocessing child: it exits with os._exit, past atexit.
-
-    multiprocessing runs its finalizers (`util.Finalize`, with an exit priority) before
-    that `os._exit`, but clears them when a child starts: so one is registered now and
-    again in every child, from `util.register_after_fork`.
-    """
-    from multiprocessing import util
-
-    def register(_: object = None) -> None:
-        util.Finalize(None, close_all, exitpriority=100)
-
-    register()
-    util.register_after_fork(_watch_multiprocessing, register)
-
-
-_watch_multiprocessing()
 
 
 _default: Recorder | None = None

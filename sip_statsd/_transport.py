@@ -35,6 +35,12 @@ FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAU
 RESOLVE_BACKOFF = 5.0
 # While sends fail, the socket is made again (the name resolved again) at most this often.
 RECONNECT_INTERVAL = 5.0
+# A Unix socket has no name to resolve: an agent that restarted is looked for again sooner.
+UNIX_RECONNECT_INTERVAL = 0.5
+# A Unix datagram queue holds few datagrams (net.unix.max_dgram_qlen, often 10): a send waits
+# this long for room while the agent reads, once per flush; after one such wait times out, the
+# rest of that flush does not wait (what does not fit is counted as `dropped`).
+UNIX_SEND_WAIT = 0.05
 # A stream (Unix) socket whose peer stops reading must not hold the flusher for long.
 STREAM_TIMEOUT = 1.0
 
@@ -51,8 +57,8 @@ def fault_kind(error: BaseException | None) -> str:  # noqa: PLR0911 - one retur
         return FAULT_DROPPED
     if isinstance(error, socket.gaierror | socket.herror):
         return FAULT_RESOLVE
-    if isinstance(error, ConnectionRefusedError):
-        return FAULT_REFUSED
+    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ENOTCONN:
+        return FAULT_REFUSED  # ENOTCONN: a Unix datagram peer that went away
     if isinstance(error, FileNotFoundError):
         return FAULT_NO_SOCKET
     if isinstance(error, BlockingIOError | TimeoutError):
@@ -135,17 +141,25 @@ class Transport:
         self._last = (0, 0)  # (values, lines) of the last datagram handed to the kernel
         self._retry_at = 0.0  # monotonic: no reconnect before this
         self._down: tuple[str, BaseException | None] = (FAULT_OTHER, None)
+        self._waited = False  # this flush already waited once for room (Unix datagram)
+        self._broken = False  # this flush lost its stream: the rest is counted, not tried
         self.values_sent = 0
         self.lines_sent = 0
         self._connect()  # may raise: the caller counts the batch and backs off
 
+    @property
+    def _interval(self) -> float:
+        return UNIX_RECONNECT_INTERVAL if self.address.socket_path is not None else RECONNECT_INTERVAL
+
     def _connect(self) -> None:
-        self._retry_at = time.monotonic() + RECONNECT_INTERVAL
+        self._retry_at = time.monotonic() + self._interval
         sock = self._connector(self.address)
         self._stream = sock.type == socket.SOCK_STREAM
         self._udp = sock.family in (socket.AF_INET, socket.AF_INET6)
         if self._stream:
             sock.settimeout(STREAM_TIMEOUT)
+        elif not self._udp:
+            sock.settimeout(UNIX_SEND_WAIT)
         self._sock = sock
         self._last = (0, 0)
 
@@ -157,7 +171,7 @@ class Transport:
         try:
             self._connect()
         except Exception as error:
-            self._retry_at = time.monotonic() + RECONNECT_INTERVAL
+            self._retry_at = time.monotonic() + self._interval
             self._down = (fault_kind(error), error)
 
     def _check_refused(self) -> None:
@@ -181,10 +195,23 @@ class Transport:
         self._reconnect()  # an agent that moved is found again, at most every RECONNECT_INTERVAL
 
     def send(self, datagrams: Iterable[tuple[bytes, int, int]]) -> None:
-        """Send each `(payload, values, lines)`; count what is lost. Never raises."""
-        for payload, values, lines in datagrams:
-            self._send_one(payload, values, lines)
-        self._check_refused()
+        """Send each `(payload, values, lines)`; count what is lost. Never raises.
+
+        One flush never waits long: a stream that failed is not tried again in it, and a
+        Unix datagram socket waits for room at most once.
+        """
+        self._waited = self._broken = False
+        try:
+            for payload, values, lines in datagrams:
+                if self._broken:
+                    self._on_fault(*self._down, values)
+                else:
+                    self._send_one(payload, values, lines)
+            self._check_refused()
+        finally:
+            if self._waited and self._sock is not None and not self._stream:
+                with contextlib.suppress(OSError):
+                    self._sock.settimeout(UNIX_SEND_WAIT)  # wait again in the next flush
 
     def _send_one(self, payload: bytes, values: int, lines: int) -> None:
         for attempt in (1, 2):
@@ -219,9 +246,15 @@ class Transport:
         kind = fault_kind(error)
         self._last = (0, 0)
         self._on_fault(kind, error, values)
-        if self._stream:
-            self._reconnect(force=True)  # a partial write leaves the stream unusable
-        elif kind != FAULT_DROPPED:
+        if self._stream:  # a partial write leaves the stream unusable: a new one, next flush
+            self._down, self._broken = (kind, error), True
+            self.close()
+        elif kind == FAULT_DROPPED:
+            if not self._udp and not self._waited and self._sock is not None:
+                self._waited = True  # waited once for room: the rest of this flush does not
+                with contextlib.suppress(OSError):
+                    self._sock.settimeout(0)
+        else:
             self._down = (kind, error)
             self._reconnect()
 

@@ -29,6 +29,7 @@ import sip_statsd as sm
         ({"constant_tags": {"pop": "fra,1"}}, "'fra,1'"),
         ({"constant_tags": {"pop": "fra=1"}}, "'fra=1'"),
         ({"packed": "no"}, "packed 'no'"),
+        ({"constant_tags": {f"k{i}": "v" * 190 for i in range(3)}}, "at most 512"),
         ({"constant_tags": {"Pop": "fra1"}}, "'Pop'"),
         ({"backend": "statsd", "flavor": "plain", "constant_tags": {"pop": "fra1"}}, "plain flavor"),
         ({"flush_interval": 0}, "flush_interval 0"),

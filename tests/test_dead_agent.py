@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 
 import pytest
 from conftest import WIRE_BACKENDS, free_port
 
 import sip_statsd as sm
+from sip_statsd._receiver import Receiver
 
 
 @pytest.fixture
@@ -102,3 +104,40 @@ def test_lines_sent_counts_what_the_agent_received(backend, receiver, make_metri
     totals = receiver.wait_for(lambda t: t.lines >= sent)
     assert totals.lines == sent
     assert not totals.malformed
+
+
+def test_a_stream_agent_that_stops_reading_holds_a_flush_only_briefly(make_metrics, tmp_path):
+    """A Unix stream peer that accepts and never reads: one timeout, then the rest is counted."""
+    path = str(tmp_path / "stream.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    server.setblocking(False)
+    try:
+        metrics = make_metrics(socket_path=f"unixstream://{path}", flush_interval=3600)
+        samples = metrics.distribution("stalled_ms")
+        for i in range(200_000):
+            samples.observe(float(i))
+        assert metrics.flush(timeout=10)  # was 14 s: a timeout and a reconnect per datagram
+        errors = metrics.stats(timeout=10).send_errors
+        assert sum(errors.values()) > 0
+    finally:
+        server.close()
+
+
+def test_a_unix_agent_that_restarts_is_counted_as_refused_and_found_again(make_metrics, tmp_path):
+    path = str(tmp_path / "agent.sock")
+    with Receiver(socket_path=path) as first:
+        metrics = make_metrics(socket_path=path, flush_interval=3600)
+        metrics.stir_verify("verified")
+        assert metrics.flush()
+        first.wait_for(lambda t: t.count(sm.METRIC_STIR_VERIFY_TOTAL) >= 1)
+    metrics.stir_verify("failed")
+    assert metrics.flush()
+    assert set(metrics.stats().send_errors) <= {"refused", "no_socket"}  # was `other` (ENOTCONN)
+    with Receiver(socket_path=path) as second:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not second.totals().count(sm.METRIC_STIR_VERIFY_TOTAL):
+            metrics.stir_verify("soft-fail")
+            metrics.flush()  # reconnects at most every 0.5 s; each flush waits for the flusher
+        assert second.totals().count(sm.METRIC_STIR_VERIFY_TOTAL) >= 1

@@ -125,3 +125,50 @@ def test_gauge_moves_by_n_stay_bounded_and_exact(make_metrics):
     with capture_metrics(metrics=metrics) as cap:
         level.inc(0)
         assert cap.gauge("queue_depth") == 100_000
+
+
+def test_a_gauge_moved_past_the_float_range_keeps_its_level_and_counts_a_drop(receiver, make_metrics):
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600)
+    level = metrics.gauge("huge_level").series()
+    level.set(5)
+    level.inc(1.7e308)
+    level.inc(1.7e308)  # inf: no agent parses it
+    assert metrics.flush()
+    totals = receiver.wait_for(lambda t: t.gauges)
+    assert not totals.malformed
+    assert metrics.stats().dropped_inputs[("huge_level", "invalid_number")] == 1
+
+
+def test_strict_configure_with_a_stuck_flusher_never_raises_and_keeps_every_count(make_metrics):
+    metrics = make_metrics(backend="memory", flush_interval=3600, strict=True)
+    recorder = metrics.recorder
+    capped = metrics.distribution("capped_ms")
+    hold, entered = threading.Event(), threading.Event()
+    real_serve = recorder._serve
+
+    def stuck_serve() -> None:
+        entered.set()
+        hold.wait(30)
+        real_serve()
+
+    recorder._serve = stuck_serve  # type: ignore[method-assign]
+    initial = recorder.backend
+    backends = [MemoryBackend() for _ in range(12)]
+    try:
+        metrics.flush(timeout=0)
+        assert entered.wait(10)
+        for backend in backends:
+            metrics.dtls_handshake("ok")  # raised InvalidInputError from a folded switch before
+            for _ in range(capped.max_samples):
+                capped.observe(1.0)  # a full cell each time: folded switches exceed the cap
+            recorder.reconfigure(Config(backend="memory", flush_interval=3600, strict=True), backend=backend)
+    finally:
+        hold.set()
+    assert metrics.flush(timeout=10)
+    dtls = recorder._families["sip_dtls_handshake_total"].series(result="ok")
+    every = [b for b in [initial, *backends] if isinstance(b, MemoryBackend)]
+    assert sum(b.snapshot()[0].get(dtls, 0) for b in every) == 12
+    overflow = recorder._families["sip_statsd_dropped_inputs_total"].series(
+        metric="capped_ms", reason="sample_overflow"
+    )
+    assert sum(b.snapshot()[0].get(overflow, 0) for b in every) > 0  # counted, not raised

@@ -65,3 +65,17 @@ def test_a_call_costs_one_packed_line_per_distribution_per_flush(receiver, make_
     assert text.count("sip_call_rtt_ms:") == 1
     assert "sip_call_rtt_ms:" + ":".join(["38.5"] * 20) + "|d" in text
     assert totals.sample_list(sm.METRIC_CALL_LOSS_FRACTION) == [0.003] * 20
+
+
+@pytest.mark.parametrize("flavor", ["influxdb", "graphite", "plain"])
+def test_statsd_timers_keep_tiny_and_huge_values(flavor, receiver, make_metrics):
+    """pystatsd's timing() writes six decimals: 1.5e-07 arrived as 0."""
+    metrics = make_metrics(backend="statsd", flavor=flavor, host=receiver.host, port=receiver.port)
+    values = [1.5e-07, 5e-324, 4e-07, 1e20, 38.5]
+    tiny = metrics.distribution("tiny_ms")
+    for value in values:
+        tiny.observe(value)
+    assert metrics.flush()
+    totals = receiver.wait_for(lambda t: t.lines >= len(values))
+    got = [v for key, vs in totals.samples.items() if key.split("{")[0].startswith("tiny_ms") for v in vs]
+    assert got == values

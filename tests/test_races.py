@@ -143,3 +143,24 @@ def test_configure_racing_flushes_leaves_no_socket_unclosed(tmp_path):
         assert done.returncode == 0, done.stderr
         assert "ResourceWarning" not in done.stderr
         assert "unclosed" not in done.stderr
+
+
+def test_close_with_no_timeout_returns_while_configure_races(make_metrics, receiver):
+    """close(timeout=None) waited for a flusher that a concurrent configure() had kept running."""
+    options = {"host": receiver.host, "port": receiver.port, "flush_interval": 0.01}
+    metrics = make_metrics(**options)
+    racing = threading.Event()
+    racing.set()
+
+    def reconfigure() -> None:
+        while racing.is_set():
+            metrics.configure(**options, backend="statsd")
+            metrics.configure(**options)
+
+    racer = start(reconfigure)
+    closers = [start(metrics.close, None) for _ in range(50)]
+    for closer in closers:
+        closer.join(30)
+    racing.clear()
+    racer.join(30)
+    assert not any(t.is_alive() for t in [*closers, racer])

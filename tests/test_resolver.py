@@ -104,3 +104,34 @@ def test_an_unresolvable_host_counts_every_value_it_could_not_send(make_metrics,
     # every value sent, plus the error counter's own line from the second flush on
     assert errors["resolve"] == values + 9
     assert len(asked) == 1  # one question per back-off, not per packet or flush
+
+
+def test_exit_with_a_hung_resolver_keeps_to_one_budget(tmp_path):
+    """At exit: one 5 s budget for every recorder, and no name resolved on the exiting thread."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import socket, threading, sip_statsd\n"
+        "real = socket.getaddrinfo\n"
+        "answered = []\n"
+        "def hung(host, *args, **kwargs):\n"
+        "    if host == 'agent.hang' and answered:\n"
+        "        threading.Event().wait()  # answers once, then never again\n"
+        "    answered.append(host)\n"
+        "    return real('127.0.0.1', *args, **kwargs)\n"
+        "socket.getaddrinfo = hung\n"
+        "closed = sip_statsd.SipMetrics(host='agent.hang', port=8125)\n"
+        "assert closed.flush(timeout=10) and closed.close(timeout=10)\n"
+        "closed.invite_result('inbound', 200)  # after close(): the exit must not resolve for it\n"
+        "stuck = [sip_statsd.SipMetrics(host='agent.hang', port=8125) for _ in range(3)]\n"
+        "for m in stuck:\n"
+        "    m.invite_result('inbound', 200)\n"
+    )
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    took = time.monotonic() - start
+    assert done.returncode == 0, done.stderr
+    assert took < 2 * 5.0, took  # was 20 s and more (5 s per recorder, twice); never ended on 3.12
