@@ -5,17 +5,9 @@ emitting thread, so a slow DNS answer or a dead agent costs the SIP service noth
 backend never raises out of `send`: every value it cannot deliver is reported through
 `on_fault(kind, error, values)` by the transport.
 
-What we still take from the clients, and why:
-- `datadog`: its reading of the environment (`DD_DOGSTATSD_URL`, `DD_AGENT_HOST`,
-  `DD_DOGSTATSD_PORT`, `DD_ENV`/`DD_SERVICE`/`DD_VERSION`, `DATADOG_TAGS`), its origin
-  detection (the container ID from cgroups, `DD_EXTERNAL_ENV`), and its Unix socket set-up
-  (the `unix://`, `unixgram://`, `unixstream://` schemes and the socket kind). Its send
-  path is not used: it logs its faults instead of raising them and reconnects (resolving
-  the name again) after every refused datagram; and formatting each value through it
-  costs the flusher more than the helpers cost the caller. We format the lines ourselves,
-  from prefixes made once per series and configuration.
-- `statsd` (pystatsd): its line formatting and pipeline packing for plain StatsD, sent
-  through our transport (connected, so a dead agent is seen and counted).
+From `statsd` (pystatsd) we take its line formatting and pipeline packing for plain
+StatsD, sent through our transport (connected, so a dead agent is seen and counted); what
+we take from `datadog`, and why not its send path, is said in `_dogstatsd`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sip_statsd import Config, SipMetrics
 from sip_statsd._backends import MemoryBackend
@@ -73,30 +75,37 @@ def test_a_bad_unhashable_argument_costs_its_repr_once_not_per_call(make_metrics
     assert stats.dropped_inputs[("shaped_ms", "invalid_number")] == 300
 
 
-def test_configure_in_a_loop_with_a_stuck_flusher_stays_bounded_and_loses_nothing(make_metrics):
-    metrics = make_metrics(backend="memory", flush_interval=3600)
+@contextmanager
+def stuck_flusher(metrics: SipMetrics) -> Iterator[None]:
+    """The flusher stuck in a send (as behind a hung resolver) for the block."""
     recorder = metrics.recorder
-    hold = threading.Event()
-    entered = threading.Event()
+    hold, entered = threading.Event(), threading.Event()
     real_serve = recorder._serve
 
-    def stuck_serve() -> None:  # a flusher stuck in a send, as behind a hung resolver
+    def stuck_serve() -> None:
         entered.set()
         hold.wait(30)
         real_serve()
 
     recorder._serve = stuck_serve  # type: ignore[method-assign]
-    first = recorder.backend
-    backends = [MemoryBackend() for _ in range(2000)]
     try:
         metrics.flush(timeout=0)
         assert entered.wait(10)
+        yield
+    finally:
+        hold.set()
+
+
+def test_configure_in_a_loop_with_a_stuck_flusher_stays_bounded_and_loses_nothing(make_metrics):
+    metrics = make_metrics(backend="memory", flush_interval=3600)
+    recorder = metrics.recorder
+    first = recorder.backend
+    backends = [MemoryBackend() for _ in range(2000)]
+    with stuck_flusher(metrics):
         for backend in backends:
             metrics.dtls_handshake("ok")
             recorder.reconfigure(Config(backend="memory", flush_interval=3600), backend=backend)
         assert len(recorder._switches) <= MAX_PENDING_SWITCHES
-    finally:
-        hold.set()
     assert metrics.flush(timeout=10)
     dtls = recorder._families["sip_dtls_handshake_total"].series(result="ok")
     arrived = sum(b.snapshot()[0].get(dtls, 0) for b in [first, *backends] if isinstance(b, MemoryBackend))
@@ -143,27 +152,14 @@ def test_strict_configure_with_a_stuck_flusher_never_raises_and_keeps_every_coun
     metrics = make_metrics(backend="memory", flush_interval=3600, strict=True)
     recorder = metrics.recorder
     capped = metrics.distribution("capped_ms")
-    hold, entered = threading.Event(), threading.Event()
-    real_serve = recorder._serve
-
-    def stuck_serve() -> None:
-        entered.set()
-        hold.wait(30)
-        real_serve()
-
-    recorder._serve = stuck_serve  # type: ignore[method-assign]
     initial = recorder.backend
     backends = [MemoryBackend() for _ in range(12)]
-    try:
-        metrics.flush(timeout=0)
-        assert entered.wait(10)
+    with stuck_flusher(metrics):
         for backend in backends:
             metrics.dtls_handshake("ok")  # raised InvalidInputError from a folded switch before
             for _ in range(capped.max_samples):
                 capped.observe(1.0)  # a full cell each time: folded switches exceed the cap
             recorder.reconfigure(Config(backend="memory", flush_interval=3600, strict=True), backend=backend)
-    finally:
-        hold.set()
     assert metrics.flush(timeout=10)
     dtls = recorder._families["sip_dtls_handshake_total"].series(result="ok")
     every = [b for b in [initial, *backends] if isinstance(b, MemoryBackend)]
