@@ -270,9 +270,9 @@ def main() -> None:
     text = report(data)
     print(text)
     if args.save:
-        stem = RESULTS / f"{time.strftime('%Y-%m-%d')}-call-cost-py{sys.version_info[0]}.{sys.version_info[1]}"
-        stem.with_suffix(".txt").write_text(text + "\n")
-        stem.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+        stem = f"{time.strftime('%Y-%m-%d')}-call-cost-py{sys.version_info[0]}.{sys.version_info[1]}"
+        (RESULTS / f"{stem}.txt").write_text(text + "\n")
+        (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":
