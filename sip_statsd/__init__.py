@@ -15,18 +15,11 @@ from ._backends import FAULT_KINDS
 from ._catalog import SipCatalog
 from ._config import BACKENDS, FLAVORS, Config
 from ._emodel import estimate_mos, r_factor
-from ._family import (
-    Counter,
-    CounterSeries,
-    Distribution,
-    DistributionSeries,
-    Family,
-    InvalidInputError,
-    Series,
-)
+from ._family import Counter, Distribution, Family
 from ._gauge import Gauge, GaugeSeries
 from ._quality import QualityThresholds
 from ._recorder import Stats
+from ._series import CounterSeries, DistributionSeries, InvalidInputError, Series
 from ._values import (  # call quality
     BY_LOCAL,
     BY_REMOTE,

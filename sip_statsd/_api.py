@@ -8,11 +8,12 @@ from typing import TypedDict, Unpack
 from . import _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
 from ._catalog import SipCatalog, build_catalog, check_response_codes
 from ._config import Config, env_options
-from ._family import FLOAT_MAX, Counter, Distribution, Family
+from ._family import Counter, Distribution, Family
 from ._gauge import Gauge
 from ._helpers import Helpers
 from ._quality import QualityThresholds
 from ._recorder import DEFAULT_TIMEOUT, Recorder, Stats, default_recorder
+from ._series import FLOAT_MAX
 from ._values import DEFAULT_RESPONSE_CODES
 
 

@@ -20,7 +20,7 @@ from statsd import StatsClient
 from ._batch import Batch, exact_counts
 from ._config import Config
 from ._dogstatsd import DatadogBackend
-from ._family import Series
+from ._series import Series
 from ._transport import (
     FAULT_KINDS,
     FAULT_RESOLVE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ._family import CounterSeries, DistributionSeries, Series
+from ._series import CounterSeries, DistributionSeries, Series
 from ._values import DROP_SAMPLE_OVERFLOW
 
 # The largest count the agent holds exactly (it parses values as float64).

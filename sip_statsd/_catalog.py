@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from ._family import FLOAT_MAX, Counter, Distribution, Family
+from ._family import Counter, Distribution, Family
 from ._gauge import Gauge
 from ._recorder import Recorder
+from ._series import FLOAT_MAX
 from ._values import (
     BY_SIDES,
     BYE_REASONS,

@@ -27,7 +27,7 @@ from datadog.util.format import normalize_tags
 
 from ._batch import Batch, exact_counts
 from ._config import Config
-from ._family import Series
+from ._series import Series
 from ._transport import Address, FaultHandler, Transport, connect_udp
 
 

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._family import _MAX_QUEUED, FLOAT_MAX, Family, InvalidInputError, Series
+from ._family import Family
+from ._series import _MAX_QUEUED, FLOAT_MAX, InvalidInputError, Series
 from ._values import DROP_INVALID_NUMBER
 
 if TYPE_CHECKING:

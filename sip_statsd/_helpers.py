@@ -12,9 +12,10 @@ from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from typing import Any
 
 from ._catalog import SIP_CODES, SipCatalog, code_class
-from ._family import Counter, CounterSeries, Family
+from ._family import Counter, Family
 from ._kpis import make_kpi_helpers
 from ._qos import make_observe_call_qos
+from ._series import CounterSeries
 from ._values import (
     BY_SIDES,
     BYE_REASONS,

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._catalog import SIP_CODES, SipCatalog
-from ._family import CounterSeries, DistributionSeries, Family
+from ._family import Family
 from ._gauge import GaugeSeries
+from ._series import CounterSeries, DistributionSeries
 from ._values import (
     CODE_CLASSES,
     DIRECTIONS,

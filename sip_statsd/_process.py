@@ -29,9 +29,9 @@ import threading
 import time
 from typing import Any
 
-from ._family import _FOLD_LOCK
 from ._flusher import FORK_JOIN_TIMEOUT, wait_paused
 from ._recorder import DEFAULT_TIMEOUT, Recorder, _instances
+from ._series import _FOLD_LOCK
 
 _DEFER_RESTART = sys.version_info >= (3, 13)
 _pending: list[Recorder] = []  # parents' recorders to start again at the next collection

@@ -16,8 +16,8 @@ import numbers
 from collections.abc import Callable
 
 from ._catalog import SipCatalog
-from ._family import DistributionSeries
 from ._quality import GRADE_FLOORS
+from ._series import DistributionSeries
 from ._values import (
     QUALITY_GRADE_UNKNOWN,
     QUALITY_GRADE_UNUSABLE,

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from ._backends import Backend, Batch, MemoryBackend, make_backend
 from ._config import Config
 from ._drops import STRICT_MISS, explain, show
-from ._family import Counter, Family, InvalidInputError
+from ._family import Counter, Family
 from ._flusher import Schedule, watch
 from ._gauge import take_levels
+from ._series import InvalidInputError
 from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 from ._api import DEFAULT, SipMetrics
 from ._backends import MemoryBackend
-from ._family import Series
 from ._gauge import quiet_gauges, resume_gauges
+from ._series import Series
 
 __all__ = ["Capture", "capture_metrics"]
 
