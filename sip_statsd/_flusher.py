@@ -114,18 +114,24 @@ class Schedule:
     # --- fork -----------------------------------------------------------------------------
 
     def pause(self) -> threading.Thread | None:
-        """Ask the thread to end before a fork; return it, to wait for with `wait_paused`."""
+        """Ask the thread to end before a fork; return it, to wait for with `wait_paused`.
+
+        None when there is nothing to wait for, or nothing that could be: a fork from a
+        signal handler that interrupted this thread while it held `cond` (starting the
+        flusher, say), since the flusher cannot end without taking `cond` itself.
+        """
+        holding = self.cond._is_owned()  # type: ignore[attr-defined]  # threading's own test, no public one
         with self.cond:
             self.paused = True
             self.cond.notify_all()
             thread = self.thread
-        return None if thread is threading.current_thread() else thread
+        return None if holding or thread is threading.current_thread() else thread
 
-    def resume(self, owner: Flushing, start: bool = True) -> None:
-        """After a fork: threads may start again; start ours now if `start` (else on the next ask)."""
+    def resume(self, owner: Flushing) -> None:
+        """After a fork: threads may start again; start ours."""
         with self.cond:
             self.paused = False
-            if start and (self.periodic or self.asked > self.begun):
+            if self.periodic or self.asked > self.begun:
                 self.start(owner)
 
 

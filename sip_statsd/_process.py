@@ -4,15 +4,17 @@ Imported once with the package (by `_api`), for these registrations.
 
 - Fork: every recorder's flusher is asked to end, then all are waited for, together, at
   most `FORK_JOIN_TIMEOUT` (a flusher stuck in a hung resolver must not hold a fork for
-  long); the locks an emitter or the flusher may hold are taken, so that a child never
-  inherits one held. After the fork the parent starts its flushers again, and the child
-  starts its own, with empty counts.
-- Python 3.13 counts the process's threads *after* the after-fork hooks, so a flusher
-  started again there makes every fork warn ("This process is multi-threaded"). From 3.13
-  on, the parent's flushers start again at the next garbage collection (a `gc.callbacks`
-  entry, which any running program reaches within a few hundred allocations), or at the
-  next `flush()`, `close()` or `configure()`, whichever comes first. Counting is not
-  delayed, only the periodic send. With `gc.disable()`, only those calls (and the exit) send.
+  long); the locks an emitter or a `configure()` may hold are taken, so that a child never
+  inherits one held (with a deadline: a fork from a signal handler may interrupt the thread
+  that holds one). After the fork the parent starts its flushers again, and the child starts
+  its own, with empty counts and new locks.
+- Python 3.12 decides whether to warn ("This process is multi-threaded, use of fork() may
+  lead to deadlocks") before the after-fork hooks: it sees no thread of ours. Python 3.13
+  counts after them, when the parent's flusher has started again, so it warns at every fork,
+  as it does for any library that restarts a thread after a fork (datadogpy's included).
+  Starting the flusher later instead (at the next garbage collection) was tried and dropped:
+  a program whose allocations balance never collects, so the parent would stop flushing, and
+  a collection can run inside `Thread.start()` itself.
 - Exit: one budget of `DEFAULT_TIMEOUT` for all recorders, their last flushes asked for at
   once; run once, from `atexit` or from multiprocessing's finalizers (a multiprocessing child
   ends with `os._exit`, past `atexit`, but after those).
@@ -22,21 +24,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import os
-import sys
 import threading
 import time
-from typing import Any
 
+from . import _series
 from ._flusher import FORK_JOIN_TIMEOUT, wait_paused
 from ._recorder import DEFAULT_TIMEOUT, Recorder, _instances
-from ._series import _FOLD_LOCK
 
-_DEFER_RESTART = sys.version_info >= (3, 13)
-_pending: list[Recorder] = []  # parents' recorders to start again at the next collection
 _exit_lock = threading.Lock()
 _exited = False
+_fold_held = False  # across a fork
 
 
 def _recorders() -> list[Recorder]:
@@ -44,6 +42,7 @@ def _recorders() -> list[Recorder]:
 
 
 def _before_fork() -> None:
+    global _fold_held
     recorders = _recorders()
     threads = []
     for recorder in recorders:
@@ -55,40 +54,25 @@ def _before_fork() -> None:
             with contextlib.suppress(Exception):
                 wait_paused(thread, deadline)
     for recorder in recorders:
-        recorder._before_fork()
-    _FOLD_LOCK.acquire()
+        with contextlib.suppress(Exception):
+            recorder._before_fork(deadline)
+    # With a deadline: a fork from a signal handler may interrupt a fold on this very thread.
+    _fold_held = _series._FOLD_LOCK.acquire_for_fork(deadline - time.monotonic())
 
 
 def _after_fork_parent() -> None:
-    _FOLD_LOCK.release()
+    if _fold_held:
+        _series._FOLD_LOCK.release()
     for recorder in _recorders():
         with contextlib.suppress(Exception):
-            recorder._after_fork_parent(start=not _DEFER_RESTART)
-            if _DEFER_RESTART:
-                _pending.append(recorder)
-    if _DEFER_RESTART and _restart_pending not in gc.callbacks:
-        gc.callbacks.append(_restart_pending)
+            recorder._after_fork_parent()
 
 
 def _after_fork_child() -> None:
-    _FOLD_LOCK.release()
-    _pending.clear()
-    with contextlib.suppress(ValueError):
-        gc.callbacks.remove(_restart_pending)
+    _series._FOLD_LOCK = _series.OwnedLock()  # whatever held the parent's does not exist here
     for recorder in _recorders():
         with contextlib.suppress(Exception):
             recorder._after_fork_child()
-
-
-def _restart_pending(phase: str, info: dict[str, Any]) -> None:
-    """gc callback (3.13+): start the flushers that a fork stopped, once the fork is over."""
-    del phase, info
-    with contextlib.suppress(ValueError):
-        gc.callbacks.remove(_restart_pending)
-    while _pending:
-        recorder = _pending.pop()
-        with contextlib.suppress(Exception):
-            recorder._schedule.resume(recorder)
 
 
 if hasattr(os, "register_at_fork"):

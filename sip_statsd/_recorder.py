@@ -28,7 +28,7 @@ from ._drops import STRICT_MISS, explain, show
 from ._family import Counter, Family
 from ._flusher import Schedule, watch
 from ._gauge import take_levels
-from ._series import InvalidInputError
+from ._series import CounterSeries, InvalidInputError, OwnedLock
 from ._transport import FAULT_KINDS, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from ._values import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 
@@ -70,7 +70,7 @@ class Recorder:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self._families: dict[str, Family] = {}
-        self._lock = threading.Lock()  # taking cells, registering families, fork
+        self._lock = OwnedLock()  # taking cells, registering families, fork
         self._schedule = Schedule(self.config.flush_interval)
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
@@ -81,6 +81,7 @@ class Recorder:
         self._make_fault: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._logged: set[object] = set()
         self._stats = Stats()
+        self._lock_held = False  # across a fork
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
@@ -398,24 +399,30 @@ class Recorder:
     def _pause_for_fork(self) -> threading.Thread | None:
         return self._schedule.pause()
 
-    def _before_fork(self) -> None:
-        self._lock.acquire()
+    def _before_fork(self, deadline: float) -> None:
+        # Not a plain acquire(): a fork from a signal handler may interrupt this very thread
+        # while it holds the lock (a configure()'s take); then the fork goes on without it.
+        self._lock_held = self._lock.acquire_for_fork(deadline - time.monotonic())
 
-    def _after_fork_parent(self, start: bool) -> None:
-        self._lock.release()
-        self._schedule.resume(self, start)
+    def _after_fork_parent(self) -> None:
+        if self._lock_held:
+            self._lock.release()
+        self._schedule.resume(self)
 
     def _after_fork_child(self) -> None:
         # Fresh locks and schedule: no other thread of the parent exists here.
-        self._lock = threading.Lock()
+        self._lock = OwnedLock()
         old = self._schedule
         schedule = self._schedule = Schedule(self.config.flush_interval)
         schedule.periodic = old.periodic
         watch(self, schedule)
-        # The parent sends what it had recorded; the child starts from zero.
+        # The parent sends what it had recorded; the child starts from zero. A fold that a
+        # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
         for family in self._families.values():
             for series in family._by_values.values():
                 series._take()  # type: ignore[attr-defined]
+                if isinstance(series, CounterSeries):
+                    series._extra = []
         self._switches.clear()  # their batches are the parent's; their configuration holds here
         self._active = self.config
         self._stats = Stats()

@@ -46,13 +46,51 @@ class Series:
         return f"<{type(self).__name__} {self.name}{{{labels}}}>"
 
 
-_FOLD_LOCK = threading.Lock()  # taken once per _MAX_QUEUED inc(n) calls, and by the flusher
+class OwnedLock:
+    """A lock that knows which thread holds it, for the rare paths a fork must take it from.
+
+    A fork from a signal handler may interrupt the very thread that holds it: that thread
+    cannot wait for itself, so the fork goes on without it (see `_process`).
+    """
+
+    __slots__ = ("_lock", "_owner")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def __enter__(self) -> OwnedLock:
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+    def acquire_for_fork(self, timeout: float) -> bool:
+        """Take the lock for a fork, unless this thread already holds it (then False at once)."""
+        if self._owner == threading.get_ident():
+            return False
+        if self._lock.acquire(timeout=max(0.0, timeout)):
+            self._owner = threading.get_ident()
+            return True
+        return False
+
+    def release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+
+# Taken once per _MAX_QUEUED inc(n) calls, and by the flusher; across a fork by `_process`,
+# which gives a child a new one (hence looked up in this module at each use, not kept).
+_FOLD_LOCK = OwnedLock()
 
 
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_feeds", "_fold", "_reads", "_sources", "_taken")
+    __slots__ = ("_count", "_extra", "_feeds", "_reads", "_sources", "_taken")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -65,7 +103,6 @@ class CounterSeries(Series):
         self._reads = 0  # next() calls made by the flusher, not by emitters
         self._taken = 0  # emitter increments already handed to a flush
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
-        self._fold = _FOLD_LOCK  # folding and taking `_extra` exclude each other; appends never wait
         # A derived series (sip_invite_result_total's classes) counts, at each take, what
         # its source series (sip_invite_response_total's codes) counted since the last one:
         # the hot path feeds one count, the flusher reads it for both metrics. `_sources`
@@ -93,7 +130,7 @@ class CounterSeries(Series):
             self.family._drop(DROP_INVALID_NUMBER, "n", n)
 
     def _fold_extra(self) -> None:
-        with self._fold:
+        with _FOLD_LOCK:  # folding and taking `_extra` exclude each other; appends never wait
             extra = self._extra
             k = len(extra)
             if k > _MAX_QUEUED:
@@ -114,7 +151,7 @@ class CounterSeries(Series):
         delta = total - self._taken
         self._taken = total
         if self._extra:
-            with self._fold:
+            with _FOLD_LOCK:
                 extra = self._extra
                 k = len(extra)
                 delta += sum(extra[:k])
