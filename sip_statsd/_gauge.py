@@ -10,7 +10,7 @@ import itertools
 import numbers
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._family import Family
@@ -18,7 +18,7 @@ from ._series import _MAX_QUEUED, FLOAT_MAX, InvalidInputError, Series
 from ._values import DROP_INVALID_NUMBER
 
 if TYPE_CHECKING:
-    from ._recorder import Recorder
+    pass
 
 
 def _finite(value: object) -> float | None:
@@ -210,16 +210,6 @@ class Gauge(Family):
 
     kind = "gauge"
     _series_type = GaugeSeries
-
-    def __init__(
-        self,
-        name: str,
-        labels: Mapping[str, Iterable[str]] | None = None,
-        *,
-        description: str = "",
-        recorder: Recorder | None = None,
-    ) -> None:
-        super().__init__(name, labels, description=description, recorder=recorder)
 
     def series(self, /, **labels: str) -> GaugeSeries:
         found = super().series(**labels)

@@ -143,7 +143,6 @@ class Transport:
         self._down: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._waited = False  # this flush already waited once for room (Unix datagram)
         self._broken = False  # this flush lost its stream: the rest is counted, not tried
-        self.values_sent = 0
         self.lines_sent = 0
         self._connect()  # may raise: the caller counts the batch and backs off
 
@@ -163,9 +162,9 @@ class Transport:
         self._sock = sock
         self._last = (0, 0)
 
-    def _reconnect(self, force: bool = False) -> None:
+    def _reconnect(self) -> None:
         """Make the socket again (resolving the name again), at most every RECONNECT_INTERVAL."""
-        if not force and time.monotonic() < self._retry_at:
+        if time.monotonic() < self._retry_at:
             return
         self.close()
         try:
@@ -189,7 +188,6 @@ class Transport:
     def _lost_last(self, error: BaseException, code: int) -> None:
         (values, lines), self._last = self._last, (0, 0)
         if values:
-            self.values_sent -= values
             self.lines_sent -= lines
             self._on_fault(FAULT_REFUSED if code == errno.ECONNREFUSED else fault_kind(error), error, values)
         self._reconnect()  # an agent that moved is found again, at most every RECONNECT_INTERVAL
@@ -238,7 +236,6 @@ class Transport:
                 self._fail(error, values)
                 return
             self._last = (values, lines)
-            self.values_sent += values
             self.lines_sent += lines
             return
 
