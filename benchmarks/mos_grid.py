@@ -9,7 +9,7 @@ delay rtt/2 + 2 x jitter; not a timing, a table to read the model's shape from.
 from __future__ import annotations
 
 import sip_statsd as sm
-from sip_statsd._quality import grade_of
+from sip_statsd._sip.quality import grade_of
 
 RTTS = (20.0, 100.0, 300.0, 600.0)
 JITTERS = (0.0, 20.0, 60.0)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 ROOT = Path(__file__).parent.parent
 RESULTS = Path(__file__).parent / "results"

@@ -9,18 +9,26 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._api import DEFAULT as _DEFAULT
-from ._api import Options, SipMetrics
-from ._backends import FAULT_KINDS
-from ._catalog import SipCatalog
-from ._config import BACKENDS, FLAVORS, Config
-from ._emodel import estimate_mos, r_factor
-from ._family import Counter, Distribution, Family
-from ._gauge import Gauge, GaugeSeries
-from ._quality import QualityThresholds
-from ._recorder import Stats
-from ._series import CounterSeries, DistributionSeries, InvalidInputError, Series
-from ._values import (  # call quality
+from ._core.config import BACKENDS, FLAVORS, Config
+from ._core.family import Counter, Distribution, Family
+from ._core.gauge import Gauge, GaugeSeries
+from ._core.names import (
+    DROP_INVALID_NUMBER,
+    DROP_REASONS,
+    DROP_SAMPLE_OVERFLOW,
+    DROP_UNKNOWN_VALUE,
+    METRIC_DROPPED_INPUTS_TOTAL,
+    METRIC_SEND_ERRORS_TOTAL,
+    DropReason,
+)
+from ._core.sending import Stats
+from ._core.series import CounterSeries, DistributionSeries, InvalidInputError, Series
+from ._sip.api import DEFAULT as _DEFAULT
+from ._sip.api import Options, SipMetrics
+from ._sip.catalog import SipCatalog
+from ._sip.emodel import estimate_mos, r_factor
+from ._sip.quality import QualityThresholds
+from ._sip.values import (
     BY_LOCAL,
     BY_REMOTE,
     BY_SIDES,
@@ -43,10 +51,6 @@ from ._values import (  # call quality
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
     DIRECTIONS,
-    DROP_INVALID_NUMBER,
-    DROP_REASONS,
-    DROP_SAMPLE_OVERFLOW,
-    DROP_UNKNOWN_VALUE,
     DTLS_FAIL,
     DTLS_FINGERPRINT_MISMATCH,
     DTLS_OK,
@@ -78,12 +82,10 @@ from ._values import (  # call quality
     METRIC_CALL_QUALITY_ISSUE_TOTAL,
     METRIC_CALL_QUALITY_TOTAL,
     METRIC_CALL_RTT_MS,
-    METRIC_DROPPED_INPUTS_TOTAL,
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
     METRIC_REQUEST_RESULT_TOTAL,
-    METRIC_SEND_ERRORS_TOTAL,
     METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
@@ -134,7 +136,6 @@ from ._values import (  # call quality
     Codec,
     CodeClass,
     Direction,
-    DropReason,
     DtlsResult,
     Method,
     NativeResult,
@@ -146,6 +147,7 @@ from ._values import (  # call quality
     VoiceMode,
     VoiceResult,
 )
+from ._wire.transport import FAULT_KINDS
 
 try:
     __version__ = version("sip-statsd")

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._dashboard import build, count_widgets, generic_widgets, write
-from ._dashboard_parts import DEFAULT_TAGS, DEFAULT_TITLE, ApplyError, InvalidDocumentError, Thresholds
+from ._assets.datadog.dashboard import build, count_widgets, generic_widgets, write
+from ._assets.datadog.parts import DEFAULT_TAGS, DEFAULT_TITLE, ApplyError, InvalidDocumentError, Thresholds
 
 if TYPE_CHECKING:
-    from ._dashboard_apply import Applied
+    from ._assets.datadog.apply import Applied
 
 
 def apply(
@@ -34,7 +34,7 @@ def apply(
     them. Raises `ApplyError` (a one-line message) when it cannot, and
     `InvalidDocumentError` before any request if the models refuse a document.
     """
-    from ._dashboard_apply import apply as _apply
+    from ._assets.datadog.apply import apply as _apply
 
     return _apply(dashboard, monitors, api_url=api_url, report=report)
 

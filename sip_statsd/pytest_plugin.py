@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from ._receiver import Receiver, Totals
+    from ._wire.receiver import Receiver, Totals
     from .testing import Capture
 
 
@@ -56,7 +56,7 @@ def sip_statsd_wire() -> Iterator[WireCapture]:
     """Send the process-wide instance's metrics (datadog backend, strict) to a loopback receiver."""
     import sip_statsd
 
-    from ._receiver import Receiver
+    from ._wire.receiver import Receiver
 
     instance = sip_statsd.default()
     previous = instance.config

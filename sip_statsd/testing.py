@@ -17,10 +17,10 @@ import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._api import DEFAULT, SipMetrics
-from ._backends import MemoryBackend
-from ._gauge import quiet_gauges, resume_gauges
-from ._series import Series
+from ._core.backend import MemoryBackend
+from ._core.gauge import quiet_gauges, resume_gauges
+from ._core.series import Series
+from ._sip.api import DEFAULT, SipMetrics
 
 __all__ = ["Capture", "capture_metrics"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sip_statsd import SipMetrics
-from sip_statsd._receiver import Receiver, Totals
+from sip_statsd._wire.receiver import Receiver, Totals
 
 # (backend, flavor) pairs that put datagrams on a socket.
 WIRE_BACKENDS = [

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sip_statsd._dashboard_apply import InvalidDocumentError, to_model
+from sip_statsd._assets.datadog.apply import InvalidDocumentError, to_model
 
 
 class DatadogAPI:

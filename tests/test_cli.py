@@ -98,9 +98,9 @@ def test_demo_checks_every_new_helper_and_the_rfc_6076_ratios():
 
 
 def test_listen_shows_the_last_level_of_each_gauge():
-    from sip_statsd._cli import render_window
-    from sip_statsd._receiver import Totals
-    from sip_statsd._wire import parse_line
+    from sip_statsd._cli.main import render_window
+    from sip_statsd._wire.lines import parse_line
+    from sip_statsd._wire.receiver import Totals
 
     total = Totals()
     for raw in ("sip_active_calls:4|g|#direction:inbound", "sip_active_calls:3|g|#direction:inbound"):

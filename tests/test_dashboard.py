@@ -17,10 +17,10 @@ import pytest
 
 import sip_statsd as sm
 from sip_statsd import SipMetrics
-from sip_statsd._cli import main
-from sip_statsd._dashboard_apply import to_model
-from sip_statsd._dashboard_families import GROUPS, VIEWS
-from sip_statsd._dashboard_parts import number
+from sip_statsd._assets.datadog.apply import to_model
+from sip_statsd._assets.datadog.families import GROUPS, VIEWS
+from sip_statsd._assets.datadog.parts import number
+from sip_statsd._cli.main import main
 from sip_statsd.dashboard import DEFAULT_TAGS, InvalidDocumentError, Thresholds, build, count_widgets
 
 ROOT = Path(__file__).parent.parent
@@ -272,7 +272,7 @@ def test_every_family_of_the_catalog_has_its_own_widgets(fresh):
         for name in checked_metrics(catalog, group):
             placed.setdefault(name, set()).add(group["definition"]["title"])
     for family in metrics.families:
-        assert family.name in VIEWS, f"{family.name}: no line in sip_statsd._dashboard_families.VIEWS"
+        assert family.name in VIEWS, f"{family.name}: no line in sip_statsd._assets.datadog.families.VIEWS"
         assert placed.get(family.name), f"{family.name} is not on the dashboard"
         assert GROUPS["custom"][0] not in placed[family.name], f"{family.name} has only the generic widget"
     assert {f.name for f in sm.catalog.families} | {sm.METRIC_DROPPED_INPUTS_TOTAL, sm.METRIC_SEND_ERRORS_TOTAL} <= (

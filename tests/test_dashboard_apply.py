@@ -13,7 +13,7 @@ from conftest import free_port
 from datadog_api import DatadogAPI
 
 import sip_statsd.dashboard as dashboard_module
-from sip_statsd._cli import main
+from sip_statsd._cli.main import main
 from sip_statsd.dashboard import InvalidDocumentError, apply, build
 
 KEYS = {"DD_API_KEY": "test-api-key", "DD_APP_KEY": "test-app-key"}
@@ -192,7 +192,7 @@ def test_the_command_applies_as_a_user_runs_it(api):
 # Runs the command with datadog_api_client made unimportable, as without the extra.
 WITHOUT_CLIENT = (
     "import sys; sys.modules['datadog_api_client'] = None; sys.argv[0] = 'sip-statsd'; "
-    "from sip_statsd._cli import main; raise SystemExit(main(sys.argv[1:]))"
+    "from sip_statsd._cli.main import main; raise SystemExit(main(sys.argv[1:]))"
 )
 
 

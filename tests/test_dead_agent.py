@@ -11,7 +11,7 @@ import pytest
 from conftest import WIRE_BACKENDS, free_port
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_g729_never_rates_above_g711(rtt, jitter, loss):
 @given(st.floats(min_value=-50.0, max_value=120.0), st.floats(min_value=-50.0, max_value=120.0))
 def test_annex_b_is_monotonic_once_held_at_1(r_a, r_b):
     """Annex B, held at 1 where its cubic dips, never falls as R rises."""
-    from sip_statsd._emodel import mos_from_r
+    from sip_statsd._sip.emodel import mos_from_r
 
     low, high = sorted((r_a, r_b))
     assert mos_from_r(low) <= mos_from_r(high)

@@ -21,7 +21,7 @@ from conftest import free_port
 from sipp_harness import T1_MS, Example, SippRun, finish_sipp, require_sipp_or_skip, run_sipp, scenario, start_sipp
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 N = 10  # calls per scenario
 SENTINEL = "zz_sentinel"

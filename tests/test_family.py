@@ -8,9 +8,9 @@ from fractions import Fraction
 import pytest
 
 from sip_statsd import Counter, Distribution, InvalidInputError, SipMetrics
-from sip_statsd._backends import MemoryBackend
-from sip_statsd._config import Config
-from sip_statsd._recorder import Recorder
+from sip_statsd._core.backend import MemoryBackend
+from sip_statsd._core.config import Config
+from sip_statsd._core.recorder import Recorder
 from sip_statsd.testing import capture_metrics
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import WIRE_BACKENDS, free_port
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 
 def emit_and_flush(metrics: sm.SipMetrics, rounds: int = 20) -> None:

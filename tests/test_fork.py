@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -154,7 +154,7 @@ def test_a_fork_waits_for_stuck_flushers_together_and_briefly(tmp_path):
     """Flushers stuck in a hung resolver hold a fork at most FORK_JOIN_TIMEOUT in all, not per recorder."""
     script = """
         import os, socket, threading, time, sip_statsd
-        from sip_statsd._flusher import FORK_JOIN_TIMEOUT
+        from sip_statsd._core.flusher import FORK_JOIN_TIMEOUT
         real, entered = socket.getaddrinfo, threading.Semaphore(0)
         def hung(host, *args, **kwargs):
             if host == "agent.hang":

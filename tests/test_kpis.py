@@ -13,7 +13,7 @@ import pytest
 
 import sip_statsd as sm
 from sip_statsd import InvalidInputError
-from sip_statsd._wire import parse_datagram
+from sip_statsd._wire.lines import parse_datagram
 from sip_statsd.testing import capture_metrics
 
 DROPPED = sm.METRIC_DROPPED_INPUTS_TOTAL

@@ -12,8 +12,8 @@ from conftest import WIRE_BACKENDS, wire_count, wire_options
 from test_daemon import daemon_key
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver, Totals
-from sip_statsd._wire import parse_datagram
+from sip_statsd._wire.lines import parse_datagram
+from sip_statsd._wire.receiver import Receiver, Totals
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 METHODS = (*sm.REQUEST_METHODS, "KEEPALIVE")

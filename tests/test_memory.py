@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sip_statsd import Config, SipMetrics
-from sip_statsd._backends import MemoryBackend
-from sip_statsd._recorder import MAX_PENDING_SWITCHES
-from sip_statsd._series import _MAX_QUEUED
+from sip_statsd._core.backend import MemoryBackend
+from sip_statsd._core.recorder import MAX_PENDING_SWITCHES
+from sip_statsd._core.series import _MAX_QUEUED
 from sip_statsd.testing import capture_metrics
 
 

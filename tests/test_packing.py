@@ -7,8 +7,8 @@ import random
 import pytest
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
-from sip_statsd._transport import UDP_PAYLOAD, UDS_PAYLOAD
+from sip_statsd._wire.receiver import Receiver
+from sip_statsd._wire.transport import UDP_PAYLOAD, UDS_PAYLOAD
 
 
 def samples(n: int, seed: int = 3) -> list[float]:

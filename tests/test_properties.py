@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
-from sip_statsd._wire import parse_datagram
+from sip_statsd._wire.lines import parse_datagram
+from sip_statsd._wire.receiver import Receiver
 from sip_statsd.testing import capture_metrics
 
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 
 def start(target, *args) -> threading.Thread:

@@ -9,8 +9,8 @@ import pytest
 from conftest import WIRE_BACKENDS, wire_count, wire_options, wire_samples
 
 import sip_statsd as sm
-from sip_statsd._receiver import Receiver
-from sip_statsd._wire import parse_datagram
+from sip_statsd._wire.lines import parse_datagram
+from sip_statsd._wire.receiver import Receiver
 
 EVENTS = 3000
 

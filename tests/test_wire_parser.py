@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sip_statsd._wire import Line, MalformedLineError, parse_datagram, parse_line
+from sip_statsd._wire.lines import Line, MalformedLineError, parse_datagram, parse_line
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_datagram_keeps_good_lines_and_reports_bad_ones():
 
 
 def test_a_gauge_keeps_its_last_level_in_the_totals():
-    from sip_statsd._receiver import Totals
+    from sip_statsd._wire.receiver import Totals
 
     totals = Totals()
     for raw in (b"a:5|g|#d:in\na:0|g|#d:in\na:-2|g|#d:in", b"a:7|g|#d:out"):

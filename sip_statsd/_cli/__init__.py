@@ -1,0 +1,1 @@
+"""The `sip-statsd` command: main.py parses and dispatches; demo.py simulates SIP traffic."""

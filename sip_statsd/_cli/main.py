@@ -1,0 +1,310 @@
+"""The `sip-statsd` command: catalog, listen, demo, dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+import sip_statsd as sm
+
+from .._wire.receiver import Receiver, Totals, percentile
+
+
+def catalog_entries() -> list[dict[str, Any]]:
+    """Every metric of the process-wide instance: the SIP catalog, then the library's own."""
+    entries = [
+        {
+            "name": f.name,
+            "type": f.kind,
+            "origin": "library" if f.name.startswith("sip_statsd_") else "sip",
+            "labels": {k: list(v) for k, v in f.allowed.items()},
+            "series": len(f.all_series),
+            "description": f.description,
+        }
+        for f in sm.default().families
+    ]
+    return sorted(entries, key=lambda e: (e["origin"] == "library", e["name"]))
+
+
+def _labels_text(labels: dict[str, list[str]]) -> str:
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in labels.items()) or "(none)"
+
+
+def render_catalog(fmt: str, out: TextIO) -> None:
+    entries = catalog_entries()
+    sip = sum(e["series"] for e in entries if e["origin"] == "sip")
+    own = sum(e["series"] for e in entries if e["origin"] == "library")
+    if fmt == "json":
+        doc = {"metrics": entries, "series_total": sip + own, "sip_series": sip, "library_series": own}
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+    elif fmt == "markdown":
+        out.write("| metric | type | labels (allowed values) | series |\n|---|---|---|---:|\n")
+        for e in entries:
+            labels = "; ".join(f"{k}: {', '.join(f'`{x}`' for x in v)}" for k, v in e["labels"].items()) or "none"
+            out.write(f"| `{e['name']}` | {e['type']} | {labels} | {e['series']} |\n")
+        out.write(f"| **total** | | {sip} SIP series + {own} of the library's own | **{sip + own}** |\n")
+    else:
+        width = max(len(e["name"]) for e in entries)
+        out.write(f"{'metric':{width}}  {'type':12}  {'series':>6}  labels (allowed values)\n")
+        for e in entries:
+            out.write(f"{e['name']:{width}}  {e['type']:12}  {e['series']:>6}  {_labels_text(e['labels'])}\n")
+        out.write(f"\nseries budget: {sip + own} ({sip} SIP, {own} the library's own)\n")
+
+
+def render_window(total: Totals, window: Totals, interval: float, address: str, out: TextIO) -> None:
+    """One refresh of `listen`: counters with totals and rates, distributions of the window."""
+    stamp = time.strftime("%H:%M:%S")
+    out.write(
+        f"-- {stamp}  {address}  datagrams {total.datagrams:,} (+{window.datagrams:,})  "
+        f"lines {total.lines:,} (+{window.lines:,})  malformed {len(total.malformed):,} --\n"
+    )
+    if not total.lines and not total.malformed:
+        out.write("waiting for datagrams...\n\n")
+        return
+    if total.counts:
+        width = max(len("counter"), *(len(k) for k in total.counts))
+        out.write(f"{'counter':{width}}  {'total':>12}  {'rate/s':>10}\n")
+        for key in sorted(total.counts):
+            rate = window.counts.get(key, 0) / interval
+            out.write(f"{key:{width}}  {total.counts[key]:>12,.6g}  {rate:>10,.1f}\n")
+    if total.gauges:
+        width = max(len("gauge (last level)"), *(len(k) for k in total.gauges))
+        out.write(f"{'gauge (last level)':{width}}  {'level':>12}\n")
+        for key in sorted(total.gauges):
+            out.write(f"{key:{width}}  {total.gauges[key]:>12,.6g}\n")
+    if window.samples:
+        width = max(len("distribution (this window)"), *(len(k) for k in window.samples))
+        out.write(
+            f"{'distribution (this window)':{width}}  {'count':>7}  {'min':>9}  {'p50':>9}  {'p95':>9}  {'max':>9}\n"
+        )
+        for key in sorted(window.samples):
+            v = window.samples[key]
+            row = (min(v), percentile(v, 0.5), percentile(v, 0.95), max(v))
+            out.write(f"{key:{width}}  {len(v):>7,}  " + "  ".join(f"{x:>9.4g}" for x in row) + "\n")
+    if window.malformed:
+        out.write("malformed (this window, last 5):\n")
+        for line, why in window.malformed[-5:]:
+            out.write(f"  {line!r}: {why}\n")
+    out.write("\n")
+    out.flush()
+
+
+def listen(host: str, port: int, interval: float, out: TextIO) -> int:
+    try:
+        receiver = Receiver(host, port, keep_datagrams=False, keep_samples=False)
+    except OSError as error:
+        print(f"sip-statsd listen: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background with SIGINT ignored
+        signal.signal(sig, lambda *_: stop.set())
+    tty = out.isatty()
+    print(f"listening on udp://{receiver.address} (Ctrl-C to stop)", file=out, flush=True)
+    try:
+        while not stop.wait(interval):
+            window = receiver.take_window()
+            if tty:  # a refreshed screen
+                out.write("\x1b[H\x1b[2J")
+            elif not window.datagrams:
+                continue  # a log: a new table only when something arrived
+            render_window(receiver.totals(), window, interval, receiver.address, out)
+    finally:
+        receiver.close()
+    print("stopped", file=out, flush=True)
+    return 0
+
+
+def _agent(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _positive(kind: type[int] | type[float], allow_zero: bool = False) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'>= 0' if allow_zero else '> 0'}")
+        return value
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="sip-statsd", description="SIP signalling metrics for StatsD / DogStatsD: inspect, listen, demo."
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {sm.__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cat = sub.add_parser("catalog", help="every metric, its labels, allowed values and series count")
+    fmt = cat.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="fmt", action="store_const", const="json", help="JSON for machines")
+    fmt.add_argument("--markdown", dest="fmt", action="store_const", const="markdown", help="a Markdown table")
+
+    lis = sub.add_parser("listen", help="an embedded DogStatsD/StatsD receiver that prints what arrives")
+    lis.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    lis.add_argument("--port", type=int, default=8125, help="UDP port (default: %(default)s)")
+    lis.add_argument("--interval", type=_positive(float), default=2.0, help="seconds between tables (default: 2)")
+
+    dem = sub.add_parser("demo", help="simulate SIP traffic through the real helpers and check what arrives")
+    dem.add_argument("--calls", type=_positive(int), default=20_000, help="calls to simulate (default: 20000)")
+    dem.add_argument("--rate", type=_positive(float, allow_zero=True), default=0.0, help="calls/s; 0 = flat out")
+    dem.add_argument("--agent", type=_agent, help="send to a real agent at HOST:PORT instead of the embedded one")
+    dem.add_argument("--seed", type=int, default=1, help="random seed for the traffic mix (default: 1)")
+    add_dashboard_parser(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "catalog":
+            render_catalog(args.fmt or "table", sys.stdout)
+            return 0
+        if args.command == "listen":
+            return listen(args.host, args.port, args.interval, sys.stdout)
+        if args.command == "dashboard":
+            return dashboard(args, sys.stdout)
+        from .demo import demo
+
+        return demo(args.calls, args.rate, args.seed, args.agent)
+    except BrokenPipeError:  # `sip-statsd catalog | head`
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- dashboard ---------------------------------------------------------------------------
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    from .._assets.datadog.parts import Thresholds
+
+    name, sep, raw = text.partition("=")
+    if not sep or name not in Thresholds.names():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with NAME one of {', '.join(Thresholds.names())}")
+    try:
+        return name, float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {raw!r} is not a number") from None
+
+
+def add_dashboard_parser(sub: Any) -> None:
+    from .._assets.datadog.parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
+
+    das = sub.add_parser(
+        "dashboard",
+        help="a Datadog dashboard and monitors generated from the catalog (JSON, or --apply to your account)",
+        description="Without --out, prints the dashboard (or with --monitors the monitors) in the Datadog API's JSON.",
+    )
+    das.add_argument("--out", metavar="DIR", help="write DIR/dashboard.json and DIR/monitors.json")
+    das.add_argument("--monitors", action="store_true", help="print the monitors instead of the dashboard")
+    das.add_argument("--prefix", help="the prefix the service configures (configure(prefix=...))")
+    das.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="KEY",
+        help=f"a tag key for template variables and monitor groups, repeatable (default: {' '.join(DEFAULT_TAGS)})",
+    )
+    das.add_argument("--title", default=DEFAULT_TITLE, help="dashboard title; monitor names start with it")
+    das.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_threshold,
+        metavar="NAME=VALUE",
+        help=f"a monitor threshold, repeatable; NAME one of {', '.join(Thresholds.names())}",
+    )
+    das.add_argument("--notify", action="append", default=[], metavar="@HANDLE", help="add to every monitor message")
+    das.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE[:NAME]",
+        help="import MODULE first, so the families it defines (your own) are on the dashboard; "
+        "MODULE:NAME builds from the SipMetrics instance MODULE.NAME instead of the process-wide one",
+    )
+    das.add_argument(
+        "--apply",
+        action="store_true",
+        help="create or update them in your Datadog account (DD_API_KEY, DD_APP_KEY, DD_SITE)",
+    )
+    das.add_argument("--api-url", metavar="URL", help="the API's base URL instead of the one DD_SITE names")
+
+
+def _fail(message: str) -> int:
+    print(f"sip-statsd dashboard: {message}", file=sys.stderr)
+    return 1
+
+
+def _import_metrics(specs: list[str]) -> sm.SipMetrics | None:
+    """Import each MODULE (or MODULE:NAME); the SipMetrics instance named, if one is. ValueError if not."""
+    found: sm.SipMetrics | None = None
+    for spec in specs:
+        module_name, _, name = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            raise ValueError(f"cannot import {module_name!r}: {type(error).__name__}: {error}") from None
+        if not name:
+            continue
+        instance = getattr(module, name, None)
+        if not isinstance(instance, sm.SipMetrics):
+            raise ValueError(f"{spec!r} is {type(instance).__name__}, not a SipMetrics instance")
+        if found is not None and found is not instance:
+            raise ValueError(f"{spec!r}: --import names more than one SipMetrics instance")
+        found = instance
+    return found
+
+
+def dashboard(args: argparse.Namespace, out: TextIO) -> int:
+    from .._assets.datadog.dashboard import build, write
+    from .._assets.datadog.parts import DEFAULT_TAGS, Thresholds
+
+    try:
+        metrics = _import_metrics(args.modules)
+        thresholds = Thresholds(**dict(args.threshold))
+        board, monitors = build(
+            metrics,
+            prefix=args.prefix,
+            tags=DEFAULT_TAGS if args.tags is None else args.tags,
+            title=args.title,
+            thresholds=thresholds,
+            notify=args.notify,
+        )
+    except ValueError as error:
+        return _fail(str(error))
+    if args.out:
+        try:
+            paths = write(args.out, board, monitors)
+        except OSError as error:
+            return _fail(f"cannot write to {args.out!r}: {error.strerror or error}")
+        print(f"wrote {paths[0]} and {paths[1]} ({len(monitors)} monitors)", file=out)
+    elif not args.apply:
+        json.dump(monitors if args.monitors else board, out, indent=2)
+        out.write("\n")
+    if not args.apply:
+        return 0
+    try:
+        from .._assets.datadog.apply import ApplyError, InvalidDocumentError, apply
+    except ImportError:
+        return _fail("--apply needs datadog-api-client: pip install 'sip-statsd[dashboard]'")
+    try:
+        apply(board, monitors, api_url=args.api_url, report=lambda line: print(line, file=out, flush=True))
+    except (ApplyError, InvalidDocumentError) as error:
+        return _fail(str(error))
+    return 0

@@ -1,0 +1,182 @@
+"""Configuration: one frozen dataclass, validated when made, quoting any bad value."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._sip.quality import QualityThresholds
+from .names import check_key, check_name
+
+log = logging.getLogger("sip_statsd")
+
+BACKENDS = ("datadog", "statsd", "memory", "off")
+FLAVORS = ("influxdb", "graphite", "plain")
+DEFAULT_FLUSH_INTERVAL = 1.0
+# A constant tag value may carry what a DogStatsD tag value may (dots, slashes: `1.2.3`,
+# `fra1.eu`, `team/voice`): no flavor that has tags folds it into a name. Never a byte
+# that means something on the wire (`|`, `#`, `,`, `;`, `=`, `:`, `@`, white space).
+_TAG_VALUE_RE = re.compile(r"[A-Za-z0-9_\-./]+\Z")
+_MAX_TAG_VALUE = 200
+# Every line carries the constant tags: they must leave room in a UDP datagram (1432 bytes).
+_MAX_CONSTANT_TAGS = 512
+
+
+def _normalise_tags(tags: Mapping[str, str] | Iterable[str] | None) -> tuple[str, ...]:
+    if tags is None:
+        return ()
+    if isinstance(tags, str):
+        raise ValueError(f"constant_tags must be a mapping or a list of 'key:value', not the string {tags!r}")
+    pairs: list[tuple[str, str]] = []
+    if isinstance(tags, Mapping):
+        pairs = list(tags.items())
+    else:
+        for tag in tags:
+            if not isinstance(tag, str) or tag.count(":") != 1:
+                raise ValueError(f"constant tag {tag!r} is not of the form 'key:value'")
+            key, value = tag.split(":")
+            pairs.append((key, value))
+    out = []
+    for key, value in pairs:
+        checked = check_key(key)
+        if not isinstance(value, str) or len(value) > _MAX_TAG_VALUE or not _TAG_VALUE_RE.match(value):
+            raise ValueError(
+                f"invalid value {value!r} for constant tag {checked!r}: use letters, digits, '_', '-', "
+                f"'.' and '/', at most {_MAX_TAG_VALUE} characters"
+            )
+        out.append(f"{checked}:{value}")
+    if len(",".join(out)) > _MAX_CONSTANT_TAGS:
+        raise ValueError(
+            f"constant_tags {out!r} take {len(','.join(out))} characters; at most {_MAX_CONSTANT_TAGS} "
+            "(every line carries them, and a UDP datagram holds 1432 bytes)"
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where and how metrics go. Every field has a default; see README's configuration table."""
+
+    backend: str = "datadog"
+    host: str | None = None
+    port: int | None = None
+    socket_path: str | None = None
+    flavor: str = "influxdb"
+    prefix: str | None = None
+    constant_tags: tuple[str, ...] = field(default=())
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
+    strict: bool = False
+    packed: bool = True
+    # Call quality: a partial mapping given to configure() is completed with the defaults.
+    quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not one of {list(BACKENDS)}")
+        if self.flavor not in FLAVORS:
+            raise ValueError(f"flavor {self.flavor!r} is not one of {list(FLAVORS)}")
+        if self.host is not None and (
+            not isinstance(self.host, str) or not self.host or any(c.isspace() for c in self.host)
+        ):
+            raise ValueError(f"host {self.host!r} must be a non-empty host name or address")
+        if self.port is not None and (type(self.port) is not int or not 0 < self.port < 65536):
+            raise ValueError(f"port {self.port!r} must be an int from 1 to 65535")
+        if self.socket_path is not None:
+            if not isinstance(self.socket_path, str) or not self.socket_path:
+                raise ValueError(f"socket_path {self.socket_path!r} must be a non-empty path")
+            if self.host is not None or self.port is not None:
+                raise ValueError(
+                    f"give host/port or socket_path, not both (got host={self.host!r}, "
+                    f"port={self.port!r}, socket_path={self.socket_path!r})"
+                )
+        if self.prefix is not None:
+            check_name(self.prefix, "prefix")
+        object.__setattr__(self, "constant_tags", _normalise_tags(self.constant_tags))
+        if self.backend == "statsd" and self.flavor == "plain" and self.constant_tags:
+            raise ValueError(
+                f"constant_tags {list(self.constant_tags)!r} cannot be carried by the plain flavor "
+                "(it has no tags); use prefix, or the influxdb or graphite flavor"
+            )
+        interval = self.flush_interval
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, int | float)
+            or not math.isfinite(interval)
+            or not 0.01 <= interval <= 3600
+        ):
+            raise ValueError(f"flush_interval {interval!r} must be a number of seconds from 0.01 to 3600")
+        if not isinstance(self.strict, bool):
+            raise ValueError(f"strict {self.strict!r} must be True or False")
+        if not isinstance(self.packed, bool):
+            raise ValueError(f"packed {self.packed!r} must be True or False")
+        object.__setattr__(self, "quality_thresholds", QualityThresholds.of(self.quality_thresholds))
+
+    def describe_target(self) -> str:
+        """Where this configuration sends, for log lines."""
+        if self.backend in ("memory", "off"):
+            return self.backend
+        if self.socket_path is not None:
+            return f"{self.backend} unix://{self.socket_path}"
+        if self.host is None and self.port is None and self.backend == "datadog":
+            return "datadog (address from the DD_* environment)"
+        return f"{self.backend} udp://{self.host or 'localhost'}:{self.port or 8125}"
+
+
+# --- the environment ---------------------------------------------------------------------
+
+ENV_PREFIX = "SIP_STATSD_"
+
+
+def _port(text: str) -> int:
+    return int(text)
+
+
+def _interval(text: str) -> float:
+    return float(text)
+
+
+# Option name → how its SIP_STATSD_* variable is read (the Config checks the result).
+_ENV_OPTIONS: dict[str, Any] = {
+    "backend": str,
+    "host": str,
+    "port": _port,
+    "socket_path": str,
+    "flavor": str,
+    "prefix": str,
+    "flush_interval": _interval,
+}
+_env_logged: set[tuple[str, str]] = set()
+
+
+def env_options(named: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Options from `SIP_STATSD_*` for every option not in `named`.
+
+    A bad value is logged once and left out (its default holds): importing or configuring
+    the library never fails because of the environment.
+    """
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    named = set(named)
+    # host/port and socket_path exclude each other: a named one keeps the other out too.
+    if named & {"host", "port", "socket_path"}:
+        named |= {"host", "port", "socket_path"}
+    for option, read in _ENV_OPTIONS.items():
+        variable = ENV_PREFIX + option.upper()
+        text = environ.get(variable)
+        if option in named or text is None or text.strip() == "":
+            continue
+        try:
+            value = read(text.strip())
+            Config(**{**out, option: value})  # checks the value, alone and with the others
+        except (ValueError, TypeError) as error:
+            if (variable, text) not in _env_logged:
+                _env_logged.add((variable, text))
+                log.warning("sip-statsd: ignoring %s=%r (%s); using the default", variable, text, error)
+            continue
+        out[option] = value
+    return out

@@ -1,0 +1,360 @@
+"""The recorder: owns the families, flushes them to a backend from one background thread.
+
+Emitters only touch their series' cells (see `CounterSeries`). Everything that may be slow
+(importing nothing: the clients are imported with the library; making a backend, DNS,
+sends) happens on the flusher thread, and only there; `flush()`, `close()`, `stats()` and
+`configure()` on another thread ask the flusher and wait for it with a deadline (see
+`_flusher.Schedule`). No lock of ours is held while we send or log, so a logging handler
+that calls back into us cannot deadlock the flusher.
+
+Process model (fork, exit, multiprocessing): see `process`, over the `WeakSet` of
+recorders kept here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .._wire.transport import FAULT_KINDS, FAULT_OTHER
+from .backend import Backend, MemoryBackend
+from .batch import Batch
+from .config import Config, env_options
+from .drops import STRICT_MISS, explain, show
+from .family import Counter, Family, use_default_recorder
+from .flusher import Schedule, watch
+from .gauge import take_levels
+from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
+from .sending import Sending, Stats
+from .series import CounterSeries, InvalidInputError, OwnedLock
+
+log = logging.getLogger("sip_statsd")
+
+DEFAULT_TIMEOUT = 5.0
+# Reconfigurations waiting for a stuck flusher: past this many, the newest two are folded.
+MAX_PENDING_SWITCHES = 8
+_instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+@dataclass
+class _Switch:
+    """A configure(): what was recorded before it goes to the old backend, then the new one."""
+
+    batch: Batch
+    config: Config
+    backend: Backend | None
+
+
+class Recorder(Sending):
+    """Families, their cells and the machinery that flushes them."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self._families: dict[str, Family] = {}
+        self._lock = OwnedLock()  # taking cells, registering families, fork
+        self._schedule = Schedule(self.config.flush_interval)
+        self._switches: deque[_Switch] = deque()  # under the schedule's condition
+        self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
+        self._init_sending(self.config)  # the sending side: touched by the flusher thread only
+        self._lock_held = False  # across a fork
+        # Call quality: helpers that precompute from self.config, called after each reconfigure.
+        self._config_listeners: list[Callable[[], None]] = []
+        self.dropped: Counter | None = None
+        # The library's own counters come first and never see caller input: no drop series.
+        self.send_errors = Counter(
+            METRIC_SEND_ERRORS_TOTAL,
+            labels={"kind": FAULT_KINDS},
+            description="Metric values the backend could not deliver, by kind of fault.",
+            recorder=self,
+        )
+        self._fault_counts = {kind: self.send_errors.series(kind=kind) for kind in FAULT_KINDS}
+        self.dropped = Counter(
+            METRIC_DROPPED_INPUTS_TOTAL,
+            labels={"metric": (), "reason": DROP_REASONS},
+            description="Inputs dropped by soft enforcement, by metric and reason.",
+            recorder=self,
+            _allow_empty=True,
+        )
+        _instances.add(self)
+        watch(self, self._schedule)
+        if self.config.backend == "memory":
+            self._backend = self._intended = MemoryBackend()
+        with self._schedule.cond:
+            self._schedule.start(self)
+
+    # --- families -----------------------------------------------------------------------
+
+    def _register(self, family: Family) -> None:
+        """Register `family` and bind its drop counters: all or nothing."""
+        with self._lock:
+            if family.name in self._families:
+                raise ValueError(f"a metric named {family.name!r} is already defined")
+            dropped = self.dropped
+            if dropped is not None:  # None while the library's own two counters are made
+                dropped._add_value("metric", family.name)
+            self._families[family.name] = family
+        if dropped is not None:
+            family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
+            self._apply_strict(family)
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        return tuple(self._families.values())
+
+    @property
+    def strict(self) -> bool:
+        return self.config.strict
+
+    def _apply_strict(self, family: Family) -> None:
+        """Point `family`'s helpers at the strict-mode miss, or at its unknown_value drop counter."""
+        if family._drops:
+            family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+
+    def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
+        """Count (or, strict, raise) one input that is not in `family`'s declaration.
+
+        The value is shown (its repr, bounded) only when it is raised or first logged: a bad
+        argument passed on every call costs its repr once, not on every call.
+        """
+        if self.strict:
+            expected = expected or explain(family, reason, key)
+            raise InvalidInputError(f"{family.name}: {key}={show(value)} is not {expected} ({reason})")
+        drops = family._drops
+        if drops:
+            next(drops[reason]._count)
+        if (family.name, reason) not in self._logged:
+            self._log_once(
+                (family.name, reason),
+                "sip-statsd: dropped %s=%s for %s (%s); counted in %s, logged once per metric and reason",
+                key,
+                show(value),
+                family.name,
+                reason,
+                METRIC_DROPPED_INPUTS_TOTAL,
+            )
+
+    # --- asking the flusher (any thread) -------------------------------------------------
+
+    def flush(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Send everything recorded so far; True once sent, False if `timeout` ran out first.
+
+        The flusher sends; the caller only waits. Called on the flusher itself (a logging
+        handler), it asks for another flush and returns False at once.
+        """
+        schedule = self._schedule
+        with schedule.cond:
+            want = schedule.ask()
+            started = schedule.start(self)
+            if schedule.on_flusher():
+                return False
+            if started:
+                return schedule.wait(want, timeout)
+        return self._serve_here(want)
+
+    def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`.
+
+        True once the last flush is done and the flusher has ended (or a `configure()` on
+        another thread started it again); False if `timeout` passed first.
+        """
+        asked = self._ask_close()
+        return asked is not None and self._wait_closed(asked, None if timeout is None else time.monotonic() + timeout)
+
+    def _ask_close(self) -> tuple[int, bool] | None:
+        """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
+        schedule = self._schedule
+        with schedule.cond:
+            schedule.periodic = False
+            want = schedule.ask()
+            started = schedule.start(self)
+            return None if schedule.on_flusher() else (want, started)
+
+    def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
+        want, started = asked
+        if not started:  # no thread can start: interpreter shutdown
+            return self._serve_here(want)
+        schedule = self._schedule
+        with schedule.cond:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return schedule.wait(want, remaining) and schedule.wait_ended(deadline)
+
+    def reconfigure(
+        self, config: Config, timeout: float | None = DEFAULT_TIMEOUT, backend: Backend | None = None
+    ) -> None:
+        """Switch to `config`: what was recorded before goes to the current backend, later emits to the new.
+
+        Never waits for the network: the flusher sends and makes the new backend. `backend`,
+        if given, is used as it is (the capture API restores an outer capture's). `timeout`
+        is accepted for compatibility and not needed.
+        """
+        del timeout
+        schedule = self._schedule
+        if config == self.config and backend is None and self._intended is None:
+            with schedule.cond:  # the same place: nothing to route apart, only (re)start
+                schedule.periodic = True
+                schedule.start(self)
+            return
+        if backend is None and config.backend == "memory":
+            backend = MemoryBackend()  # no network: made at once, so tests can read it
+        with self._lock:
+            batch = self._take()
+        self._account(batch)
+        with schedule.cond:
+            switch = _Switch(batch, config, backend)
+            if len(self._switches) >= MAX_PENDING_SWITCHES:
+                # The flusher is stuck: fold this switch into the newest waiting one, so
+                # configure() in a loop cannot grow memory. Its batch then goes to the
+                # backend before that one (the configuration in between never sends).
+                last = self._switches.pop()
+                switch.batch = last.batch.merged(batch)
+            self._switches.append(switch)
+            self.config = config
+            self._intended = backend
+            schedule.interval = config.flush_interval
+            schedule.periodic = True
+            schedule.ask()
+            schedule.start(self)
+        for family in self._families.values():
+            self._apply_strict(family)
+        for listener in self._config_listeners:  # call quality: thresholds precomputed by the helpers
+            listener()
+        schedule.wake()
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend handed to the latest reconfigure(), else the one in use."""
+        return self._intended if self._intended is not None else self._backend
+
+    def stats(self, timeout: float | None = DEFAULT_TIMEOUT) -> Stats:
+        """Totals since start, after a flush (waited for at most `timeout`)."""
+        self.flush(timeout)
+        s = self._stats
+        return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
+
+    def _serve_here(self, want: int) -> bool:
+        """No thread can start (interpreter shutdown): flush on this thread, the last one left.
+
+        Only through a backend that exists: making one may resolve a name, which must not
+        hold the exit (a hung resolver would hold it for ever). Without one, what is left is
+        counted and logged as lost.
+        """
+        schedule = self._schedule
+        with schedule.cond:
+            schedule.begun = max(schedule.begun, want)
+        self._retry_at = float("inf")  # no new backend from here on
+        self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
+        self._serve()
+        self._retire()
+        schedule.finished(want)
+        return True
+
+    # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
+
+    def _serve(self) -> None:
+        """One flush: pending switches first, then what the cells hold. Never raises."""
+        try:
+            while True:
+                with self._schedule.cond:
+                    switch = self._switches.popleft() if self._switches else None
+                if switch is None:
+                    break
+                self._send(switch.batch)
+                self._close_backend()
+                self._active = switch.config
+                self._backend = switch.backend
+                self._retry_at = 0.0
+                self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
+            with self._lock:
+                batch = self._take()
+            self._account(batch)
+            self._send(batch)
+            self._prepare()
+        except Exception as error:  # a bug of ours must not kill the flusher
+            self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
+
+    def _take(self) -> Batch:
+        """Take every cell (hold `_lock`). Runs over every series each flush: kept tight."""
+        batch = Batch()
+        counts, samples = batch.counts, batch.samples
+        for family in self._families.values():
+            kind = family.kind
+            if kind == "count":
+                for series in family._by_values.values():
+                    n = series._take()  # type: ignore[attr-defined]
+                    if n:
+                        counts.append((series, n))  # type: ignore[arg-type]
+            elif kind == "gauge":  # a level, sent every flush once it has one
+                take_levels(family, batch.gauges)
+            else:
+                for series in family._by_values.values():
+                    values = series._take()  # type: ignore[attr-defined]
+                    if values:
+                        samples.append((series, values))  # type: ignore[arg-type]
+        return batch
+
+    # --- fork (see process) -----------------------------------------------------------------
+
+    def _pause_for_fork(self) -> threading.Thread | None:
+        return self._schedule.pause()
+
+    def _before_fork(self, deadline: float) -> None:
+        # Not a plain acquire(): a fork from a signal handler may interrupt this very thread
+        # while it holds the lock (a configure()'s take); then the fork goes on without it.
+        self._lock_held = self._lock.acquire_for_fork(deadline - time.monotonic())
+
+    def _after_fork_parent(self) -> None:
+        if self._lock_held:
+            self._lock.release()
+        self._schedule.resume(self)
+
+    def _after_fork_child(self) -> None:
+        # Fresh locks and schedule: no other thread of the parent exists here.
+        self._lock = OwnedLock()
+        old = self._schedule
+        schedule = self._schedule = Schedule(self.config.flush_interval)
+        schedule.periodic = old.periodic
+        watch(self, schedule)
+        # The parent sends what it had recorded; the child starts from zero. A fold that a
+        # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
+        for family in self._families.values():
+            for series in family._by_values.values():
+                series._take()  # type: ignore[attr-defined]
+                if isinstance(series, CounterSeries):
+                    series._extra = []
+        self._switches.clear()  # their batches are the parent's; their configuration holds here
+        self._active = self.config
+        self._stats = Stats()
+        backend = self._backend
+        # A memory backend starts empty too: what it holds is the parent's.
+        self._backend = MemoryBackend() if isinstance(self._intended or backend, MemoryBackend) else None
+        if isinstance(self._intended, MemoryBackend):
+            self._intended = self._backend
+        if backend is not None and not isinstance(backend, MemoryBackend):
+            with contextlib.suppress(Exception):
+                backend.close()  # the child's copy of the socket only
+        if schedule.periodic:
+            with schedule.cond:
+                schedule.start(self)
+
+
+_default: Recorder | None = None
+_default_lock = threading.Lock()
+
+
+def default_recorder() -> Recorder:
+    """The process-wide recorder behind the module-level helpers."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Recorder(Config(**env_options(())))
+    return _default
+
+
+use_default_recorder(default_recorder)

@@ -1,0 +1,131 @@
+"""The sending side of a recorder: its backend, its faults and its own counts.
+
+Touched by the flusher thread only (or, at interpreter shutdown, by the last thread left):
+making a backend (which may resolve a name), sending a batch, counting what could not be
+sent by kind of fault, and logging, once per kind, with no lock of ours held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .._wire.transport import FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
+from .backend import Backend, MemoryBackend, make_backend
+from .batch import Batch
+from .config import Config
+from .family import Counter
+from .names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
+from .series import CounterSeries
+
+log = logging.getLogger("sip_statsd")
+
+
+@dataclass
+class Stats:
+    """What the recorder has seen since it was made: a health check, not a metric.
+
+    `send_errors` counts metric values (a counter's total, or one sample) that could not
+    be delivered, by kind; `lines_sent` counts lines the network took (a packed line
+    carries many samples).
+    """
+
+    dropped_inputs: dict[tuple[str, str], int] = field(default_factory=dict)
+    send_errors: dict[str, int] = field(default_factory=dict)
+    flushes: int = 0
+    lines_sent: int = 0
+
+
+class Sending:
+    """The flusher's half of a recorder (see `Recorder`, which is one)."""
+
+    dropped: Counter | None
+    send_errors: Counter
+    _fault_counts: dict[str, CounterSeries]
+
+    def _init_sending(self, config: Config) -> None:
+        self._active = config
+        self._backend: Backend | None = None
+        self._retry_at = 0.0  # no new backend before this (monotonic) after a failed make
+        self._make_fault: tuple[str, BaseException | None] = (FAULT_OTHER, None)
+        self._logged: set[object] = set()
+        self._stats = Stats()
+
+    def _log_once(self, key: object, message: str, *args: object) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            with contextlib.suppress(Exception):  # a raising handler must not stop a flush or reach a call
+                log.warning(message, *args)
+
+    def _prepare(self) -> None:
+        if self._backend is None and time.monotonic() >= self._retry_at:
+            self._make()
+
+    def _retire(self) -> None:
+        if not isinstance(self._backend, MemoryBackend):  # memory holds no resource, and tests read it
+            self._close_backend()
+
+    def _account(self, batch: Batch) -> None:
+        """Keep the library's own counts for stats() and log new drops once (no lock held)."""
+        stats = self._stats
+        for series, n in batch.counts:
+            if series.family is self.dropped:
+                key = (series.labels["metric"], series.labels["reason"])
+                stats.dropped_inputs[key] = stats.dropped_inputs.get(key, 0) + n
+                self._log_once(
+                    key,
+                    "sip-statsd: dropped %d input(s) to %s (%s); counted in %s, "
+                    "logged once; strict=True raises with the value",
+                    n,
+                    *key,
+                    METRIC_DROPPED_INPUTS_TOTAL,
+                )
+            elif series.family is self.send_errors:
+                kind = series.labels["kind"]
+                stats.send_errors[kind] = stats.send_errors.get(kind, 0) + n
+
+    def _make(self) -> Backend | None:
+        try:
+            self._backend = make_backend(self._active, self._on_fault)
+        except Exception as error:  # no client, no send: count it, retry after a back-off
+            self._make_fault = (fault_kind(error), error)
+            self._retry_at = time.monotonic() + RESOLVE_BACKOFF
+            return None
+        return self._backend
+
+    def _send(self, batch: Batch) -> None:
+        if not batch:
+            return
+        backend = self._backend
+        if backend is None and time.monotonic() >= self._retry_at:
+            backend = self._make()
+        if backend is None:
+            self._on_fault(*self._make_fault, batch.values)
+            return
+        before = backend.lines_sent
+        backend.send(batch)
+        self._stats.flushes += 1
+        self._stats.lines_sent += backend.lines_sent - before
+
+    def _on_fault(self, kind: str, error: BaseException | None, values: int) -> None:
+        self._fault_counts[kind].inc(values)
+        self._log_once(
+            ("fault", kind),
+            "sip-statsd: cannot send to %s (%s: %s); dropping %d value(s), counting in %s, "
+            "logged once per kind of fault",
+            self._active.describe_target(),
+            kind,
+            error,
+            values,
+            METRIC_SEND_ERRORS_TOTAL,
+        )
+
+    def _close_backend(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            try:
+                backend.close()
+            except Exception as error:
+                self._log_once(("close", type(error)), "sip-statsd: closing the backend failed: %r", error)

@@ -1,0 +1,134 @@
+"""`SipMetrics`, the instance API, and the process-wide instance behind the module helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TypedDict, Unpack
+
+from .._core import process as _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
+from .._core.config import Config, env_options
+from .._core.family import Counter, Distribution, Family
+from .._core.gauge import Gauge
+from .._core.recorder import DEFAULT_TIMEOUT, Recorder, default_recorder
+from .._core.sending import Stats
+from .._core.series import FLOAT_MAX
+from .._wire import backends as _backends  # noqa: F401 - registers the datadog and statsd backends
+from .catalog import SipCatalog, build_catalog, check_response_codes
+from .helpers import Helpers
+from .quality import QualityThresholds
+from .values import DEFAULT_RESPONSE_CODES
+
+
+class Options(TypedDict, total=False):
+    """The keyword arguments of `configure()` and `SipMetrics()`; see the README's table."""
+
+    backend: str
+    host: str | None
+    port: int | None
+    socket_path: str | None
+    flavor: str
+    prefix: str | None
+    constant_tags: Mapping[str, str] | Iterable[str] | None
+    flush_interval: float
+    strict: bool
+    packed: bool
+    quality_thresholds: Mapping[str, float] | QualityThresholds | None
+
+
+def make_config(options: Options) -> Config:
+    """A `Config` from keyword options, then `SIP_STATSD_*` for what they do not name, then defaults."""
+    return Config(**{**env_options(options), **options})
+
+
+class SipMetrics(Helpers):
+    """A recorder with its own configuration, SIP catalog and helpers.
+
+    The module-level helpers are those of one process-wide instance; make your own
+    for code that does not want module state:
+
+    >>> metrics = SipMetrics(backend="statsd", flavor="graphite", port=8125)
+    >>> metrics.invite_result("outbound", 200)
+    >>> metrics.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        response_codes: Iterable[int] = DEFAULT_RESPONSE_CODES,
+        _recorder: Recorder | None = None,
+        **options: Unpack[Options],
+    ) -> None:
+        """`response_codes`: the exact codes sip_invite_response_total keeps (any other code
+        counts as its class); ints from 100 to 699, at most 100. Fixed for the instance's
+        life (its series are made now); the other options are `configure()`'s.
+        """
+        codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
+        if _recorder is None:
+            _recorder = Recorder(make_config(options))
+        self.recorder = _recorder
+        self.catalog: SipCatalog = build_catalog(_recorder, codes)
+        super().__init__(self.catalog)
+
+    def configure(self, **options: Unpack[Options]) -> None:
+        """Replace the whole configuration (unnamed options take their defaults).
+
+        What was recorded is first flushed to the backend that was active. A bad
+        option raises ValueError quoting it, and the old configuration stays.
+        """
+        self.recorder.reconfigure(make_config(options))
+
+    @property
+    def config(self) -> Config:
+        return self.recorder.config
+
+    def flush(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Send everything recorded so far; False if `timeout` seconds passed first.
+
+        The send happens on the flusher thread, so this never resolves a name or touches
+        the network on the caller's thread.
+        """
+        return self.recorder.flush(timeout)
+
+    def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Flush, then stop the flusher and close the backend. `configure()` starts it again."""
+        return self.recorder.close(timeout)
+
+    def stats(self, timeout: float | None = DEFAULT_TIMEOUT) -> Stats:
+        """Totals since start, after a flush waited for at most `timeout` seconds.
+
+        Dropped inputs by (metric, reason), send errors by kind (in metric values), flushes,
+        and lines the network took.
+        """
+        return self.recorder.stats(timeout)
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        """Every family of this instance: the SIP catalog, the library's own, and yours."""
+        return self.recorder.families
+
+    def counter(
+        self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = ""
+    ) -> Counter:
+        """Define a counter family on this instance (see `Counter`)."""
+        return Counter(name, labels, description=description, recorder=self.recorder)
+
+    def distribution(
+        self,
+        name: str,
+        labels: Mapping[str, Iterable[str]] | None = None,
+        *,
+        minimum: float = -FLOAT_MAX,
+        maximum: float = FLOAT_MAX,
+        description: str = "",
+    ) -> Distribution:
+        """Define a distribution family on this instance (see `Distribution`)."""
+        return Distribution(
+            name, labels, minimum=minimum, maximum=maximum, description=description, recorder=self.recorder
+        )
+
+    def gauge(self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = "") -> Gauge:
+        """Define a gauge family on this instance (see `Gauge`)."""
+        return Gauge(name, labels, description=description, recorder=self.recorder)
+
+
+DEFAULT = SipMetrics(_recorder=default_recorder())
