@@ -164,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     dem.add_argument("--agent", type=_agent, help="send to a real agent at HOST:PORT instead of the embedded one")
     dem.add_argument("--seed", type=int, default=1, help="random seed for the traffic mix (default: 1)")
     add_dashboard_parser(sub)
+    add_prometheus_parser(sub)
     return top
 
 
@@ -175,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "listen":
             return listen(args.host, args.port, args.interval, sys.stdout)
-        if args.command == "dashboard":
-            return dashboard(args, sys.stdout)
+        if args.command in ("dashboard", "prometheus"):
+            return (dashboard if args.command == "dashboard" else prometheus)(args, sys.stdout)
         from .demo import demo
 
         return demo(args.calls, args.rate, args.seed, args.agent)
@@ -246,8 +247,8 @@ def add_dashboard_parser(sub: Any) -> None:
     das.add_argument("--api-url", metavar="URL", help="the API's base URL instead of the one DD_SITE names")
 
 
-def _fail(message: str) -> int:
-    print(f"sip-statsd dashboard: {message}", file=sys.stderr)
+def _fail(message: str, command: str = "dashboard") -> int:
+    print(f"sip-statsd {command}: {message}", file=sys.stderr)
     return 1
 
 
@@ -307,4 +308,68 @@ def dashboard(args: argparse.Namespace, out: TextIO) -> int:
         apply(board, monitors, api_url=args.api_url, report=lambda line: print(line, file=out, flush=True))
     except (ApplyError, InvalidDocumentError) as error:
         return _fail(str(error))
+    return 0
+
+
+# --- prometheus --------------------------------------------------------------------------
+
+
+def add_prometheus_parser(sub: Any) -> None:
+    from .._assets.datadog.parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
+
+    pro = sub.add_parser(
+        "prometheus",
+        help="a statsd_exporter mapping, Prometheus rules and a Grafana dashboard generated from the catalog",
+        description="Writes DIR/statsd_exporter.yml, DIR/sip_statsd.rules.yml and DIR/grafana-dashboard.json.",
+    )
+    pro.add_argument("--out", metavar="DIR", required=True, help="the directory to write the three files into")
+    pro.add_argument("--prefix", help="the prefix the service configures (configure(prefix=...))")
+    pro.add_argument(
+        "--tag",
+        action="append",
+        dest="tags",
+        metavar="KEY",
+        help=f"a tag key for dashboard variables and rule groups, repeatable (default: {' '.join(DEFAULT_TAGS)})",
+    )
+    pro.add_argument("--title", default=DEFAULT_TITLE, help="dashboard title; alert summaries start with it")
+    pro.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_threshold,
+        metavar="NAME=VALUE",
+        help=f"an alert threshold (the Datadog monitors'), repeatable; NAME one of {', '.join(Thresholds.names())}",
+    )
+    pro.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE[:NAME]",
+        help="import MODULE first, so the families it defines (your own) are mapped and on the dashboard; "
+        "MODULE:NAME builds from the SipMetrics instance MODULE.NAME instead of the process-wide one",
+    )
+
+
+def prometheus(args: argparse.Namespace, out: TextIO) -> int:
+    from .._assets.datadog.parts import DEFAULT_TAGS, Thresholds
+    from .._assets.prometheus.build import build, write
+
+    try:
+        assets = build(
+            _import_metrics(args.modules),
+            prefix=args.prefix,
+            tags=DEFAULT_TAGS if args.tags is None else args.tags,
+            title=args.title,
+            thresholds=Thresholds(**dict(args.threshold)),
+        )
+    except ValueError as error:
+        return _fail(str(error), "prometheus")
+    try:
+        paths = write(args.out, assets)
+    except OSError as error:
+        return _fail(f"cannot write to {args.out!r}: {error.strerror or error}", "prometheus")
+    alerts = sum(1 for g in assets.rules["groups"] for r in g["rules"] if "alert" in r)
+    records = sum(1 for g in assets.rules["groups"] for r in g["rules"] if "record" in r)
+    print(f"wrote {', '.join(str(p) for p in paths)} ({records} recording and {alerts} alerting rules)", file=out)
     return 0
