@@ -137,10 +137,13 @@ def lossy(tmp: Path) -> Any:
         if minute == 0:
             from sip_statsd import SipMetrics
 
-            m = SipMetrics(socket_path=str(tmp / "no-agent.sock"), constant_tags={"env": "prod", "service": "lossy"})
+            tags = {"env": "prod", "service": "lossy"}
+            m = SipMetrics(**ps.DIALECT, socket_path=str(tmp / "no-agent.sock"), constant_tags=tags)
             m.transaction_timeout("BYE")
             m.flush(timeout=5)  # counted as a send error of kind no_socket
-            m.configure(host="127.0.0.1", port=wire.port, constant_tags={"env": "prod", "service": "lossy"})
+            m.configure(
+                **ps.DIALECT, host="127.0.0.1", port=wire.port, constant_tags={"env": "prod", "service": "lossy"}
+            )
             assert m.flush(timeout=5)
             state["metrics"] = m
         elif minute == 1:
