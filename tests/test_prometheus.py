@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def test_cli_writes_the_files_with_a_users_families(
 ) -> None:
     from sip_statsd._cli.main import main
 
-    (tmp_path / "acme_metrics.py").write_text(
+    (tmp_path / "prometheus_cli_families.py").write_text(
         "from sip_statsd import Counter, SipMetrics\n"
         "METRICS = SipMetrics(backend='off')\n"
         "TRANSFERS = Counter('acme_transfers_total', labels={'kind': ('blind',)}, recorder=METRICS.recorder)\n",
@@ -239,8 +240,12 @@ def test_cli_writes_the_files_with_a_users_families(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "out"
-    argv = ["prometheus", "--out", str(out), "--import", "acme_metrics:METRICS", "--prefix", "pbx", "--tag", "env"]
-    assert main([*argv, "--threshold", "asr_percent=40"]) == 0
+    argv = ["prometheus", "--out", str(out), "--import", "prometheus_cli_families:METRICS"]
+    argv += ["--prefix", "pbx", "--tag", "env"]
+    try:
+        assert main([*argv, "--threshold", "asr_percent=40"]) == 0
+    finally:
+        sys.modules.pop("prometheus_cli_families", None)  # other tests import modules of their own
     assert "recording and" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     text = (out / "statsd_exporter.yml").read_text()

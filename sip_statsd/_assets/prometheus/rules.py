@@ -131,7 +131,7 @@ def alerts(q: PromQL, rec: Recorded, t: Thresholds, title: str) -> list[dict[str
     pct = "{{ $value | humanizePercentage }}"
     window = f"{int(t.no_data_minutes)}m"
     invites = q.selector(METRIC_INVITE_RESULT_TOTAL)
-    of = f" of {{{{ $labels.{q.tags[0]} }}}}" if q.tags else ""
+    of = (" of " + " ".join(f"{{{{ $labels.{t} }}}}" for t in q.tags)) if q.tags else ""
     dropped_keys, send_keys = ("metric", "reason"), ("kind",)
     return [
         _alert(
