@@ -9,6 +9,9 @@ A port of the parts that decide the exposed series, each following the Go code i
   `match_metric_type`; `pkg/exporter/exporter.go` `handleEvent`: the mapped name, `scale`, the
   unmapped name escaped (`pkg/mapper/escape.go`), counters summed, gauges set or moved (`+`/`-`),
   observers into a histogram with the mapping's buckets (cumulative, plus `+Inf`, `_sum`, `_count`).
+
+`tests/statsd_exporter/line_cases.json` holds statsd_exporter's own `TestLineToEvents` cases;
+`test_prometheus.py` checks that `parse` gives the events they expect.
 """
 
 from __future__ import annotations
@@ -77,7 +80,10 @@ def parse(line: str) -> list[Event]:
             if not component:
                 ok = False
             elif component[0] == "@":
-                rate = float(component[1:]) or 1.0
+                try:
+                    rate = float(component[1:]) or 1.0
+                except ValueError:  # counted as an error; the factor is then 0, taken as 1
+                    rate = 1.0
                 if kind == "c":
                     value /= rate
                 elif kind in ("ms", "h", "d"):

@@ -8,6 +8,7 @@ through promtool's parser.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -256,3 +257,17 @@ def test_cli_writes_the_files_with_a_users_families(
 
     assert main(["prometheus", "--out", str(out), "--prefix", "a b"]) == 1
     assert "sip-statsd prometheus: invalid prefix 'a b'" in capsys.readouterr().err
+
+
+def test_the_exporter_model_agrees_with_statsd_exporters_own_line_tests() -> None:
+    """The port's parser gives the events statsd_exporter's TestLineToEvents expects, case by case."""
+    from statsd_exporter_model import parse
+
+    doc = json.loads((Path(__file__).parent / "statsd_exporter" / "line_cases.json").read_text())
+    assert len(doc["cases"]) >= 40
+    for case in doc["cases"]:
+        got = [
+            {"kind": e.kind, "name": e.name, "value": e.value, "labels": e.labels, "relative": e.relative}
+            for e in parse(case["line"])
+        ]
+        assert got == case["events"], case["case"]
