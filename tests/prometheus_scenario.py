@@ -126,6 +126,8 @@ def run(mapping: dict[str, Any], minutes: int, extra: Callable[[int, Wire], None
             if extra is not None:
                 extra(i, wire)
             for datagram in wire.drain():
+                # |ms would be divided by 1000 by the exporter, then scaled by the mapping again
+                assert "|ms" not in datagram, datagram
                 exporter.feed(datagram)
             scrapes.append(exporter.exposition())
     finally:
