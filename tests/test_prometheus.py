@@ -271,3 +271,12 @@ def test_the_exporter_model_agrees_with_statsd_exporters_own_line_tests() -> Non
             for e in parse(case["line"])
         ]
         assert got == case["events"], case["case"]
+
+
+def test_a_dashboard_keeps_its_uid_per_title() -> None:
+    def uid(**options: Any) -> str:
+        return str(build(SipMetrics(backend="off"), **options).dashboard["uid"])
+
+    assert uid() == "sip-statsd"
+    assert uid(title="Edge SBCs") == uid(title="Edge SBCs") != uid(title="Core SBCs")
+    assert len(uid(title="Edge SBCs")) <= 40  # Grafana's limit
