@@ -68,11 +68,39 @@ class Wire:
         self.sock.close()
 
 
-# The dialect statsd_exporter gets (DogStatsD tags, distributions as |d); before
-# configure(receiver=...) exists, the datadog backend, whose lines it also reads.
-DIALECT: dict[str, Any] = (
-    {"receiver": "statsd_exporter"} if "receiver" in Options.__annotations__ else {"backend": "datadog"}
-)
+# What statsd_exporter gets: configure(receiver="statsd_exporter"): DogStatsD tags, `|ms` for
+# distributions in milliseconds, `|h` for the others, one value per line. Before that option
+# exists, the datadog backend's lines rewritten so (`as_dialect`).
+NATIVE = "receiver" in Options.__annotations__
+DIALECT: dict[str, Any] = {"receiver": "statsd_exporter"} if NATIVE else {"backend": "datadog"}
+RESTART = 2  # the exporter restarts at this minute: what was sent before (counters' zeros) is gone
+
+
+def as_dialect(datagram: str) -> str:
+    """A datadog-backend datagram as the statsd_exporter dialect writes it (a stand-in, see above)."""
+    if NATIVE:
+        return datagram
+    out = []
+    for line in datagram.splitlines():
+        name, _, rest = line.partition(":")
+        values, _, tail = rest.partition("|")
+        letter, _, fields = tail.partition("|")
+        if letter != "d":
+            out.append(line)
+            continue
+        letter = "ms" if name.endswith(("_ms", "_milliseconds")) else "h"
+        out += [f"{name}:{v}|{letter}" + (f"|{fields}" if fields else "") for v in values.split(":")]
+    return "\n".join(out) + "\n"
+
+
+def check_letters(datagram: str) -> None:
+    """`|ms` only for a name in milliseconds (statsd_exporter divides it by 1000); no packed lines."""
+    for line in datagram.splitlines():
+        name, _, rest = line.partition(":")
+        if "|ms" in rest:
+            assert name.endswith(("_ms", "_milliseconds")), line
+        if rest.split("|")[1:2] in (["ms"], ["h"], ["d"]):
+            assert ":" not in rest.split("|")[0], line
 
 
 def service(wire: Wire, name: str, **options: Any) -> SipMetrics:
@@ -86,9 +114,9 @@ def service(wire: Wire, name: str, **options: Any) -> SipMetrics:
     )
 
 
-def minute(m: SipMetrics, name: str, first: bool) -> None:
-    """One minute of a service's traffic; `idle` sends one INVITE outcome in its first minute only."""
-    invites = INVITES[name] if name != "idle" else ({200: 1} if first else {})
+def minute(m: SipMetrics, name: str, once: bool) -> None:
+    """One minute of a service's traffic; `idle` sends one INVITE outcome, at the minute `once`."""
+    invites = INVITES[name] if name != "idle" else ({200: 1} if once else {})
     for code, n in invites.items():
         for _ in range(n):
             m.invite_result("inbound", code)
@@ -120,15 +148,18 @@ def run(mapping: dict[str, Any], minutes: int, extra: Callable[[int, Wire], None
     scrapes = []
     try:
         for i in range(minutes + 1):
+            if i == RESTART:
+                unmapped, exporter = exporter.unmapped, Exporter(mapping)
+                exporter.unmapped |= unmapped
             for name, m in services.items():
-                minute(m, name, i == 0)
+                minute(m, name, i == RESTART)
                 assert m.flush(timeout=5), name
             if extra is not None:
                 extra(i, wire)
             for datagram in wire.drain():
-                # |ms would be divided by 1000 by the exporter, then scaled by the mapping again
-                assert "|ms" not in datagram, datagram
-                exporter.feed(datagram)
+                text = as_dialect(datagram)
+                check_letters(text)
+                exporter.feed(text)
             scrapes.append(exporter.exposition())
     finally:
         for m in services.values():

@@ -134,7 +134,7 @@ def lossy(tmp: Path) -> Any:
     state: dict[str, Any] = {}
 
     def extra(minute: int, wire: ps.Wire) -> None:
-        if minute == 0:
+        if minute == ps.RESTART:
             from sip_statsd import SipMetrics
 
             tags = {"env": "prod", "service": "lossy"}
@@ -146,7 +146,7 @@ def lossy(tmp: Path) -> Any:
             )
             assert m.flush(timeout=5)
             state["metrics"] = m
-        elif minute == 1:
+        elif minute == ps.RESTART + 1:
             state["metrics"].close(timeout=2)
 
     return extra

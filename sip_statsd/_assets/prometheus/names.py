@@ -1,13 +1,12 @@
-"""What each family becomes in Prometheus: its name, type, unit conversion and histogram buckets.
+"""What each family becomes in Prometheus: its name, type, unit and histogram buckets.
 
-statsd_exporter keeps a DogStatsD counter or gauge as it is; a distribution (`|d`, also `|h`)
-becomes a histogram whose samples the mapping's `scale` multiplies before they are counted in
-buckets (statsd_exporter `pkg/exporter/exporter.go`, `handleEvent`: `eventValue *=
-mapping.Scale.Val`; `scale` exists since statsd_exporter 0.24.0). So a family in milliseconds
-(`sip_call_rtt_ms`) becomes `sip_call_rtt_seconds`, scaled by 0.001, as Prometheus' naming
-convention asks for base units; the library keeps sending milliseconds. `|ms` is never what
-the library sends for these: statsd_exporter divides `|ms` values by 1000 itself
-(`pkg/line/line.go`, `buildEvent`), and the mapping would scale them a second time.
+statsd_exporter keeps a DogStatsD counter or gauge as it is and makes a distribution a
+histogram (the mapping's buckets). Units follow what `configure(receiver="statsd_exporter")`
+sends: a distribution in milliseconds (a name ending `_ms`, e.g. `sip_call_rtt_ms`) goes as a
+`|ms` timer, which statsd_exporter itself divides by 1000 ("prometheus presumes seconds",
+`pkg/line/line.go`, `buildEvent`), so the mapping only renames it `sip_call_rtt_seconds`, as
+Prometheus' naming convention asks for base units; every other distribution (a MOS, a loss
+fraction, seconds) goes as `|h`, unscaled. No mapping `scale`: it would convert a second time.
 """
 
 from __future__ import annotations
@@ -47,13 +46,12 @@ class PromMetric:
     name: str  # the Prometheus name (histograms add _bucket, _sum, _count)
     kind: str  # counter, gauge, histogram
     unit: str  # Grafana's unit id for a panel showing the value
-    scale: float | None = None
     buckets: tuple[float, ...] = ()
 
     def help(self) -> str:
         text = self.family.description or self.family.name
-        if self.scale is not None:
-            text += f" (sent in milliseconds, exposed in seconds: scale {self.scale:g})"
+        if self.kind == "histogram" and self.name.endswith("_seconds") and not self.family.name.endswith("_s"):
+            text += " (sent as |ms timers in milliseconds; statsd_exporter exposes them in seconds)"
         return text
 
 
@@ -63,48 +61,43 @@ def prom_name(name: str, prefix: str | None) -> str:
     return full.replace(".", "_")
 
 
-def _rebase(name: str) -> tuple[str, float | None, str, tuple[float, ...]]:
-    """A user's distribution by its name's unit suffix: new name, scale, Grafana unit, buckets."""
-    if m := re.fullmatch(r"(.+)_(ms|milliseconds)", name):
-        return f"{m[1]}_seconds", 0.001, "s", _SECONDS
-    if m := re.fullmatch(r"(.+)_(s|seconds)", name):
-        return f"{m[1]}_seconds", None, "s", _SECONDS
+Known = dict[str, tuple[str, str, tuple[float, ...]]]
+
+
+def _rebase(name: str) -> tuple[str, str, tuple[float, ...]]:
+    """A user's distribution by its name's unit suffix: Prometheus name stem, Grafana unit, buckets."""
+    if m := re.fullmatch(r"(.+)_(ms|milliseconds|s|seconds)", name):
+        return f"{m[1]}_seconds", "s", _SECONDS
     if m := re.fullmatch(r"(.+)_(fraction|ratio)", name):
-        return f"{m[1]}_ratio", None, "percentunit", _RATIO
-    return name, None, "none", _ANY
+        return f"{m[1]}_ratio", "percentunit", _RATIO
+    return name, "none", _ANY
 
 
 def _with(bounds: tuple[float, ...], *extra: float) -> tuple[float, ...]:
     return tuple(sorted({round(b, 6) for b in (*bounds, *extra)}))
 
 
-def buckets(
-    quality: QualityThresholds, mos_alert: float
-) -> dict[str, tuple[str, float | None, str, tuple[float, ...]]]:
-    """The catalog's distributions: Prometheus name stem, scale, Grafana unit, buckets.
+def buckets(quality: QualityThresholds, mos_alert: float) -> Known:
+    """The catalog's distributions: Prometheus name stem, Grafana unit, buckets.
 
     The quality issues' thresholds and the MOS alert's threshold are bucket bounds, so a
     quantile or a share compared with them is exact rather than interpolated.
     """
     return {
-        METRIC_CALL_RTT_MS: ("sip_call_rtt_seconds", 0.001, "s", _with(_RTT_S, quality.rtt_ms / 1000)),
-        METRIC_CALL_JITTER_MS: ("sip_call_jitter_seconds", 0.001, "s", _with(_JITTER_S, quality.jitter_ms / 1000)),
-        METRIC_CALL_LOSS_FRACTION: ("sip_call_loss_ratio", None, "percentunit", _with(_RATIO, quality.loss_fraction)),
-        METRIC_CALL_MOS_ESTIMATE: ("sip_call_mos_estimate", None, "none", _with(_MOS, quality.mos, mos_alert)),
-        METRIC_CALL_DURATION_S: ("sip_call_duration_seconds", None, "s", _DURATION_S),
-        METRIC_SESSION_REQUEST_DELAY_MS: ("sip_session_request_delay_seconds", 0.001, "s", _SETUP_S),
+        METRIC_CALL_RTT_MS: ("sip_call_rtt_seconds", "s", _with(_RTT_S, quality.rtt_ms / 1000)),
+        METRIC_CALL_JITTER_MS: ("sip_call_jitter_seconds", "s", _with(_JITTER_S, quality.jitter_ms / 1000)),
+        METRIC_CALL_LOSS_FRACTION: ("sip_call_loss_ratio", "percentunit", _with(_RATIO, quality.loss_fraction)),
+        METRIC_CALL_MOS_ESTIMATE: ("sip_call_mos_estimate", "none", _with(_MOS, quality.mos, mos_alert)),
+        METRIC_CALL_DURATION_S: ("sip_call_duration_seconds", "s", _DURATION_S),
+        METRIC_SESSION_REQUEST_DELAY_MS: ("sip_session_request_delay_seconds", "s", _SETUP_S),
     }
 
 
-def prom_metric(
-    family: Family,
-    prefix: str | None,
-    known: dict[str, tuple[str, float | None, str, tuple[float, ...]]],
-) -> PromMetric:
+def prom_metric(family: Family, prefix: str | None, known: Known) -> PromMetric:
     match = f"{prefix}.{family.name}" if prefix else family.name
     if family.kind == "count":
         return PromMetric(family, match, prom_name(family.name, prefix), "counter", "short")
     if family.kind == "distribution":
-        stem, scale, unit, bounds = known.get(family.name) or _rebase(family.name.replace(".", "_"))
-        return PromMetric(family, match, prom_name(stem, prefix), "histogram", unit, scale, bounds)
+        stem, unit, bounds = known.get(family.name) or _rebase(family.name.replace(".", "_"))
+        return PromMetric(family, match, prom_name(stem, prefix), "histogram", unit, bounds)
     return PromMetric(family, match, prom_name(family.name, prefix), "gauge", "short")

@@ -113,10 +113,14 @@ def _alert(
 
 
 def _new_series(q: PromQL, family: str, window: str, keys: tuple[str, ...]) -> str:
-    """Groups whose series appeared within `window`: their first count is invisible to increase()."""
+    """Groups with a series that appeared within `window` with a count: increase() misses its first.
+
+    A series that appears at 0 (the statsd_exporter dialect sends every counter once as 0 at
+    start) is not one.
+    """
     by = ", ".join((*q.tags, *keys))
     now = q.selector(family)
-    return f"(count by ({by}) ({now} unless {now} offset {window}) * 0 + 1)"
+    return f"(count by ({by}) (({now} > 0) unless {now} offset {window}) * 0 + 1)"
 
 
 def _over(q: PromQL, family: str, keys: tuple[str, ...], limit: float) -> str:
