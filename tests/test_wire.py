@@ -128,7 +128,7 @@ def test_statsd_flavors_are_exact_bytes(flavor, line, receiver, make_metrics):
     metrics.bye_outbound("local", "timer-expired")
     metrics.flush()
     receiver.wait_for(lambda t: t.lines >= 1)
-    assert receiver.datagrams() == [line.encode()]
+    assert receiver.datagrams() == [line.encode() + b"\n"]
 
 
 @pytest.mark.parametrize("backend", WIRE_BACKENDS)

@@ -31,11 +31,12 @@ class _StatsClient(StatsClient):  # type: ignore[misc]  # statsd ships no type i
         # Not StatsClient.__init__: it resolves the name and opens an unconnected socket.
         self._transport = transport
         self._prefix = prefix
-        self._maxudpsize = transport.address.payload
+        self._maxudpsize = transport.address.payload - 1  # room for the last line's newline
 
     def _send(self, data: str) -> None:
         lines = data.count("\n") + 1
-        self._transport.send(((data.encode("ascii"), lines, lines),))
+        # Every line ends with a newline, the last one too (pystatsd joins without it).
+        self._transport.send(((data.encode("ascii") + b"\n", lines, lines),))
 
     def close(self) -> None:
         self._transport.close()

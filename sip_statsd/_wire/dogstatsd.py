@@ -32,13 +32,17 @@ from .transport import Address, FaultHandler, Transport, connect_udp
 
 
 class _Datagrams:
-    """Packs lines into datagrams of at most `limit` bytes, never splitting a line."""
+    """Packs lines into datagrams of at most `limit` bytes, never splitting a line.
+
+    Every line ends with a newline, the last one too: an Agent with `dogstatsd_eol_required`
+    drops a line without one, and both official clients send it.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.out: list[tuple[bytes, int, int]] = []
         self._parts: list[str] = []
-        self._size = -1  # bytes so far, less the newline the first line does not need
+        self._size = 0  # bytes so far, newlines included
         self._values = 0
 
     def room(self) -> int:
@@ -53,8 +57,9 @@ class _Datagrams:
 
     def close(self) -> None:
         if self._parts:
-            self.out.append(("\n".join(self._parts).encode("ascii"), self._values, len(self._parts)))
-            self._parts, self._size, self._values = [], -1, 0
+            self._parts.append("")  # the last line's newline
+            self.out.append(("\n".join(self._parts).encode("ascii"), self._values, len(self._parts) - 1))
+            self._parts, self._size, self._values = [], 0, 0
 
 
 class DatadogBackend:
