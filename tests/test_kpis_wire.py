@@ -86,7 +86,7 @@ def wire_gauge(totals: Totals, flavor: str | None, name: str, **labels: str) -> 
 def test_every_new_helper_arrives_exactly(backend, transport, make_metrics, tmp_path):
     path = str(tmp_path / "agent.sock") if transport == "unix" else None
     with Receiver(socket_path=path) as receiver:
-        metrics = make_metrics(**wire_options(backend, receiver, flush_interval=3600))
+        metrics = make_metrics(**wire_options(backend, receiver, flush_interval=3600, precision=None))
         # A Unix datagram socket queues few datagrams (net.unix.max_dgram_qlen, often 10)
         # and the sender never blocks: keep one flush within what the queue holds.
         want = drive(metrics, events=150 if path else 1500)
@@ -196,7 +196,7 @@ def test_every_new_helper_through_the_statsd_daemon(backend, flavor, statsd_daem
         options["flavor"] = flavor
     else:
         options["packed"] = False  # Etsy's daemon reads one value per line
-    metrics = make_metrics(**options, flush_interval=0.05)
+    metrics = make_metrics(**options, flush_interval=0.05, precision=None)
     want = drive(metrics, events=800)
     assert metrics.flush()
     data = statsd_daemon.read()

@@ -23,7 +23,7 @@ def test_every_sample_arrives_packed_within_the_datagram_size(transport, count, 
     socket_path = str(tmp_path / "dsd.sock") if transport == "unix" else None
     with Receiver(socket_path=socket_path) as receiver:
         where = {"socket_path": socket_path} if socket_path else {"host": receiver.host, "port": receiver.port}
-        metrics = make_metrics(**where, flush_interval=3600, constant_tags={"pop": "fra1"})
+        metrics = make_metrics(**where, flush_interval=3600, precision=None, constant_tags={"pop": "fra1"})
         rtt = metrics.distribution("packed_rtt_ms", {"leg": ("a", "b")})
         values = samples(count)
         for value in values:
@@ -70,7 +70,7 @@ def test_a_call_costs_one_packed_line_per_distribution_per_flush(receiver, make_
 @pytest.mark.parametrize("flavor", ["influxdb", "graphite", "plain"])
 def test_statsd_timers_keep_tiny_and_huge_values(flavor, receiver, make_metrics):
     """pystatsd's timing() writes six decimals: 1.5e-07 arrived as 0."""
-    metrics = make_metrics(backend="statsd", flavor=flavor, host=receiver.host, port=receiver.port)
+    metrics = make_metrics(backend="statsd", flavor=flavor, host=receiver.host, port=receiver.port, precision=None)
     values = [1.5e-07, 5e-324, 4e-07, 1e20, 38.5]
     tiny = metrics.distribution("tiny_ms")
     for value in values:

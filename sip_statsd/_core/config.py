@@ -17,6 +17,11 @@ log = logging.getLogger("sip_statsd")
 
 BACKENDS = ("datadog", "statsd", "memory", "off")
 FLAVORS = ("influxdb", "graphite", "plain")
+# What listens (see _wire/dialects.py for what each parses): the datadog backend speaks its dialect.
+RECEIVERS = ("datadog", "statsd_exporter", "telegraf", "otel_collector", "vector", "etsy")
+# DogStatsD `|card:` values (datadog-go validateCardinality; the Agent 7.64+ reads the field).
+CARDINALITIES = ("none", "low", "orchestrator", "high")
+DEFAULT_PRECISION = 4  # significant digits of a sample value on the wire (None: every digit)
 DEFAULT_FLUSH_INTERVAL = 1.0
 # A constant tag value may carry what a DogStatsD tag value may (dots, slashes: `1.2.3`,
 # `fra1.eu`, `team/voice`): no flavor that has tags folds it into a name. Never a byte
@@ -72,6 +77,9 @@ class Config:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     strict: bool = False
     packed: bool = True
+    receiver: str = "datadog"
+    cardinality: str | None = None
+    precision: int | None = DEFAULT_PRECISION
     # Call quality: a partial mapping given to configure() is completed with the defaults.
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds)
 
@@ -114,17 +122,32 @@ class Config:
             raise ValueError(f"strict {self.strict!r} must be True or False")
         if not isinstance(self.packed, bool):
             raise ValueError(f"packed {self.packed!r} must be True or False")
+        self._check_dialect()
         object.__setattr__(self, "quality_thresholds", QualityThresholds.of(self.quality_thresholds))
+
+    def _check_dialect(self) -> None:
+        """receiver, cardinality and precision: what the lines say and how."""
+        if self.receiver not in RECEIVERS:
+            raise ValueError(f"receiver {self.receiver!r} is not one of {list(RECEIVERS)}")
+        if self.cardinality is not None:
+            card = self.cardinality.strip().lower() if isinstance(self.cardinality, str) else None
+            if card not in CARDINALITIES:
+                raise ValueError(f"cardinality {self.cardinality!r} is not one of {list(CARDINALITIES)} (or None)")
+            object.__setattr__(self, "cardinality", card)
+        precision = self.precision
+        if precision is not None and (type(precision) is not int or not 1 <= precision <= 17):
+            raise ValueError(f"precision {precision!r} must be an int from 1 to 17 significant digits, or None")
 
     def describe_target(self) -> str:
         """Where this configuration sends, for log lines."""
         if self.backend in ("memory", "off"):
             return self.backend
+        what = self.backend if self.receiver == "datadog" else f"{self.receiver} ({self.backend} backend)"
         if self.socket_path is not None:
-            return f"{self.backend} unix://{self.socket_path}"
-        if self.host is None and self.port is None and self.backend == "datadog":
+            return f"{what} unix://{self.socket_path}"
+        if self.host is None and self.port is None and self.backend == "datadog" and self.receiver == "datadog":
             return "datadog (address from the DD_* environment)"
-        return f"{self.backend} udp://{self.host or 'localhost'}:{self.port or 8125}"
+        return f"{what} udp://{self.host or 'localhost'}:{self.port or 8125}"
 
 
 # --- the environment ---------------------------------------------------------------------
@@ -147,6 +170,7 @@ _ENV_OPTIONS: dict[str, Any] = {
     "port": _port,
     "socket_path": str,
     "flavor": str,
+    "receiver": str,
     "prefix": str,
     "flush_interval": _interval,
 }

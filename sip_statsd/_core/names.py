@@ -13,6 +13,8 @@ from enum import StrEnum
 # The library's own metrics.
 METRIC_DROPPED_INPUTS_TOTAL = "sip_statsd_dropped_inputs_total"
 METRIC_SEND_ERRORS_TOTAL = "sip_statsd_send_errors_total"
+# Distribution samples a full reservoir left out (the kept ones carry their weight): not bad input.
+METRIC_SAMPLED_AWAY_TOTAL = "sip_statsd_sampled_away_total"
 
 # Why an input was dropped (the `reason` label of sip_statsd_dropped_inputs_total).
 DROP_UNKNOWN_VALUE = "unknown_value"

@@ -30,7 +30,13 @@ from .drops import STRICT_MISS, explain, show
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
 from .gauge import take_levels
-from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
+from .names import (
+    DROP_REASONS,
+    DROP_UNKNOWN_VALUE,
+    METRIC_DROPPED_INPUTS_TOTAL,
+    METRIC_SAMPLED_AWAY_TOTAL,
+    METRIC_SEND_ERRORS_TOTAL,
+)
 from .sending import Sending, Stats
 from .series import CounterSeries, InvalidInputError, OwnedLock
 
@@ -74,6 +80,13 @@ class Recorder(Sending):
             recorder=self,
         )
         self._fault_counts = {kind: self.send_errors.series(kind=kind) for kind in FAULT_KINDS}
+        self.sampled = Counter(
+            METRIC_SAMPLED_AWAY_TOTAL,
+            labels={"metric": ()},
+            description="Distribution samples a full reservoir left out (the kept ones are sent weighted), by metric.",
+            recorder=self,
+            _allow_empty=True,
+        )
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
             labels={"metric": (), "reason": DROP_REASONS},
@@ -98,10 +111,15 @@ class Recorder(Sending):
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
+            sampled = getattr(self, "sampled", None)  # made after the drop counter
+            if sampled is not None and family.kind == "distribution":
+                sampled._add_value("metric", family.name)
             self._families[family.name] = family
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
+        if sampled is not None and family.kind == "distribution":
+            family._sampled = sampled.series(metric=family.name)
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -293,9 +311,13 @@ class Recorder(Sending):
                 take_levels(family, batch.gauges)
             else:
                 for series in family._by_values.values():
-                    values = series._take()  # type: ignore[attr-defined]
+                    values, seen = series._take_seen()  # type: ignore[attr-defined]
                     if values:
                         samples.append((series, values))  # type: ignore[arg-type]
+                        if seen > len(values):  # a reservoir: the kept samples stand for `seen`
+                            batch.seen[series] = seen  # type: ignore[index]
+                            if family._sampled is not None:
+                                family._sampled.inc(seen - len(values))
         return batch
 
     # --- fork (see process) -----------------------------------------------------------------

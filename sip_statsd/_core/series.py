@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import random
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
-from .names import DROP_INVALID_NUMBER, DROP_SAMPLE_OVERFLOW
+from .names import DROP_INVALID_NUMBER
 
 if TYPE_CHECKING:
     from .family import Distribution, Family
@@ -23,6 +24,7 @@ MAX_INCREMENT = 2**53
 # them into one (under a lock, once per this many calls), so memory stays bounded.
 _MAX_QUEUED = 1024
 FLOAT_MAX = sys.float_info.max
+_randbelow = random.Random().randrange  # a reservoir's slot: not for security
 
 
 class InvalidInputError(ValueError):
@@ -169,9 +171,15 @@ class CounterSeries(Series):
 
 
 class DistributionSeries(Series):
-    """A distribution series: every sample is kept until the next flush and all are sent."""
+    """A distribution series: its samples are kept until the next flush and all are sent.
 
-    __slots__ = ("_cap", "_hi", "_lo", "_samples")
+    Past `max_samples` between two flushes, the kept samples are a uniform reservoir of all
+    of them (Vitter's algorithm R), as datadog-go (`WithMaxSamplesPerContext`) and datadogpy
+    (`max_metric_samples_per_context`) keep one; the backend sends each with the weight it
+    stands for (`|@rate`), so the receiver's counts and rates stay right under overload.
+    """
+
+    __slots__ = ("_cap", "_hi", "_lo", "_over", "_over_mark", "_samples")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
@@ -181,6 +189,10 @@ class DistributionSeries(Series):
         self._lo = family.minimum
         self._hi = family.maximum
         self._cap = family.max_samples
+        # Samples offered past the cap, counted without a lock as counters count (`next()` on
+        # an itertools.count is atomic); `_over_mark` is its value at the last take.
+        self._over = itertools.count()
+        self._over_mark = 0
 
     def observe(self, value: float, /) -> None:
         """Record one sample. A non-finite, out-of-range or non-numeric value is dropped."""
@@ -190,7 +202,7 @@ class DistributionSeries(Series):
                 if len(samples) < self._cap:
                     samples.append(value)
                 else:
-                    self.family._drop(DROP_SAMPLE_OVERFLOW, "value", value)
+                    self._sample(value)
                 return
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 as_float = float(value)
@@ -203,11 +215,26 @@ class DistributionSeries(Series):
         except Exception:
             self.family._drop(DROP_INVALID_NUMBER, "value", value)
 
+    def _sample(self, value: float) -> None:
+        """Past the cap: the n-th sample since the last take replaces a kept one with probability cap/n."""
+        cap = self._cap
+        seen = cap + 1 + next(self._over) - self._over_mark
+        slot = _randbelow(seen)
+        samples = self._samples
+        if slot < cap and slot < len(samples):
+            samples[slot] = value
+
     def _take(self) -> list[float]:
+        return self._take_seen()[0]
+
+    def _take_seen(self) -> tuple[list[float], int]:
+        """The kept samples, and how many samples they stand for (more than kept past the cap)."""
         samples = self._samples
         k = len(samples)
+        over = next(self._over) - self._over_mark
+        self._over_mark += over + 1
         if not k:
-            return []
+            return [], 0
         batch = samples[:k]
         del samples[:k]  # atomic; samples appended meanwhile stay for the next take
-        return batch
+        return batch, k + over

@@ -32,6 +32,9 @@ class Options(TypedDict, total=False):
     flush_interval: float
     strict: bool
     packed: bool
+    receiver: str
+    cardinality: str | None
+    precision: int | None
     quality_thresholds: Mapping[str, float] | QualityThresholds | None
 
 

@@ -18,8 +18,10 @@ from .._core.backend import Backend, register_backend
 from .._core.batch import Batch, exact_counts
 from .._core.config import Config
 from .._core.series import Series
+from .dialects import RECEIVERS
 from .dogstatsd import DatadogBackend
-from .transport import Address, FaultHandler, Transport, connect_unix_datagram
+from .texts import Texts, weighted
+from .transport import Address, FaultHandler, Transport
 
 # --- statsd ----------------------------------------------------------------------------
 
@@ -58,14 +60,18 @@ class StatsdBackend:
     def __init__(self, config: Config, on_fault: FaultHandler) -> None:
         self._config = config
         if config.socket_path is not None:
-            address = Address(socket_path=config.socket_path)
-            transport = Transport(address, on_fault, lambda a: connect_unix_datagram(a.socket_path or ""))
+            address = Address(socket_path=config.socket_path, unix="unixgram")
         else:
             address = Address(host=config.host or "localhost", port=config.port or 8125)
-            transport = Transport(address, on_fault)
+        transport = Transport(address, on_fault)
         self._transport = transport
         self._client = _StatsClient(transport, config.prefix)
         self._names: dict[Series, str] = {}
+        self._texts = Texts(config.precision)
+        # A distribution's type letter: the receiver's if one is named, else `ms`, which every
+        # plain StatsD daemon takes as a distribution (Etsy sums any other letter as a counter).
+        dialect = RECEIVERS[config.receiver] if config.receiver != "datadog" else None
+        self._letter = dialect.letter if dialect is not None else lambda _: "ms"
 
     @property
     def lines_sent(self) -> int:
@@ -84,11 +90,16 @@ class StatsdBackend:
             name = self._name(series)
             for part in exact_counts(n):
                 pipe.incr(name, part)
+        seen = batch.seen
         for dist, values in batch.samples:
             name = self._name(dist)
-            for value in values:
-                # Not pipe.timing(): it writes six decimals, turning 1.5e-07 into 0.000000.
-                pipe._send_stat(name, f"{value}|ms", 1)
+            letter = self._letter(dist.name)
+            for group, rate in weighted(values, seen.get(dist, 0)):
+                # Not pipe.timing(): it writes six decimals, turning 1.5e-07 into 0.000000; and
+                # the rate goes in the text, since pystatsd would sample again at any rate < 1.
+                tail = f"|{letter}|@{rate}" if rate else f"|{letter}"
+                for text in self._texts.of(group):
+                    pipe._send_stat(name, text + tail, 1)
         for gauged, level in batch.gauges:
             # A signed StatsD gauge is a delta: pystatsd sends a level below 0 as `0|g`, then it.
             pipe.gauge(self._name(gauged), level)

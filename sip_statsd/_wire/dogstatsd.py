@@ -5,30 +5,25 @@ emitting thread, so a slow DNS answer or a dead agent costs the SIP service noth
 backend never raises out of `send`: every value it cannot deliver is reported through
 `on_fault(kind, error, values)` by the transport.
 
-What we still take from the clients, and why:
-- `datadog`: its reading of the environment (`DD_DOGSTATSD_URL`, `DD_AGENT_HOST`,
-  `DD_DOGSTATSD_PORT`, `DD_ENV`/`DD_SERVICE`/`DD_VERSION`, `DATADOG_TAGS`), its origin
-  detection (the container ID from cgroups, `DD_EXTERNAL_ENV`), and its Unix socket set-up
-  (the `unix://`, `unixgram://`, `unixstream://` schemes and the socket kind). Its send
-  path is not used: it logs its faults instead of raising them and reconnects (resolving
-  the name again) after every refused datagram; and formatting each value through it
-  costs the flusher more than the helpers cost the caller. We format the lines ourselves,
-  from prefixes made once per series and configuration.
-- `statsd` (pystatsd): its line formatting and pipeline packing for plain StatsD, sent
-  through our transport (connected, so a dead agent is seen and counted).
+It speaks the dialect of the configured receiver (`dialects`): the Datadog Agent by
+default, or statsd_exporter, Telegraf, the OTel collector, Vector or Etsy's statsd. Where
+the Agent is and what origin fields it reads come from the environment (`agent`), read
+here, not through the datadog client: its send path logs its faults instead of raising
+them and reconnects (resolving the name again) after every refused datagram, and its
+private attributes changed under us (0.53). From the `datadog` package we use only its
+public tag normaliser and cgroup reader. Lines are formatted from prefixes made once per
+series and configuration.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from datadog.dogstatsd.base import DogStatsd
-from datadog.util.format import normalize_tags
-
 from .._core.batch import Batch, exact_counts
 from .._core.config import Config
 from .._core.series import Series
-from .transport import Address, FaultHandler, Transport, connect_udp
+from .agent import UNIX_SCHEMES, env_address, env_tags, origin_fields
+from .dialects import RECEIVERS, TAGS_DOGSTATSD, TAGS_GRAPHITE, Dialect
+from .texts import Texts, weighted
+from .transport import Address, FaultHandler, Transport
 
 
 class _Datagrams:
@@ -63,57 +58,42 @@ class _Datagrams:
 
 
 class DatadogBackend:
-    """DogStatsD lines formatted here (packed distributions, protocol v1.1) over a `Transport`."""
+    """Lines formatted here (packed distributions where the receiver reads them) over a `Transport`."""
 
     def __init__(self, config: Config, on_fault: FaultHandler) -> None:
-        # The datadog client reads the DD_* environment and detects the container; it opens
-        # no socket and starts no thread here (flush_interval=0, no buffering, no telemetry).
-        client = DogStatsd(
-            host=config.host,
-            port=config.port,
-            socket_path=config.socket_path,
-            disable_buffering=True,
-            flush_interval=0,
-            disable_aggregation=True,
-            disable_telemetry=True,
-            track_instance=False,  # our fork handling replaces the backend in a child
-        )
+        dialect = RECEIVERS[config.receiver]
+        self._dialect = dialect
         self._namespace = f"{config.prefix}." if config.prefix else ""
-        tags = [*config.constant_tags, *normalize_tags(list(client.constant_tags))]
-        extra = ""
-        if client._container_id:  # origin detection: the agent tags by container
-            extra += f"|c:{client._container_id}"
-        if client._external_data:
-            extra += f"|e:{client._external_data}"
-        self._constant = ",".join(tags)
-        self._extra = extra
-        self._packed = config.packed
+        tags = list(config.constant_tags)
+        if dialect.dd_address:  # DD_ENV, DD_SERVICE, ... belong to the Datadog environment
+            tags += env_tags()
+        self._constant = tags
+        self._extra = origin_fields(config.cardinality) if dialect.extensions else ""
+        self._packed = config.packed and dialect.packed
         self._ends: dict[Series, tuple[str, str, str]] = {}
-        self._texts = _Texts()
-        if client.socket_path is not None:
-            path = client.socket_path
-
-            def connect(_: Address) -> Any:
-                # datadog's set-up: the URL scheme picks the kind, else datagram then stream.
-                return DogStatsd._get_uds_socket(path, 0)
-
-            address = Address(socket_path=path)
-            self._transport = Transport(address, on_fault, connect)
-        else:
-            address = Address(host=client.host, port=client.port)
-            self._transport = Transport(address, on_fault, lambda a: connect_udp(a.host or "", a.port or 0))
+        self._texts = Texts(config.precision)
+        self._transport = Transport(_address(config, dialect), on_fault)
 
     @property
     def lines_sent(self) -> int:
         return self._transport.lines_sent
 
     def _line_ends(self, series: Series) -> tuple[str, str, str]:
-        """`name:`, then the suffixes `|c|#tags...` and `|d|#tags...`, made once per series."""
+        """`name:` (labels folded in, for name-tag dialects), a distribution's `|letter`, and the
+        tags and fields that end each line, made once per series."""
         ends = self._ends.get(series)
         if ends is None:
-            tags = ",".join(t for t in (",".join(series.tags), self._constant) if t)
-            tail = (f"|#{tags}" if tags else "") + self._extra
-            ends = (f"{self._namespace}{series.name}:", "|c" + tail, "|d" + tail)
+            pairs = [*series.tags, *self._constant]
+            name = f"{self._namespace}{series.name}"
+            dialect = self._dialect
+            if dialect.tags == TAGS_DOGSTATSD:
+                tail = (f"|#{','.join(pairs)}" if pairs else "") + self._extra
+            else:  # InfluxDB `name,k=v` or Graphite `name;k=v`
+                sep = ";" if dialect.tags == TAGS_GRAPHITE else ","
+                name += "".join(sep + "=".join(pair.split(":", 1)) for pair in pairs)
+                tail = self._extra
+            letter = dialect.letter(series.name) if series.family.kind == "distribution" else ""
+            ends = (f"{name}:", f"|{letter}", tail)
             self._ends[series] = ends
         return ends
 
@@ -121,20 +101,23 @@ class DatadogBackend:
         out = _Datagrams(self._transport.address.payload)
         ends = self._line_ends
         for series, n in batch.counts:
-            head, count_tail, _ = ends(series)
+            head, _, tail = ends(series)
             for part in exact_counts(n):
-                out.add(f"{head}{part}{count_tail}", 1)
+                out.add(f"{head}{part}|c{tail}", 1)
+        seen = batch.seen
         for dist, values in batch.samples:
-            head, _, tail = ends(dist)
-            texts = self._texts.of(values)
-            if self._packed:
-                _add_packed(out, head, tail, ":".join(texts), len(values))
-            else:
-                for text in texts:
-                    out.add(f"{head}{text}{tail}", 1)
+            head, letter, tags = ends(dist)
+            for group, rate in weighted(values, seen.get(dist, 0)):
+                tail = f"{letter}|@{rate}{tags}" if rate else f"{letter}{tags}"
+                texts = self._texts.of(group)
+                if self._packed:
+                    _add_packed(out, head, tail, ":".join(texts), len(group))
+                else:
+                    for text in texts:
+                        out.add(f"{head}{text}{tail}", 1)
         for gauged, level in batch.gauges:
-            head, count_tail, _ = ends(gauged)
-            out.add(f"{head}{level}|g{count_tail[2:]}", 1)
+            head, _, tail = ends(gauged)
+            out.add(f"{head}{level}|g{tail}", 1)
         out.close()
         self._transport.send(out.out)
 
@@ -142,39 +125,20 @@ class DatadogBackend:
         self._transport.close()
 
 
-# Writing a float's shortest repr is most of a flush's cost (~170 ns a value). Samples repeat
-# (RTCP figures to a tenth of a ms, loss in 1/256 steps, MOS to a hundredth), so their texts
-# are kept: a hit costs a dict look-up. Bounded, and bypassed while values rarely repeat.
-_MAX_TEXTS = 8192
-_RETRY_CACHE = 64  # flushes without the cache before trying it again
-
-
-class _Texts(dict[float, str]):
-    """The text of each sample value seen lately (`str(value)`, as the agent parses it)."""
-
-    __slots__ = ("_skip",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._skip = 0
-
-    def __missing__(self, value: float) -> str:
-        if len(self) >= _MAX_TEXTS:
-            self.clear()
-        text = self[value] = str(value)
-        return text
-
-    def of(self, values: list[float]) -> list[str] | map[str]:
-        """The texts of `values`, from the cache while it pays."""
-        if self._skip:
-            self._skip -= 1
-            return map(str, values)
-        before = len(self)
-        texts = list(map(self.__getitem__, values))
-        # Mostly misses once the cache has had room to warm: the values do not repeat.
-        if len(self) - before > len(values) // 2 and len(self) > _MAX_TEXTS // 2:
-            self._skip = _RETRY_CACHE
-        return texts
+def _address(config: Config, dialect: Dialect) -> Address:
+    """The configured address, else (for the Agent) the DD_* environment's, else localhost:8125."""
+    path = config.socket_path
+    if path is not None:
+        for scheme in UNIX_SCHEMES:  # `unixstream:///path` given as the socket path, as datadogpy takes it
+            if path.startswith(f"{scheme}://"):
+                return Address(socket_path=path[len(scheme) + 3 :], unix=scheme)
+        return Address(socket_path=path)
+    if config.host is None and config.port is None and dialect.dd_address:
+        host, port, path, scheme = env_address()
+        if path is not None:
+            return Address(socket_path=path, unix=scheme)
+        return Address(host=host, port=port)
+    return Address(host=config.host or "localhost", port=config.port or 8125)
 
 
 def _add_packed(out: _Datagrams, head: str, tail: str, joined: str, count: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 import struct
 import time
@@ -70,11 +71,16 @@ def fault_kind(error: BaseException | None) -> str:  # noqa: PLR0911 - one retur
 
 @dataclass(frozen=True)
 class Address:
-    """Where datagrams go: a UDP host and port, or a Unix socket path."""
+    """Where datagrams go: a UDP host and port, or a Unix socket path.
+
+    `unix` is the kind a Unix socket may be: "unix" (datagram, else stream, as datadogpy's
+    `unix://`), "unixgram" or "unixstream".
+    """
 
     host: str | None = None
     port: int | None = None
     socket_path: str | None = None
+    unix: str = "unix"
 
     @property
     def payload(self) -> int:
@@ -109,12 +115,47 @@ def connect_unix_datagram(path: str) -> socket.socket:
     return sock
 
 
+def connect_unix(path: str, kind: str = "unix") -> socket.socket:
+    """A Unix socket connected to `path`: datagram, stream, or ("unix") datagram and, if the
+    path is a stream socket (EPROTOTYPE), stream, as datadogpy's `_get_uds_socket` tries them."""
+    if kind == "unixstream":
+        return _connect_unix_stream(path)
+    try:
+        return connect_unix_datagram(path)
+    except OSError as error:
+        if kind == "unix" and error.errno == errno.EPROTOTYPE:
+            return _connect_unix_stream(path)
+        raise
+
+
+def _connect_unix_stream(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(STREAM_TIMEOUT)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _inode(path: str | None) -> tuple[int, int] | None:
+    """The (device, inode) a path names now; None for none (or no path)."""
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 Connector = Callable[[Address], socket.socket]
 
 
 def default_connector(address: Address) -> socket.socket:
     if address.socket_path is not None:
-        return connect_unix_datagram(address.socket_path)
+        return connect_unix(address.socket_path, address.unix)
     assert address.host is not None
     assert address.port is not None
     return connect_udp(address.host, address.port)
@@ -143,6 +184,7 @@ class Transport:
         self._down: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._waited = False  # this flush already waited once for room (Unix datagram)
         self._broken = False  # this flush lost its stream: the rest is counted, not tried
+        self._inode: tuple[int, int] | None = None  # what the Unix path named when connected
         self.lines_sent = 0
         self._connect()  # may raise: the caller counts the batch and backs off
 
@@ -161,6 +203,22 @@ class Transport:
             sock.settimeout(UNIX_SEND_WAIT)
         self._sock = sock
         self._last = (0, 0)
+        self._inode = _inode(self.address.socket_path)
+
+    def _follow_path(self) -> None:
+        """Reconnect at once if the Unix socket path now names another socket (an agent restarted).
+
+        The Agent unlinks and binds its path again when it starts; a socket connected to the
+        old one keeps writing into it without an error for as long as its last holder keeps
+        it open. One stat per flush notices the new inode.
+        """
+        path = self.address.socket_path
+        if path is None or self._sock is None:
+            return
+        now = _inode(path)
+        if now is not None and now != self._inode:
+            self._retry_at = 0.0
+            self._reconnect()
 
     def _reconnect(self) -> None:
         """Make the socket again (resolving the name again), at most every RECONNECT_INTERVAL."""
@@ -199,6 +257,7 @@ class Transport:
         Unix datagram socket waits for room at most once.
         """
         self._waited = self._broken = False
+        self._follow_path()
         try:
             for payload, values, lines in datagrams:
                 if self._broken:

@@ -1,0 +1,179 @@
+"""The Datadog Agent as the environment names it: its address and the origin fields it reads.
+
+Read here, not from the datadog client's private attributes (which changed under us in
+0.53): datadogpy's `DogStatsd._parse_env_connection_overrides` and datadog-go's
+`statsd.New` are followed for the address, datadog-go's `tag_cardinality.go`,
+`external_env.go` and `isOriginDetectionEnabled` (with datadogpy's
+`_is_origin_detection_enabled` for the values that mean "off") for the origin fields. The
+container ID is read by the datadog package's public `datadog.dogstatsd.container.Cgroup`.
+
+Everything from the environment is user data: a field that would carry wire syntax
+(`|`, `#`, `,`, `:` where not allowed, a newline, any unprintable character) is cleaned as
+datadog-go cleans it, or left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from .._core.config import CARDINALITIES  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
+
+log = logging.getLogger("sip_statsd")
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 8125
+# The Unix socket kinds a `unix*://` URL allows, in the order they are tried (datadogpy's
+# `_get_uds_socket`: `unix://` tries a datagram socket, then a stream one).
+UNIX_ANY = "unix"
+UNIX_DGRAM = "unixgram"
+UNIX_STREAM = "unixstream"
+UNIX_SCHEMES = (UNIX_ANY, UNIX_DGRAM, UNIX_STREAM)
+
+# datadogpy `_is_origin_detection_enabled`: origin detection is on unless the variable says off.
+_OFF = frozenset({"no", "false", "0", "n", "off", "f"})
+_MAX_FIELD = 512  # an origin field longer than this is left out: it would crowd every line
+
+
+def parse_dogstatsd_url(url: str) -> tuple[str, str | None, int | None]:
+    """`DD_DOGSTATSD_URL` as (scheme, host or path, port); raises ValueError if unusable.
+
+    `udp://host:port` (port defaults to 8125), `unix:///path`, `unixgram:///path`,
+    `unixstream:///path`, as datadogpy and datadog-go accept them.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme in UNIX_SCHEMES:
+        path = url.strip()[len(scheme) + 3 :]
+        if not path or "\x00" in path:
+            raise ValueError(f"DD_DOGSTATSD_URL {url!r} names no socket path")
+        return scheme, path, None
+    if scheme == "udp":
+        host = parts.hostname
+        port = parts.port  # ValueError for a port out of range or not a number
+        if not host:
+            raise ValueError(f"DD_DOGSTATSD_URL {url!r} names no host")
+        return scheme, host, port or DEFAULT_PORT
+    raise ValueError(f"DD_DOGSTATSD_URL {url!r}: the scheme must be udp://, unix://, unixgram:// or unixstream://")
+
+
+def env_address(environ: Mapping[str, str] | None = None) -> tuple[str | None, int | None, str | None, str]:
+    """(host, port, socket path, unix scheme) from `DD_DOGSTATSD_URL`, else `DD_AGENT_HOST`/`DD_DOGSTATSD_PORT`.
+
+    A bad value is logged and skipped, as the datadog clients do: the next source applies.
+    """
+    environ = os.environ if environ is None else environ
+    url = environ.get("DD_DOGSTATSD_URL", "")
+    if url.strip():
+        try:
+            scheme, where, port = parse_dogstatsd_url(url)
+        except ValueError as error:
+            log.warning("sip-statsd: ignoring DD_DOGSTATSD_URL: %s", error)
+        else:
+            if scheme == "udp":
+                return where, port, None, UNIX_ANY
+            return None, None, where, scheme
+    host = environ.get("DD_AGENT_HOST", "").strip() or DEFAULT_HOST
+    text = environ.get("DD_DOGSTATSD_PORT", "").strip()
+    agent_port = int(text) if text.isdigit() else 0
+    if text and not 0 < agent_port < 65536:
+        log.warning("sip-statsd: ignoring DD_DOGSTATSD_PORT=%r (not a port number)", text)
+        agent_port = 0
+    return host, agent_port or DEFAULT_PORT, None, UNIX_ANY
+
+
+def check_cardinality(value: object) -> str | None:
+    """A cardinality for `|card:` (lower-cased), None for None; raises ValueError quoting a bad one."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in CARDINALITIES:
+        return value.strip().lower()
+    raise ValueError(f"cardinality {value!r} is not one of {list(CARDINALITIES)}")
+
+
+def env_cardinality(environ: Mapping[str, str] | None = None) -> str | None:
+    """`DD_CARDINALITY`, else `DATADOG_CARDINALITY` (datadog-go `initTagCardinality`); an invalid one is skipped."""
+    environ = os.environ if environ is None else environ
+    for variable in ("DD_CARDINALITY", "DATADOG_CARDINALITY"):
+        text = environ.get(variable, "")
+        try:
+            card = check_cardinality(text)
+        except ValueError:
+            if text.strip():
+                log.warning("sip-statsd: ignoring %s=%r (not one of %s)", variable, text, list(CARDINALITIES))
+            continue
+        if card:
+            return card
+    return None
+
+
+def origin_detection_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `DD_ORIGIN_DETECTION_ENABLED` leaves origin detection on (it is, unless it says off)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("DD_ORIGIN_DETECTION_ENABLED", "").strip().lower() not in _OFF
+
+
+def sanitize_external_env(value: str) -> str:
+    """`DD_EXTERNAL_ENV` as datadog-go sends it: printable characters only, no `|` (`sanitizeExternalEnv`).
+
+    Also no `#` or newline, and empty if longer than 512 characters: nothing from the
+    environment may start a field or a line.
+    """
+    cleaned = "".join(c for c in value if c.isprintable() and c not in "|#\n")
+    return cleaned if len(cleaned) <= _MAX_FIELD else ""
+
+
+def _container_id() -> str:
+    try:
+        from datadog.dogstatsd.container import Cgroup
+
+        found = Cgroup().container_id
+    except Exception:  # not Linux, no cgroup file, unreadable: the Agent tags by other means
+        return ""
+    return found if isinstance(found, str) else ""
+
+
+# datadogpy DD_ENV_TAGS_MAPPING (datadog-go: the same variables): each becomes a constant tag.
+_ENV_TAGS = (
+    ("DD_ENTITY_ID", "dd.internal.entity_id"),
+    ("DD_ENV", "env"),
+    ("DD_SERVICE", "service"),
+    ("DD_VERSION", "version"),
+)
+
+
+def env_tags(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Constant tags from `DATADOG_TAGS` (comma-separated) and `DD_ENV`, `DD_SERVICE`, `DD_VERSION`, `DD_ENTITY_ID`.
+
+    Normalised by the datadog package's public `normalize_tags`, which keeps no `|`, `,`,
+    `#` or white space.
+    """
+    from datadog.util.format import normalize_tags
+
+    environ = os.environ if environ is None else environ
+    tags = [tag for tag in environ.get("DATADOG_TAGS", "").split(",") if tag]
+    tags += [f"{name}:{environ[var]}" for var, name in _ENV_TAGS if environ.get(var)]
+    return [tag for tag in normalize_tags(tags) if tag and "\n" not in tag]
+
+
+def origin_fields(cardinality: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The `|c:`, `|e:` and `|card:` fields every DogStatsD line ends with (maybe none).
+
+    `|c:` and `|e:` only while origin detection is on (datadog-go sends neither otherwise);
+    `|card:` only when a cardinality is set (configure(), DD_CARDINALITY or DATADOG_CARDINALITY).
+    """
+    environ = os.environ if environ is None else environ
+    out = ""
+    if origin_detection_enabled(environ):
+        cid = sanitize_external_env(_container_id())
+        if cid:
+            out += f"|c:{cid}"
+        external = sanitize_external_env(environ.get("DD_EXTERNAL_ENV", ""))
+        if external:
+            out += f"|e:{external}"
+    card = cardinality if cardinality is not None else env_cardinality(environ)
+    if card:
+        out += f"|card:{card}"
+    return out
