@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._core.config import BACKENDS, FLAVORS, Config
+from ._core.config import BACKENDS, FLAVORS, RECEIVERS, Config
 from ._core.family import Counter, Distribution, Family
 from ._core.gauge import Gauge, GaugeSeries
 from ._core.names import (
@@ -18,6 +18,7 @@ from ._core.names import (
     DROP_SAMPLE_OVERFLOW,
     DROP_UNKNOWN_VALUE,
     METRIC_DROPPED_INPUTS_TOTAL,
+    METRIC_SAMPLED_AWAY_TOTAL,
     METRIC_SEND_ERRORS_TOTAL,
     DropReason,
 )
@@ -249,6 +250,7 @@ __all__ = [
     "METRIC_INVITE_RESPONSE_TOTAL",
     "METRIC_INVITE_RESULT_TOTAL",
     "METRIC_REQUEST_RESULT_TOTAL",
+    "METRIC_SAMPLED_AWAY_TOTAL",
     "METRIC_SEND_ERRORS_TOTAL",
     "METRIC_SESSION_REQUEST_DELAY_MS",
     "METRIC_SESSION_TIMER_REFRESH_TOTAL",
@@ -273,6 +275,7 @@ __all__ = [
     "QUALITY_ISSUE_HIGH_LOSS",
     "QUALITY_ISSUE_HIGH_RTT",
     "QUALITY_ISSUE_LOW_MOS",
+    "RECEIVERS",
     "REFRESH_422_BUMPED",
     "REFRESH_422_GAVE_UP",
     "REFRESH_481",

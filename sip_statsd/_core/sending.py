@@ -16,9 +16,9 @@ from .._wire.transport import FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from .backend import Backend, MemoryBackend, make_backend
 from .batch import Batch
 from .config import Config
-from .family import Counter
+from .family import Counter, Family
 from .names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
-from .series import CounterSeries
+from .series import CounterSeries, OwnedLock
 
 log = logging.getLogger("sip_statsd")
 
@@ -44,6 +44,8 @@ class Sending:
     dropped: Counter | None
     send_errors: Counter
     _fault_counts: dict[str, CounterSeries]
+    _families: dict[str, Family]
+    _lock: OwnedLock
 
     def _init_sending(self, config: Config) -> None:
         self._active = config
@@ -96,18 +98,39 @@ class Sending:
         return self._backend
 
     def _send(self, batch: Batch) -> None:
-        if not batch:
-            return
         backend = self._backend
+        if not batch and not getattr(backend, "zeros_pending", False):
+            return
         if backend is None and time.monotonic() >= self._retry_at:
             backend = self._make()
         if backend is None:
             self._on_fault(*self._make_fault, batch.values)
             return
+        if getattr(backend, "zeros_pending", False):
+            backend.zeros_pending = False  # type: ignore[attr-defined]
+            batch = self._with_zeros(batch)
         before = backend.lines_sent
         backend.send(batch)
         self._stats.flushes += 1
         self._stats.lines_sent += backend.lines_sent - before
+
+    def _with_zeros(self, batch: Batch) -> Batch:
+        """`batch` plus a 0 for every declared counter series it lacks (once per backend).
+
+        For receivers that feed Prometheus: a series exists there only once a line names it,
+        and a ratio over a series that never arrived is empty, not 0.
+        """
+        with self._lock:
+            families = list(self._families.values())
+        have = {series for series, _ in batch.counts}
+        zeros = [
+            (series, 0)
+            for family in families
+            if family.kind == "count"
+            for series in family._by_values.values()
+            if series not in have
+        ]
+        return Batch([*batch.counts, *zeros], batch.samples, batch.gauges, batch.seen)  # type: ignore[list-item]
 
     def _on_fault(self, kind: str, error: BaseException | None, values: int) -> None:
         self._fault_counts[kind].inc(values)

@@ -73,6 +73,8 @@ class DatadogBackend:
         self._ends: dict[Series, tuple[str, str, str]] = {}
         self._texts = Texts(config.precision)
         self._transport = Transport(_address(config, dialect), on_fault)
+        # Every declared counter series once as 0 with the first flush (see Sending._with_zeros).
+        self.zeros_pending = dialect.zeros
 
     @property
     def lines_sent(self) -> int:

@@ -16,6 +16,7 @@ exports.init = function (startupTime, config, events) {
       timestamp: timestamp,
       counters: metrics.counters,
       timers: timers,
+      timer_counters: metrics.timer_counters,
       gauges: metrics.gauges,
     });
     fs.writeFileSync(out + '.tmp', data);
