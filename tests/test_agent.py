@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
+
 import pytest
 from conftest import WIRE_BACKENDS, wire_count, wire_options, wire_samples
 
 import sip_statsd as sm
+from sip_statsd._wire.receiver import Receiver
 
 
 @pytest.mark.parametrize("backend", WIRE_BACKENDS)
@@ -27,3 +32,127 @@ def test_every_datagram_ends_with_a_newline(backend, receiver, make_metrics):
     assert len(datagrams) > 1
     assert all(d.endswith(b"\n") and not d.endswith(b"\n\n") for d in datagrams)
     assert all(len(d) <= 1432 for d in datagrams)
+
+
+def agent_lines(receiver, make_metrics, **options) -> list[str]:
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600, **options)
+    metrics.stir_verify("verified")
+    metrics.observe_call_qos(rtt_ms=42.0)
+    assert metrics.flush()
+    receiver.wait_for(lambda t: t.lines >= 3)
+    return [line for d in receiver.datagrams() for line in d.decode().split("\n") if line]
+
+
+@pytest.fixture
+def no_origin_env(monkeypatch):
+    for variable in ("DD_CARDINALITY", "DATADOG_CARDINALITY", "DD_EXTERNAL_ENV", "DD_ORIGIN_DETECTION_ENABLED"):
+        monkeypatch.delenv(variable, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("env", "option", "field"),
+    [
+        ({}, None, None),
+        ({"DD_CARDINALITY": "orchestrator"}, None, "|card:orchestrator"),
+        ({"DATADOG_CARDINALITY": "LOW"}, None, "|card:low"),
+        ({"DD_CARDINALITY": "bogus", "DATADOG_CARDINALITY": "high"}, None, "|card:high"),
+        ({"DD_CARDINALITY": "low"}, "high", "|card:high"),
+    ],
+)
+def test_cardinality_is_sent_only_when_set(env, option, field, receiver, make_metrics, no_origin_env):
+    """datadog-go reads DD_CARDINALITY, then DATADOG_CARDINALITY; the Agent 7.64+ reads |card:."""
+    for variable, value in env.items():
+        no_origin_env.setenv(variable, value)
+    lines = agent_lines(receiver, make_metrics, **({"cardinality": option} if option else {}))
+    if field is None:
+        assert not any("|card:" in line for line in lines)
+    else:
+        assert all(line.endswith(field) for line in lines), lines
+
+
+def test_a_bad_cardinality_is_refused_quoting_it():
+    with pytest.raises(ValueError, match="'medium'"):
+        sm.SipMetrics(cardinality="medium")
+
+
+@pytest.mark.parametrize(("enabled", "sent"), [(None, True), ("true", True), ("false", False), ("0", False)])
+def test_external_env_only_with_origin_detection(enabled, sent, receiver, make_metrics, no_origin_env):
+    """datadog-go sends |e: (DD_EXTERNAL_ENV) only while origin detection is on (the default)."""
+    no_origin_env.setenv("DD_EXTERNAL_ENV", "it-false,cn-sip,pu-42")
+    if enabled is not None:
+        no_origin_env.setenv("DD_ORIGIN_DETECTION_ENABLED", enabled)
+    lines = agent_lines(receiver, make_metrics)
+    assert all(("|e:it-false,cn-sip,pu-42" in line) == sent for line in lines), lines
+
+
+def test_external_env_cannot_forge_a_line(receiver, make_metrics, no_origin_env):
+    """A newline or a `|` in DD_EXTERNAL_ENV is user data: stripped, as datadog-go strips it."""
+    no_origin_env.setenv("DD_EXTERNAL_ENV", "it-false\nsip_bye_total:1000000|c|#x:y")
+    lines = agent_lines(receiver, make_metrics)
+    assert len(lines) == 3
+    assert not any(line.startswith("sip_bye_total") for line in lines)
+    assert all("|e:it-falsesip_bye_total:1000000cx:y" in line for line in lines), lines
+
+
+def test_no_private_attribute_of_the_datadog_client_is_needed(tmp_path, make_metrics, monkeypatch):
+    """The address, the Unix socket and the origin fields are ours: datadog's private API may change."""
+    from datadog.dogstatsd.base import DogStatsd
+
+    def gone(*args, **kwargs):
+        raise AssertionError("private datadog API used")
+
+    monkeypatch.setattr(DogStatsd, "_get_uds_socket", gone, raising=False)
+    monkeypatch.setattr(DogStatsd, "__init__", gone)
+    path = str(tmp_path / "dsd.sock")
+    with Receiver(socket_path=path) as agent:
+        monkeypatch.setenv("DD_DOGSTATSD_URL", f"unixgram://{path}")
+        metrics = make_metrics(flush_interval=3600)
+        metrics.dtls_handshake("ok")
+        assert metrics.flush()
+        totals = agent.wait_for(lambda t: t.lines >= 1)
+        assert totals.count(sm.METRIC_DTLS_HANDSHAKE_TOTAL, result="ok") == 1
+        assert metrics.stats().send_errors == {}
+
+
+def test_a_stream_socket_named_unixstream(tmp_path, make_metrics, monkeypatch):
+    """unixstream:// (datadogpy and datadog-go): length-prefixed datagrams on a stream socket."""
+    path = str(tmp_path / "dsd.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(5)
+    try:
+        monkeypatch.setenv("DD_DOGSTATSD_URL", f"unixstream://{path}")
+        metrics = make_metrics(flush_interval=3600)
+        metrics.dtls_handshake("ok")
+        assert metrics.flush()
+        conn, _ = server.accept()
+        conn.settimeout(5)
+        size = struct.unpack("<I", conn.recv(4, socket.MSG_WAITALL))[0]
+        assert conn.recv(size, socket.MSG_WAITALL).startswith(b"sip_dtls_handshake_total:1|c|#result:ok")
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_an_agent_restarted_on_the_same_path_is_found_while_the_old_socket_lingers(tmp_path, make_metrics):
+    """The Agent unlinks and binds its path again; the old socket stays open (its last holder lives on)."""
+    path = str(tmp_path / "dsd.sock")
+    old = Receiver(socket_path=path)
+    try:
+        metrics = make_metrics(socket_path=path, flush_interval=3600)
+        metrics.dtls_handshake("ok")
+        assert metrics.flush()
+        old.wait_for(lambda t: t.lines >= 1)
+        os.unlink(path)  # the restart: a new socket at the same path, the old one still open
+        with Receiver(socket_path=path) as new:
+            for _ in range(3):
+                metrics.dtls_handshake("fail")
+            assert metrics.flush()
+            totals = new.wait_for(lambda t: t.lines >= 1, timeout=3)
+            assert totals.count(sm.METRIC_DTLS_HANDSHAKE_TOTAL, result="fail") == 3
+        assert old.totals().count(sm.METRIC_DTLS_HANDSHAKE_TOTAL, result="fail") == 0
+    finally:
+        old.socket_path = None  # its path is the new one's, already removed
+        old.close()
