@@ -100,9 +100,11 @@ class Client:
 
 
 class SipStatsd(Client):
-    def __init__(self, port: int, packed: bool = True) -> None:
-        self.name = "sip_statsd" + ("" if packed else ", packed=False")
-        options = {} if packed else {"packed": False}
+    def __init__(self, port: int, packed: bool = True, every_digit: bool = False) -> None:
+        self.name = "sip_statsd" + ("" if packed else ", packed=False") + (", precision=None" if every_digit else "")
+        options: dict[str, Any] = {} if packed else {"packed": False}
+        if every_digit:
+            options["precision"] = None  # every digit of every sample, as before 4 significant digits
         self.metrics = sm.SipMetrics(host="127.0.0.1", port=port, flush_interval=3600, **options)
         self.metrics.flush()
         self.invite, self.bye, self.qos = self.metrics.invite_result, self.metrics.bye, self.metrics.observe_call_qos
@@ -205,6 +207,8 @@ def run(rounds: int, calls: int, per_flush: int, values_of: Callable[[int], Valu
     clients: list[Client] = [SipStatsd(receiver.port)]
     if "packed" in sm.Config.__dataclass_fields__:
         clients.append(SipStatsd(receiver.port, packed=False))
+    if "precision" in sm.Config.__dataclass_fields__:
+        clients.append(SipStatsd(receiver.port, every_digit=True))
     clients += [Datadogpy(receiver.port), Pystatsd(receiver.port)]
     best: dict[str, dict[str, float]] = {}
     for _ in range(rounds):

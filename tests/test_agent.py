@@ -156,3 +156,40 @@ def test_an_agent_restarted_on_the_same_path_is_found_while_the_old_socket_linge
     finally:
         old.socket_path = None  # its path is the new one's, already removed
         old.close()
+
+
+def full_precision_calls(n: int) -> list[tuple[float, float, float, float]]:
+    """RTCP figures as a service has them at full float precision: RTT from 1/65536 s units,
+    jitter from 1/8000 s timestamp units, loss in 1/256 steps, MOS straight from estimate_mos."""
+    out = []
+    for i in range(n):
+        rtt = (1300 + i * 37 % 4000) / 65.536
+        jitter = (8 + i * 13 % 300) / 8
+        loss = (1 + i % 8) / 256
+        out.append((rtt, jitter, loss, sm.estimate_mos(rtt, jitter, loss)))
+    return out
+
+
+def test_a_call_at_full_precision_costs_at_most_30_bytes(receiver, make_metrics):
+    """4 significant digits by default (the Agent's sketch keeps about 1 %): issue 18 item 7."""
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600)
+    calls = full_precision_calls(2000)
+    for rtt, jitter, loss, mos in calls:
+        metrics.invite_result("inbound", 200)
+        metrics.bye("inbound", "remote", "normal")
+        metrics.observe_call_qos(rtt, jitter, loss, mos)
+    assert metrics.flush()
+    totals = receiver.wait_for(lambda t: len(t.sample_list(sm.METRIC_CALL_MOS_ESTIMATE)) >= 2000)
+    assert totals.bytes / len(calls) <= 30
+    got = sorted(totals.sample_list(sm.METRIC_CALL_RTT_MS))
+    assert got == pytest.approx(sorted(c[0] for c in calls), rel=5e-4)  # 4 digits: within 0.05 %
+
+
+def test_precision_none_sends_every_digit(receiver, make_metrics):
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600, precision=None)
+    calls = full_precision_calls(50)
+    for rtt, jitter, loss, mos in calls:
+        metrics.observe_call_qos(rtt, jitter, loss, mos)
+    assert metrics.flush()
+    totals = receiver.wait_for(lambda t: len(t.sample_list(sm.METRIC_CALL_MOS_ESTIMATE)) >= 50)
+    assert sorted(totals.sample_list(sm.METRIC_CALL_MOS_ESTIMATE)) == sorted(c[3] for c in calls)  # exactly
