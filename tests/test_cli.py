@@ -33,7 +33,11 @@ def test_catalog_json_lists_the_20_sip_metrics_and_the_librarys_own():
     own = [m for m in doc["metrics"] if m["origin"] == "library"]
     assert {m["name"] for m in sip} == {f.name for f in sm.catalog.families}
     assert len(sip) == 20  # the origin's 13, the five KPIs and the two call-quality counters
-    assert {m["name"] for m in own} == {sm.METRIC_DROPPED_INPUTS_TOTAL, sm.METRIC_SEND_ERRORS_TOTAL}
+    assert {m["name"] for m in own} == {
+        sm.METRIC_DROPPED_INPUTS_TOTAL,
+        sm.METRIC_SEND_ERRORS_TOTAL,
+        sm.METRIC_SAMPLED_AWAY_TOTAL,
+    }
     invite = next(m for m in sip if m["name"] == sm.METRIC_INVITE_RESULT_TOTAL)
     assert invite["labels"] == {
         "direction": ["inbound", "outbound"],

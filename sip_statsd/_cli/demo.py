@@ -12,6 +12,7 @@ from typing import TextIO
 
 import sip_statsd as sm
 
+from .._core.config import DEFAULT_PRECISION
 from .._sip.quality import grade_of
 from .._wire.receiver import Receiver, Totals, percentile
 
@@ -249,7 +250,9 @@ def compare(tally: Tally, totals: Totals, out: TextIO) -> bool:
     )
     for name in sorted(tally.samples):
         sent_values, got = tally.samples[name], totals.sample_list(name)
-        ok = len(got) == len(sent_values) and abs(sum(got) - sum(sent_values)) <= 1e-6 * max(1.0, sum(sent_values))
+        # Values go out with DEFAULT_PRECISION significant digits: each within half a unit of the last.
+        tolerance = 1e-6 + 0.5 * 10 ** (1 - DEFAULT_PRECISION)
+        ok = len(got) == len(sent_values) and abs(sum(got) - sum(sent_values)) <= tolerance * max(1.0, sum(sent_values))
         agree &= ok
         stats = (min(got), percentile(got, 0.5), percentile(got, 0.95), max(got)) if got else (0.0,) * 4
         cells = " ".join(f"{v:>8.3g}" for v in stats)
