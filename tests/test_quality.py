@@ -136,7 +136,7 @@ def test_a_value_past_the_sample_cap_still_counts_its_issue(make_metrics):
         metrics.flush()  # the flush the capture woke; the next is a second away, after the loop
         for _ in range(cap + 3):
             metrics.observe_call_qos(rtt_ms=400.0, mos_estimate=4.4)
-        captured.assert_count(DROPPED, 3, metric=sm.METRIC_CALL_RTT_MS, reason="sample_overflow")
+        captured.assert_count(sm.METRIC_SAMPLED_AWAY_TOTAL, 3, metric=sm.METRIC_CALL_RTT_MS)
         captured.assert_count(ISSUE, cap + 3, issue="high_rtt")
         captured.assert_count(QUALITY, cap + 3, grade="best")
 

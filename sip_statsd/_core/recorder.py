@@ -300,6 +300,7 @@ class Recorder(Sending):
         """Take every cell (hold `_lock`). Runs over every series each flush: kept tight."""
         batch = Batch()
         counts, samples = batch.counts, batch.samples
+        away: dict[CounterSeries, int] = {}  # samples full reservoirs left out, by family
         for family in self._families.values():
             kind = family.kind
             if kind == "count":
@@ -316,8 +317,9 @@ class Recorder(Sending):
                         samples.append((series, values))  # type: ignore[arg-type]
                         if seen > len(values):  # a reservoir: the kept samples stand for `seen`
                             batch.seen[series] = seen  # type: ignore[index]
-                            if family._sampled is not None:
-                                family._sampled.inc(seen - len(values))
+                            if family._sampled is not None:  # counted in this very batch
+                                away[family._sampled] = away.get(family._sampled, 0) + seen - len(values)
+        counts.extend(away.items())
         return batch
 
     # --- fork (see process) -----------------------------------------------------------------

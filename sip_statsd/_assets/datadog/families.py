@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
+from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SAMPLED_AWAY_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from ..._sip.values import (
     METRIC_ACTIVE_CALLS,
     METRIC_BYE_TOTAL,
@@ -330,6 +330,11 @@ def dropped_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
     ]
 
 
+def sampled_widgets(q: Queries) -> list[Widget]:
+    m = METRIC_SAMPLED_AWAY_TOTAL  # a full reservoir: the kept samples are sent weighted, counts stay right
+    return [timeseries("Samples left out of a full reservoir, by metric", {"a": q.count(m, by=("metric",))})]
+
+
 def send_error_widgets(q: Queries) -> list[Widget]:
     m = METRIC_SEND_ERRORS_TOTAL
     return [timeseries("Send errors by kind", {"a": q.count(m, by=("kind",))}, display="bars")]
@@ -381,4 +386,5 @@ VIEWS: dict[str, View] = {
     METRIC_CALL_QUALITY_ISSUE_TOTAL: View("quality", issue_widgets),
     METRIC_DROPPED_INPUTS_TOTAL: View("health", dropped_widgets, dropped_monitors),
     METRIC_SEND_ERRORS_TOTAL: View("health", send_error_widgets, send_error_monitors),
+    METRIC_SAMPLED_AWAY_TOTAL: View("health", sampled_widgets, None),
 }
