@@ -19,6 +19,11 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+# Imported here, never later: a lazy import on the flusher thread could leave a forked child
+# the import lock as it was (STYLE.md, "A thread of ours owns its fork story").
+from datadog.dogstatsd.container import Cgroup
+from datadog.util.format import normalize_tags
+
 from .._core.config import CARDINALITIES  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
 
 log = logging.getLogger("sip_statsd")
@@ -127,8 +132,6 @@ def sanitize_external_env(value: str) -> str:
 
 def _container_id() -> str:
     try:
-        from datadog.dogstatsd.container import Cgroup
-
         found = Cgroup().container_id
     except Exception:  # not Linux, no cgroup file, unreadable: the Agent tags by other means
         return ""
@@ -150,8 +153,6 @@ def env_tags(environ: Mapping[str, str] | None = None) -> list[str]:
     Normalised by the datadog package's public `normalize_tags`, which keeps no `|`, `,`,
     `#` or white space.
     """
-    from datadog.util.format import normalize_tags
-
     environ = os.environ if environ is None else environ
     tags = [tag for tag in environ.get("DATADOG_TAGS", "").split(",") if tag]
     tags += [f"{name}:{environ[var]}" for var, name in _ENV_TAGS if environ.get(var)]
