@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
+from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SAMPLED_AWAY_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from ..._sip.values import (
     METRIC_ACTIVE_CALLS,
     METRIC_BYE_TOTAL,
@@ -283,6 +283,10 @@ VIEWS: dict[str, tuple[str, PanelsOf]] = {
         ),
     ),
     METRIC_SEND_ERRORS_TOTAL: ("health", _counts(METRIC_SEND_ERRORS_TOTAL, "Send errors by kind", ("kind",))),
+    METRIC_SAMPLED_AWAY_TOTAL: (
+        "health",
+        _counts(METRIC_SAMPLED_AWAY_TOTAL, "Samples left out of a full reservoir, by metric", ("metric",)),
+    ),
 }
 
 
