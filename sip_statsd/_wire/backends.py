@@ -20,7 +20,7 @@ from .._core.config import Config
 from .._core.series import Series
 from .dialects import RECEIVERS
 from .dogstatsd import DatadogBackend
-from .texts import Texts, weighted
+from .texts import FamilyTexts, weighted
 from .transport import Address, FaultHandler, Transport
 
 # --- statsd ----------------------------------------------------------------------------
@@ -67,7 +67,7 @@ class StatsdBackend:
         self._transport = transport
         self._client = _StatsClient(transport, config.prefix)
         self._names: dict[Series, str] = {}
-        self._texts = Texts(config.precision)
+        self._texts = FamilyTexts(config.precision)
         # A distribution's type letter: the receiver's if one is named, else `ms`, which every
         # plain StatsD daemon takes as a distribution (Etsy sums any other letter as a counter).
         dialect = RECEIVERS[config.receiver] if config.receiver != "datadog" else None
@@ -98,7 +98,7 @@ class StatsdBackend:
                 # Not pipe.timing(): it writes six decimals, turning 1.5e-07 into 0.000000; and
                 # the rate goes in the text, since pystatsd would sample again at any rate < 1.
                 tail = f"|{letter}|@{rate}" if rate else f"|{letter}"
-                for text in self._texts.of(group):
+                for text in self._texts.of(dist.name, group):
                     pipe._send_stat(name, text + tail, 1)
         for gauged, level in batch.gauges:
             # A signed StatsD gauge is a delta: pystatsd sends a level below 0 as `0|g`, then it.

@@ -22,7 +22,7 @@ from .._core.config import Config
 from .._core.series import Series
 from .agent import UNIX_SCHEMES, env_address, env_tags, origin_fields
 from .dialects import RECEIVERS, TAGS_DOGSTATSD, TAGS_GRAPHITE, Dialect
-from .texts import Texts, weighted
+from .texts import FamilyTexts, weighted
 from .transport import Address, FaultHandler, Transport
 
 
@@ -71,7 +71,7 @@ class DatadogBackend:
         self._extra = origin_fields(config.cardinality) if dialect.extensions else ""
         self._packed = config.packed and dialect.packed
         self._ends: dict[Series, tuple[str, str, str]] = {}
-        self._texts = Texts(config.precision)
+        self._texts = FamilyTexts(config.precision)
         self._transport = Transport(_address(config, dialect), on_fault)
         # Every declared counter series once as 0 with the first flush (see Sending._with_zeros).
         self.zeros_pending = dialect.zeros
@@ -111,7 +111,7 @@ class DatadogBackend:
             head, letter, tags = ends(dist)
             for group, rate in weighted(values, seen.get(dist, 0)):
                 tail = f"{letter}|@{rate}{tags}" if rate else f"{letter}{tags}"
-                texts = self._texts.of(group)
+                texts = self._texts.of(dist.name, group)
                 if self._packed:
                     _add_packed(out, head, tail, ":".join(texts), len(group))
                 else:
