@@ -226,3 +226,16 @@ def test_etsy_end_to_end_counters_timers_and_a_reservoir(statsd_daemon, make_met
         assert sorted(data["timers"][name]) == pytest.approx(sorted(values)), name
     assert len(data["timers"]["sip_load_ms"]) == 50
     assert data["timer_counters"]["sip_load_ms"] == pytest.approx(1234, rel=1e-6)
+
+
+def test_the_statsd_backend_sends_a_reservoir_with_its_rate_to_etsy(statsd_daemon, make_metrics):
+    """pystatsd would sample again at any rate < 1: the rate goes in the text; Etsy counts 1/rate per timer."""
+    metrics = make_metrics(backend="statsd", flavor="graphite", host="127.0.0.1", port=statsd_daemon.port)
+    load = sm.Distribution("sip_load_ms", max_samples=50, recorder=metrics.recorder)
+    for i in range(1234):
+        load.series().observe(float(i % 97 + 1))
+    assert metrics.flush()
+    data = statsd_daemon.read()
+    assert data["counters"]["statsd.bad_lines_seen"] == 0
+    assert len(data["timers"]["sip_load_ms"]) == 50
+    assert data["timer_counters"]["sip_load_ms"] == pytest.approx(1234, rel=1e-6)
