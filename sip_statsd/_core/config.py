@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -17,6 +18,9 @@ log = logging.getLogger("sip_statsd")
 
 BACKENDS = ("datadog", "statsd", "memory", "off")
 FLAVORS = ("influxdb", "graphite", "plain")
+# Who sends: our flusher thread, or the host's own thread through `host_tick()` (for hosts that
+# hold the GIL between calls, as Kamailio's app_python3 does: no thread of ours would run).
+DELIVERIES = ("thread", "host")
 DEFAULT_FLUSH_INTERVAL = 1.0
 # A constant tag value may carry what a DogStatsD tag value may (dots, slashes: `1.2.3`,
 # `fra1.eu`, `team/voice`): no flavor that has tags folds it into a name. Never a byte
@@ -72,6 +76,7 @@ class Config:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     strict: bool = False
     packed: bool = True
+    delivery: str = "thread"
     # Call quality: a partial mapping given to configure() is completed with the defaults.
     quality_thresholds: QualityThresholds = field(default_factory=QualityThresholds)
 
@@ -115,6 +120,21 @@ class Config:
         if not isinstance(self.packed, bool):
             raise ValueError(f"packed {self.packed!r} must be True or False")
         object.__setattr__(self, "quality_thresholds", QualityThresholds.of(self.quality_thresholds))
+        self._check_delivery()
+
+    def _check_delivery(self) -> None:
+        if self.delivery not in DELIVERIES:
+            raise ValueError(f"delivery {self.delivery!r} is not one of {list(DELIVERIES)}")
+        if self.delivery != "host" or self.backend in ("memory", "off") or self.socket_path is not None:
+            return
+        # The host's thread sends: it must never wait for a resolver, so no name to resolve.
+        try:
+            ipaddress.ip_address(self.host or "")
+        except ValueError:
+            raise ValueError(
+                f"delivery='host' sends from the caller's thread, which never resolves a name: give host "
+                f"as an IP address (e.g. '127.0.0.1') or a socket_path, not host={self.host!r}"
+            ) from None
 
     def describe_target(self) -> str:
         """Where this configuration sends, for log lines."""
@@ -149,6 +169,7 @@ _ENV_OPTIONS: dict[str, Any] = {
     "flavor": str,
     "prefix": str,
     "flush_interval": _interval,
+    "delivery": str,
 }
 _env_logged: set[tuple[str, str]] = set()
 

@@ -18,6 +18,10 @@ from typing import Protocol
 # How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
 # say) before it goes on without it.
 FORK_JOIN_TIMEOUT = 2.0
+# How often an idle flusher looks whether the thread it serves has ended (a child forked
+# from a worker thread has no interpreter shutdown to end it: the flusher must not keep it alive).
+MAIN_THREAD_CHECK = 0.5
+GREEN_SETTLE = 0.01
 
 
 class Flushing(Protocol):
@@ -40,6 +44,7 @@ class Schedule:
         self.done = 0
         self.paused = False  # a fork is under way: no thread may start
         self.gone = False  # the recorder was collected
+        self.threadless = False  # delivery="host": the caller's thread sends, no thread starts
         self.thread: threading.Thread | None = None
         self._due = time.monotonic() + interval
 
@@ -55,8 +60,11 @@ class Schedule:
     def start(self, owner: Flushing) -> bool:
         """Start the thread if none runs and none may be paused (hold `cond`).
 
-        False when no thread runs and none can start: at interpreter shutdown.
+        False when no thread runs and none can start: at interpreter shutdown, or with
+        delivery="host" (then the caller serves).
         """
+        if self.threadless:
+            return False
         if self.paused or self.gone or (self.thread is not None and self.thread.is_alive()):
             return True
         thread = threading.Thread(target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True)
@@ -80,7 +88,7 @@ class Schedule:
     def _next(self) -> int | None:
         """The flush to do next, or None to end the thread (hold `cond`)."""
         while True:
-            if self.gone or self.paused:
+            if self.gone or self.paused or self.threadless:
                 return None
             now = time.monotonic()
             if self.asked > self.begun or (self.periodic and now >= self._due):
@@ -89,7 +97,13 @@ class Schedule:
                 return self.begun
             if not self.periodic:
                 return None
-            self.cond.wait(self._due - now)
+            self.cond.wait(min(self._due - now, MAIN_THREAD_CHECK))
+            if not threading.main_thread().is_alive():
+                # The thread we serve has ended (a child forked from a worker thread that
+                # returned, or interpreter shutdown): one last flush, then end, so that
+                # this thread never keeps the process alive. Exit still flushes after.
+                self.periodic = False
+                self.asked = max(self.asked, self.begun + 1)
 
     def finished(self, ticket: int) -> None:
         with self.cond:
@@ -181,6 +195,14 @@ def wait_paused(thread: threading.Thread, deadline: float) -> None:
     """
     thread.join(max(0.0, deadline - time.monotonic()))
     native = thread.native_id
+    # A green thread (gevent, eventlet) has the native id of the OS thread that runs it, ours:
+    # that one never leaves /proc, and there is no other to wait for.
+    if native == threading.get_native_id():
+        # A green thread: nothing to wait for in /proc. Its hub is given one short turn of
+        # its loop (gevent delivers its resolver pool's results there); a child forked
+        # before that turn has a hub that never runs the child's own flusher.
+        time.sleep(GREEN_SETTLE)
+        return
     if native is None or thread.is_alive():
         return
     path = f"/proc/self/task/{native}"

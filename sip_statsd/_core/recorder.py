@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -27,6 +28,7 @@ from .backend import Backend, MemoryBackend
 from .batch import Batch
 from .config import Config, env_options
 from .drops import STRICT_MISS, explain, show
+from . import series as _series
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
 from .gauge import take_levels
@@ -37,6 +39,8 @@ from .series import CounterSeries, InvalidInputError, OwnedLock
 log = logging.getLogger("sip_statsd")
 
 DEFAULT_TIMEOUT = 5.0
+_NEVER = float("inf")
+_monotonic = time.monotonic
 # Reconfigurations waiting for a stuck flusher: past this many, the newest two are folded.
 MAX_PENDING_SWITCHES = 8
 _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -62,7 +66,9 @@ class Recorder(Sending):
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
-        self._lock_held = False  # across a fork
+        self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
+        self._host_lock = OwnedLock()  # delivery="host": one caller sends at a time
+        self._host_due = _NEVER  # delivery="host": when host_tick() sends without being told
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
@@ -86,7 +92,13 @@ class Recorder(Sending):
         if self.config.backend == "memory":
             self._backend = self._intended = MemoryBackend()
         with self._schedule.cond:
+            self._set_delivery(self.config)
             self._schedule.start(self)
+
+    def _set_delivery(self, config: Config) -> None:
+        """Thread or host delivery (hold the schedule's condition)."""
+        self._schedule.threadless = config.delivery == "host"
+        self._host_due = _monotonic() if config.delivery == "host" else _NEVER
 
     # --- families -----------------------------------------------------------------------
 
@@ -147,15 +159,51 @@ class Recorder(Sending):
         The flusher sends; the caller only waits. Called on the flusher itself (a logging
         handler), it asks for another flush and returns False at once.
         """
+        self._check_pid()
         schedule = self._schedule
         with schedule.cond:
             want = schedule.ask()
             started = schedule.start(self)
-            if schedule.on_flusher():
-                return False
+            if schedule.on_flusher() or (started and schedule.paused):
+                return False  # on the flusher, or inside a fork bracket: served when it ends
             if started:
                 return schedule.wait(want, timeout)
-        return self._serve_here(want)
+            threadless = schedule.threadless
+        return self._serve_on_caller(want) if threadless else self._serve_here(want)
+
+    def host_tick(self, recorded: bool = False) -> None:
+        """delivery="host": send from this thread if `recorded`, or if flush_interval has passed.
+
+        Costs a clock read when there is nothing to do; with thread delivery it does nothing.
+        """
+        if (recorded or _monotonic() >= self._host_due) and self._schedule.threadless:
+            self._host_due = _monotonic() + self.config.flush_interval
+            self.flush()
+
+    def _serve_on_caller(self, want: int) -> bool:
+        """delivery="host": one flush on the caller's thread (the backend takes a numeric address)."""
+        lock = self._host_lock
+        if not lock.acquire_for_fork(DEFAULT_TIMEOUT):
+            return False  # this thread is in a send already (a signal handler interrupted it)
+        try:
+            schedule = self._schedule
+            with schedule.cond:
+                schedule.begun = max(schedule.begun, want)
+            self._serve()
+            schedule.finished(want)
+        finally:
+            lock.release()
+        return True
+
+    def _check_pid(self) -> None:
+        """In a child forked without Python's fork hooks (from C): start our own delivery.
+
+        Its cells hold what it recorded (and what the parent had not sent at the fork,
+        which cannot be told apart without a hook); its locks, thread and socket are new.
+        """
+        if self._pid != os.getpid():
+            _series._FOLD_LOCK = OwnedLock()
+            self._after_fork_child(keep_cells=True)
 
     def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
         """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`.
@@ -168,6 +216,7 @@ class Recorder(Sending):
 
     def _ask_close(self) -> tuple[int, bool] | None:
         """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
+        self._check_pid()
         schedule = self._schedule
         with schedule.cond:
             schedule.periodic = False
@@ -177,6 +226,10 @@ class Recorder(Sending):
 
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
+        if not started and self._schedule.threadless:
+            done = self._serve_on_caller(want)
+            self._retire()
+            return done
         if not started:  # no thread can start: interpreter shutdown
             return self._serve_here(want)
         schedule = self._schedule
@@ -194,6 +247,7 @@ class Recorder(Sending):
         is accepted for compatibility and not needed.
         """
         del timeout
+        self._check_pid()
         schedule = self._schedule
         if config == self.config and backend is None and self._intended is None:
             with schedule.cond:  # the same place: nothing to route apart, only (re)start
@@ -218,6 +272,7 @@ class Recorder(Sending):
             self._intended = backend
             schedule.interval = config.flush_interval
             schedule.periodic = True
+            self._set_delivery(config)
             schedule.ask()
             schedule.start(self)
         for family in self._families.values():
@@ -303,26 +358,25 @@ class Recorder(Sending):
     def _pause_for_fork(self) -> threading.Thread | None:
         return self._schedule.pause()
 
-    def _before_fork(self, deadline: float) -> None:
-        # Not a plain acquire(): a fork from a signal handler may interrupt this very thread
-        # while it holds the lock (a configure()'s take); then the fork goes on without it.
-        self._lock_held = self._lock.acquire_for_fork(deadline - time.monotonic())
+    # No lock of ours is held from before a fork to after it: a host may fork several times
+    # in one bracket and run Python in between (Kamailio's main process calls child_init(0)
+    # there), and a child makes its own locks anyway.
 
     def _after_fork_parent(self) -> None:
-        if self._lock_held:
-            self._lock.release()
         self._schedule.resume(self)
 
-    def _after_fork_child(self) -> None:
+    def _after_fork_child(self, keep_cells: bool = False) -> None:
         # Fresh locks and schedule: no other thread of the parent exists here.
+        self._pid = os.getpid()
         self._lock = OwnedLock()
+        self._host_lock = OwnedLock()
         old = self._schedule
         schedule = self._schedule = Schedule(self.config.flush_interval)
         schedule.periodic = old.periodic
         watch(self, schedule)
         # The parent sends what it had recorded; the child starts from zero. A fold that a
         # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-        for family in self._families.values():
+        for family in () if keep_cells else self._families.values():
             for series in family._by_values.values():
                 series._take()  # type: ignore[attr-defined]
                 if isinstance(series, CounterSeries):
@@ -338,8 +392,9 @@ class Recorder(Sending):
         if backend is not None and not isinstance(backend, MemoryBackend):
             with contextlib.suppress(Exception):
                 backend.close()  # the child's copy of the socket only
-        if schedule.periodic:
-            with schedule.cond:
+        with schedule.cond:
+            self._set_delivery(self.config)
+            if schedule.periodic:
                 schedule.start(self)
 
 

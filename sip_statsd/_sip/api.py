@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypedDict, Unpack
 
 from .._core import process as _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
@@ -32,6 +32,7 @@ class Options(TypedDict, total=False):
     flush_interval: float
     strict: bool
     packed: bool
+    delivery: str
     quality_thresholds: Mapping[str, float] | QualityThresholds | None
 
 
@@ -66,6 +67,8 @@ class SipMetrics(Helpers):
         if _recorder is None:
             _recorder = Recorder(make_config(options))
         self.recorder = _recorder
+        # delivery="host": call at the end of each of the host's handlers (see Recorder.host_tick).
+        self.host_tick: Callable[[bool], None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes)
         super().__init__(self.catalog)
 
