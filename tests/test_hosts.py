@@ -74,7 +74,9 @@ C_FORK = """
 @pytest.mark.parametrize("hooks", [False, True], ids=["no-fork-hooks", "fork-hooks"])
 def test_a_child_forked_from_c_delivers_with_or_without_fork_hooks(tmp_path, hooks):
     """Item 3: the child knows it is a child by its pid: fresh cells, flusher and socket."""
-    script = C_FORK + f"""
+    script = (
+        C_FORK
+        + f"""
     import os, sip_statsd
     sip_statsd.invite_result("inbound", 200)
     assert sip_statsd.flush(timeout=10)  # the flusher runs, and has a socket, before the fork
@@ -91,6 +93,7 @@ def test_a_child_forked_from_c_delivers_with_or_without_fork_hooks(tmp_path, hoo
     sip_statsd.invite_result("inbound", 486)
     assert sip_statsd.flush(timeout=10)
     """
+    )
     with Receiver() as receiver:
         run(script, receiver, tmp_path)
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 60000, timeout=10)
@@ -101,7 +104,9 @@ def test_a_child_forked_from_c_delivers_with_or_without_fork_hooks(tmp_path, hoo
 
 def test_a_fork_bracket_around_several_forks_lets_python_in_between_configure_and_flush(tmp_path):
     """Item 2: Kamailio's bracket: one before-fork hook, forks with Python between, one after-parent."""
-    script = C_FORK + """
+    script = (
+        C_FORK
+        + """
     import ctypes, os, sip_statsd
     host, port = os.environ["SIP_STATSD_HOST"], int(os.environ["SIP_STATSD_PORT"])
     sip_statsd.invite_result("inbound", 200)
@@ -125,6 +130,7 @@ def test_a_fork_bracket_around_several_forks_lets_python_in_between_configure_an
     assert codes == [0, 0, 0], codes
     assert sip_statsd.flush(timeout=10)
     """
+    )
     with Receiver() as receiver:
         run(script, receiver, tmp_path)
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 4, timeout=10)
@@ -178,7 +184,8 @@ def test_a_fork_under_green_threads_does_not_wait_for_a_thread_that_is_not_there
     {patch}
     import os, sip_statsd
     from sip_statsd._core import flusher, process
-    process.FORK_JOIN_TIMEOUT = flusher.FORK_JOIN_TIMEOUT = 3600.0  # a fork that waits for the flusher to leave /proc hangs
+    # A fork that waits for the flusher to leave /proc now hangs.
+    process.FORK_JOIN_TIMEOUT = flusher.FORK_JOIN_TIMEOUT = 3600.0
     sip_statsd.invite_result("inbound", 200)
     assert sip_statsd.flush(timeout=10)
     pid = os.fork()
@@ -223,7 +230,8 @@ def test_what_an_atexit_handler_registered_before_import_emits_goes_out(tmp_path
 def _wait_ready(process: subprocess.Popen[str]) -> None:
     assert process.stdout is not None
     readable, _, _ = select.select([process.stdout], [], [], DEADLINE)
-    assert readable and process.stdout.readline().strip() == "ready", process.stderr
+    assert readable, "the script printed nothing"
+    assert process.stdout.readline().strip() == "ready", process.stderr
 
 
 @pytest.mark.parametrize("previous", ["default", "handler"])
@@ -248,7 +256,11 @@ def test_sigterm_opt_in_flushes_then_does_what_sigterm_did_before(tmp_path, prev
     path.write_text(textwrap.dedent(script))
     with Receiver() as receiver:
         process = subprocess.Popen(
-            [sys.executable, str(path)], env=script_env(receiver), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, str(path)],
+            env=script_env(receiver),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             _wait_ready(process)
@@ -279,7 +291,11 @@ def test_sigterm_without_the_opt_in_keeps_its_default(tmp_path):
     path.write_text(textwrap.dedent(script))
     with Receiver() as receiver:
         process = subprocess.Popen(
-            [sys.executable, str(path)], env=script_env(receiver), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, str(path)],
+            env=script_env(receiver),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         _wait_ready(process)
         process.send_signal(signal.SIGTERM)

@@ -50,14 +50,20 @@ def drive(workdir: Path, proxy: str) -> Traffic:
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the INVITEs, answers nothing
     silent.bind(("127.0.0.1", ports["silent"]))
     try:
-        for name, scen in (("answer", "kamailio_uas_answer"), ("busy", "uas_reject"), ("non_invite", "kamailio_uas_options_register")):
+        for name, scen in (
+            ("answer", "kamailio_uas_answer"),
+            ("busy", "uas_reject"),
+            ("non_invite", "kamailio_uas_options_register"),
+        ):
             where = place(f"uas_{name}")
             servers.append(start_sipp(where, "-sf", str(scenario(scen, where)), "-p", str(ports[name]), timeout=60))
 
         def client(name: str, scen: str, target: str, calls: int, **marks: object) -> object:
             where = place(f"uac_{name}")
             args = ["-sf", str(scenario(scen, where, **marks)), "-p", str(free_port()), "-rsa", proxy]
-            return where, start_sipp(where, *args, f"127.0.0.1:{ports[target]}", "-m", str(calls), "-r", "40", "-l", "20")
+            return where, start_sipp(
+                where, *args, f"127.0.0.1:{ports[target]}", "-m", str(calls), "-r", "40", "-l", "20"
+            )
 
         started = [
             client("answer", "kamailio_uac_answer", "answer", ANSWERED, hold_ms=200),
@@ -72,7 +78,8 @@ def drive(workdir: Path, proxy: str) -> Traffic:
             server.kill()
             server.communicate()
     for run in runs:
-        assert run.returncode == 0 and run.calls("FailedCall") == 0, run.log
+        assert run.returncode == 0, run.log
+        assert run.calls("FailedCall") == 0, run.log
     return Traffic(*runs)
 
 
@@ -162,7 +169,12 @@ def report(
 def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_path, configure_in):
     with Receiver() as receiver:
         port = free_port()
-        env = {**os.environ, "KEMI_CONFIGURE_IN": configure_in, "KEMI_HOST": receiver.host, "KEMI_PORT": str(receiver.port)}
+        env = {
+            **os.environ,
+            "KEMI_CONFIGURE_IN": configure_in,
+            "KEMI_HOST": receiver.host,
+            "KEMI_PORT": str(receiver.port),
+        }
         proxy = Kamailio(tmp_path, port, env)
         try:
             traffic = drive(tmp_path, f"127.0.0.1:{port}")

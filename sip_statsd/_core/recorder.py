@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._wire.transport import FAULT_KINDS, FAULT_OTHER
+from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
 from .config import Config, env_options
 from .drops import STRICT_MISS, explain, show
-from . import series as _series
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
 from .gauge import take_levels

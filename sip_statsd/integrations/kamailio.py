@@ -127,7 +127,7 @@ class KemiMetrics:
         ksr = _ksr()
         method = ksr.pv.get("$rm")
         in_dialog = ksr.siputils.has_totag() > 0
-        if method == "ACK" or method == "CANCEL":
+        if method in {"ACK", "CANCEL"}:
             return
         if method == "INVITE" and not in_dialog:
             ksr.pv.sets(_AVP_START, f"{_now_ms():.3f}")
