@@ -32,6 +32,7 @@ from .drops import STRICT_MISS, explain, show
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
 from .gauge import take_levels
+from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
 from .series import CounterSeries, InvalidInputError, OwnedLock
@@ -39,8 +40,6 @@ from .series import CounterSeries, InvalidInputError, OwnedLock
 log = logging.getLogger("sip_statsd")
 
 DEFAULT_TIMEOUT = 5.0
-_NEVER = float("inf")
-_monotonic = time.monotonic
 # Reconfigurations waiting for a stuck flusher: past this many, the newest two are folded.
 MAX_PENDING_SWITCHES = 8
 _instances: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -55,7 +54,7 @@ class _Switch:
     backend: Backend | None
 
 
-class Recorder(Sending):
+class Recorder(Sending, HostDelivery):
     """Families, their cells and the machinery that flushes them."""
 
     def __init__(self, config: Config | None = None) -> None:
@@ -67,8 +66,7 @@ class Recorder(Sending):
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
-        self._host_lock = OwnedLock()  # delivery="host": one caller sends at a time
-        self._host_due = _NEVER  # delivery="host": when host_tick() sends without being told
+        self._init_host()
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
@@ -94,11 +92,6 @@ class Recorder(Sending):
         with self._schedule.cond:
             self._set_delivery(self.config)
             self._schedule.start(self)
-
-    def _set_delivery(self, config: Config) -> None:
-        """Thread or host delivery (hold the schedule's condition)."""
-        self._schedule.threadless = config.delivery == "host"
-        self._host_due = _monotonic() if config.delivery == "host" else _NEVER
 
     # --- families -----------------------------------------------------------------------
 
@@ -170,30 +163,6 @@ class Recorder(Sending):
                 return schedule.wait(want, timeout)
             threadless = schedule.threadless
         return self._serve_on_caller(want) if threadless else self._serve_here(want)
-
-    def host_tick(self, recorded: bool = False) -> None:
-        """delivery="host": send from this thread if `recorded`, or if flush_interval has passed.
-
-        Costs a clock read when there is nothing to do; with thread delivery it does nothing.
-        """
-        if (recorded or _monotonic() >= self._host_due) and self._schedule.threadless:
-            self._host_due = _monotonic() + self.config.flush_interval
-            self.flush()
-
-    def _serve_on_caller(self, want: int) -> bool:
-        """delivery="host": one flush on the caller's thread (the backend takes a numeric address)."""
-        lock = self._host_lock
-        if not lock.acquire_for_fork(DEFAULT_TIMEOUT):
-            return False  # this thread is in a send already (a signal handler interrupted it)
-        try:
-            schedule = self._schedule
-            with schedule.cond:
-                schedule.begun = max(schedule.begun, want)
-            self._serve()
-            schedule.finished(want)
-        finally:
-            lock.release()
-        return True
 
     def _check_pid(self) -> None:
         """In a child forked without Python's fork hooks (from C): start our own delivery.
@@ -369,7 +338,7 @@ class Recorder(Sending):
         # Fresh locks and schedule: no other thread of the parent exists here.
         self._pid = os.getpid()
         self._lock = OwnedLock()
-        self._host_lock = OwnedLock()
+        self._init_host()
         old = self._schedule
         schedule = self._schedule = Schedule(self.config.flush_interval)
         schedule.periodic = old.periodic
