@@ -10,10 +10,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -301,3 +305,67 @@ def test_sigterm_without_the_opt_in_keeps_its_default(tmp_path):
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=DEADLINE)
         assert process.returncode == -signal.SIGTERM
+
+
+UWSGI_APP = """
+import sip_statsd
+
+sip_statsd.invite_result("inbound", 200)
+sip_statsd.flush(timeout=10)  # the master's flusher has run, and has a socket, before uWSGI forks
+
+
+def application(environ, start_response):
+    for _ in range(1000):
+        sip_statsd.bye("outbound", "local", "normal")
+    ok = sip_statsd.flush(timeout=5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok" if ok else b"fail"]
+"""
+
+
+def _uwsgi() -> str | None:
+    beside = Path(sys.executable).parent / "uwsgi"
+    return str(beside) if beside.exists() else shutil.which("uwsgi")
+
+
+@pytest.mark.skipif(_uwsgi() is None, reason="uwsgi is not installed (pip install uwsgi builds it from source)")
+def test_uwsgi_workers_forked_without_fork_hooks_deliver(tmp_path):
+    """Item 3 in a real host: uWSGI forks its workers from C and, by default, runs no fork hooks."""
+    (tmp_path / "app.py").write_text(UWSGI_APP)
+    port = free_tcp_port()
+    command = [_uwsgi() or "uwsgi", "--master", "--processes", "2", "--http-socket", f"127.0.0.1:{port}"]
+    command += ["--wsgi-file", "app.py", "--die-on-term", "--enable-threads", "--disable-logging", "--need-app"]
+    with Receiver() as receiver:
+        env = {**script_env(receiver), "PYTHONPATH": os.pathsep.join(sys.path)}
+        server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            bodies = []
+            for _ in range(6):
+                bodies.append(_get(f"http://127.0.0.1:{port}/"))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            output, _ = server.communicate(timeout=DEADLINE)
+        assert bodies == [b"ok"] * 6, output
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 6000, timeout=10)
+        assert totals.count(sm.METRIC_BYE_TOTAL) == 6000
+        assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 1  # the master's, not sent again by a worker
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> bytes:
+    """One request, retried while uWSGI starts (it gives no event to wait on), within DEADLINE."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=DEADLINE) as response:
+                body: bytes = response.read()
+                return body
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
