@@ -74,6 +74,7 @@ class Family:
             values: self._series_type(self, values) for values in itertools.product(*allowed.values())
         }
         self._drops: dict[str, CounterSeries] = {}
+        self._extra_pending = False  # a counter's inc(n) queued something since the last take
         # What the helpers' look-up tables give for an input that is not declared: the
         # unknown_value drop counter's itertools.count in soft mode (so a drop costs what a
         # hit costs), an iterator that raises in strict mode. Set by the recorder.

@@ -22,6 +22,9 @@ _NEVER = float("inf")
 _monotonic = time.monotonic
 # How long a sending caller waits for another thread's send (a few datagrams) to end.
 HOST_LOCK_TIMEOUT = 5.0
+# host_tick() without `recorded` reads the clock once per this many calls: a clock read costs
+# more than the rest of the hook, which must stay near the cost of a function call.
+TICKS_PER_CLOCK_READ = 64
 
 
 class HostDelivery:
@@ -39,6 +42,7 @@ class HostDelivery:
     def _init_host(self) -> None:
         self._host_lock = OwnedLock()  # one caller sends at a time
         self._host_due = _NEVER  # when host_tick() sends without being told
+        self._host_ticks = TICKS_PER_CLOCK_READ  # calls left before host_tick() reads the clock
 
     def _set_delivery(self, config: Config) -> None:
         """Thread or host delivery (hold the schedule's condition)."""
@@ -46,11 +50,23 @@ class HostDelivery:
         self._host_due = _monotonic() if config.delivery == "host" else _NEVER
 
     def host_tick(self, recorded: bool = False) -> None:
-        """delivery="host": send from this thread if `recorded`, or if flush_interval has passed.
+        """delivery="host": at the end of a host's handler, send from this thread what is due.
 
-        Costs a clock read when there is nothing to do; with thread delivery it does nothing.
+        `recorded=True` (the handler recorded something): send it now, one datagram. Without
+        it: once flush_interval has passed since the last send, checked every
+        `TICKS_PER_CLOCK_READ` calls (a safety net for recordings nobody flagged); otherwise
+        it returns at once, for about the cost of a function call. With thread delivery it
+        does nothing: the flusher thread sends.
         """
-        if (recorded or _monotonic() >= self._host_due) and self._schedule.threadless:
+        if not recorded:
+            ticks = self._host_ticks - 1
+            self._host_ticks = ticks
+            if ticks > 0:
+                return
+            self._host_ticks = TICKS_PER_CLOCK_READ
+            if _monotonic() < self._host_due:
+                return
+        if self._schedule.threadless:
             self._host_due = _monotonic() + self.config.flush_interval
             self.flush()
 

@@ -31,11 +31,11 @@ from .config import Config, env_options
 from .drops import STRICT_MISS, explain, show
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
-from .gauge import take_levels
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
 from .series import CounterSeries, InvalidInputError, OwnedLock
+from .taking import Taking
 
 log = logging.getLogger("sip_statsd")
 
@@ -54,7 +54,7 @@ class _Switch:
     backend: Backend | None
 
 
-class Recorder(Sending, HostDelivery):
+class Recorder(Sending, HostDelivery, Taking):
     """Families, their cells and the machinery that flushes them."""
 
     def __init__(self, config: Config | None = None) -> None:
@@ -66,6 +66,7 @@ class Recorder(Sending, HostDelivery):
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
+        self._init_taking()
         self._init_host()
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
@@ -302,26 +303,6 @@ class Recorder(Sending, HostDelivery):
         except Exception as error:  # a bug of ours must not kill the flusher
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
 
-    def _take(self) -> Batch:
-        """Take every cell (hold `_lock`). Runs over every series each flush: kept tight."""
-        batch = Batch()
-        counts, samples = batch.counts, batch.samples
-        for family in self._families.values():
-            kind = family.kind
-            if kind == "count":
-                for series in family._by_values.values():
-                    n = series._take()  # type: ignore[attr-defined]
-                    if n:
-                        counts.append((series, n))  # type: ignore[arg-type]
-            elif kind == "gauge":  # a level, sent every flush once it has one
-                take_levels(family, batch.gauges)
-            else:
-                for series in family._by_values.values():
-                    values = series._take()  # type: ignore[attr-defined]
-                    if values:
-                        samples.append((series, values))  # type: ignore[arg-type]
-        return batch
-
     # --- fork (see process) -----------------------------------------------------------------
 
     def _pause_for_fork(self) -> threading.Thread | None:
@@ -346,10 +327,14 @@ class Recorder(Sending, HostDelivery):
         # The parent sends what it had recorded; the child starts from zero. A fold that a
         # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
         for family in () if keep_cells else self._families.values():
+            if family.kind == "count":
+                self._scan(family).take()
+                family._extra_pending = False
             for series in family._by_values.values():
-                series._take()  # type: ignore[attr-defined]
                 if isinstance(series, CounterSeries):
                     series._extra = []
+                else:
+                    series._take()  # type: ignore[attr-defined]
         self._switches.clear()  # their batches are the parent's; their configuration holds here
         self._active = self.config
         self._stats = Stats()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import operator
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from .names import DROP_INVALID_NUMBER, DROP_SAMPLE_OVERFLOW
 
@@ -90,24 +91,24 @@ _FOLD_LOCK = OwnedLock()
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_feeds", "_reads", "_sources", "_taken")
+    __slots__ = ("_count", "_expect", "_extra", "_feeds", "_sources")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
         # Why itertools.count: its __next__ runs entirely in C while holding the GIL, so
         # concurrent increments are never lost, and it costs ~35 ns against ~210 ns for a
         # Lock around `+= 1` (measured on 3.11, 2 cores). The flusher never resets it: it
-        # reads the running total with one more next() and keeps the delta, so no
-        # increment can fall between a read and a reset.
+        # reads it with one more next() and compares with what that next() would return
+        # had no emitter counted (`_expect`, kept by `CounterScan`), so no increment can
+        # fall between a read and a reset.
         self._count = itertools.count()
-        self._reads = 0  # next() calls made by the flusher, not by emitters
-        self._taken = 0  # emitter increments already handed to a flush
+        self._expect = 0  # the flusher's next read, if no emitter counts meanwhile
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
         # A derived series (sip_invite_result_total's classes) counts, at each take, what
         # its source series (sip_invite_response_total's codes) counted since the last one:
         # the hot path feeds one count, the flusher reads it for both metrics. `_sources`
-        # holds [source, emitter increments seen]; `_feeds` the series fed by this one.
-        self._sources: list[list[Any]] = []
+        # holds the sources; `_feeds` the series fed by this one.
+        self._sources: tuple[CounterSeries, ...] = ()
         self._feeds: tuple[CounterSeries, ...] = ()
 
     def inc(self, n: int = 1, /) -> None:
@@ -120,6 +121,7 @@ class CounterSeries(Series):
                     for series in (self, *self._feeds):
                         extra = series._extra
                         extra.append(n)
+                        series.family._extra_pending = True  # after the append: see CounterScan
                         if len(extra) > _MAX_QUEUED:
                             series._fold_extra()
             else:
@@ -138,34 +140,57 @@ class CounterSeries(Series):
                 del extra[:k]  # atomic; appends made meanwhile stay
                 extra.append(total)
 
-    def _read(self) -> int:
-        """The emitters' increments so far (flusher side, under its lock): one more next()."""
-        total = next(self._count) - self._reads
-        self._reads += 1
-        return total
-
-    def _take(self) -> int:
-        """Return the increments since the last take (flusher side, under its lock)."""
-        total = next(self._count) - self._reads  # _read(), inline: this runs for every series each flush
-        self._reads += 1
-        delta = total - self._taken
-        self._taken = total
-        if self._extra:
-            with _FOLD_LOCK:
-                extra = self._extra
-                k = len(extra)
-                delta += sum(extra[:k])
-                del extra[:k]  # atomic; appends made meanwhile stay for the next take
-        for cursor in self._sources:  # a derived series: what each source counted meanwhile
-            seen = cursor[0]._read()
-            delta += seen - cursor[1]
-            cursor[1] = seen
-        return delta
+    def _take_extra(self) -> int:
+        """What inc(n) queued since the last take (flusher side, under its lock)."""
+        if not self._extra:
+            return 0
+        with _FOLD_LOCK:
+            extra = self._extra
+            k = len(extra)
+            total = sum(extra[:k])
+            del extra[:k]  # atomic; appends made meanwhile stay for the next take
+            return total
 
     def _count_also(self, source: CounterSeries) -> None:
         """Count, from now on, every increment of `source` too (made before any emit)."""
-        self._sources.append([source, 0])
+        self._sources = (*self._sources, source)
         source._feeds = (*source._feeds, self)
+
+
+_PLUS_ONE = (1).__add__
+
+
+class CounterScan:
+    """One pass over a counter family's counts in C: which series counted since the last pass.
+
+    Every count is read with one next(), all at once (`map`), and compared with what each
+    read returns when no emitter counted (`_expect`): a family where nothing happened costs
+    a few C loops, not a Python step per series. Made again when the family grows.
+    """
+
+    __slots__ = ("counts", "expect", "series")
+
+    def __init__(self, series: tuple[CounterSeries, ...]) -> None:
+        self.series = series
+        self.counts = tuple(s._count for s in series)
+        self.expect = [s._expect for s in series]
+
+    def take(self) -> list[tuple[CounterSeries, int]]:
+        """(series, emitter increments since the last take) for each series that counted."""
+        now = list(map(next, self.counts))
+        expect = self.expect
+        self.expect = list(map(_PLUS_ONE, now))
+        if now == expect:
+            return []
+        series = self.series
+        return [
+            (series[i], now[i] - expect[i]) for i in itertools.compress(range(len(now)), map(operator.ne, now, expect))
+        ]
+
+    def keep(self) -> None:
+        """Hand each series its next expected read (before the scan is made again)."""
+        for series, expect in zip(self.series, self.expect, strict=True):
+            series._expect = expect
 
 
 class DistributionSeries(Series):

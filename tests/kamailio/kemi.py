@@ -1,7 +1,8 @@
 """The KEMI script of tests/test_kamailio.py: a stateful proxy that relays to the Request-URI.
 
-Environment: KEMI_CONFIGURE_IN ("mod_init", "child_init" or "none": no metrics at all, for
-the CPU benchmark), KEMI_HOST and KEMI_PORT (the receiver).
+Environment: KEMI_CONFIGURE_IN ("mod_init", "child_init"; for benchmarks/kamailio_cpu.py also
+"none": no metrics at all, and "statsd": the same events counted by Kamailio's own C statsd
+module instead), KEMI_HOST and KEMI_PORT (the receiver).
 """
 
 import os
@@ -31,12 +32,56 @@ if CONFIGURE_IN == "none":
                 KSR.dialog.dlg_manage()
 
 else:
+    from sip_statsd.integrations import kamailio
     from sip_statsd.integrations.kamailio import KemiMetrics as Base
+
+if CONFIGURE_IN == "statsd":
+
+    class ViaStatsdModule:
+        """The integration's calls, made through Kamailio's C statsd module (KSR.statsd)."""
+
+        def __getattr__(self, name):
+            import sip_statsd
+
+            return getattr(sip_statsd, name)  # the constants
+
+        def configure(self, **options):
+            pass
+
+        def host_tick(self, recorded=False):
+            pass
+
+        def invite_result(self, direction, code):
+            KSR.statsd.statsd_incr(f"sip_invite_result_total.{direction}.{code // 100}xx")
+            KSR.statsd.statsd_incr(f"sip_invite_response_total.{direction}.{code}")
+
+        def observe_setup_delay(self, direction, delay_ms, success):
+            result = "success" if success else "failure"
+            KSR.statsd.statsd_histogram(f"sip_session_request_delay_ms.{direction}.{result}", str(int(delay_ms)))
+
+        def bye(self, direction, by, reason):
+            KSR.statsd.statsd_incr(f"sip_bye_total.{direction}.{by}.{reason}")
+
+        def request_result(self, direction, method, code):
+            KSR.statsd.statsd_incr(f"sip_request_result_total.{direction}.{method}.{code // 100}xx")
+
+        def transaction_timeout(self, method):
+            KSR.statsd.statsd_incr(f"sip_transaction_timeout_total.{method}")
+
+        def call_started(self, direction):
+            KSR.statsd.statsd_gauge(f"sip_active_calls.{direction}", "+1")
+
+        def call_ended(self, direction, duration_s=None):
+            KSR.statsd.statsd_gauge(f"sip_active_calls.{direction}", "-1")
+            if duration_s is not None:
+                KSR.statsd.statsd_histogram(f"sip_call_duration_s.{direction}", str(int(duration_s * 1000)))
+
+    kamailio.sip_statsd = ViaStatsdModule()
 
 
 class Router(Base):
     def child_init(self, rank):
-        if CONFIGURE_IN == "child_init" and self._metrics_options is None:
+        if CONFIGURE_IN in ("child_init", "statsd") and self._metrics_options is None:
             self.metrics_setup(**OPTIONS)  # in every process, the main one (rank 0) between its forks
         return super().child_init(rank)
 
