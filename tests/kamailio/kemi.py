@@ -2,7 +2,7 @@
 
 Environment: KEMI_CONFIGURE_IN ("mod_init", "child_init"; for benchmarks/kamailio_cpu.py also
 "none": no metrics at all, and "statsd": the same events counted by Kamailio's own C statsd
-module instead), KEMI_HOST and KEMI_PORT (the receiver).
+module instead), KEMI_HOST and KEMI_PORT (the receiver), KEMI_SILENT_PORT.
 """
 
 import os
@@ -10,6 +10,7 @@ import os
 import KSR
 
 CONFIGURE_IN = os.environ.get("KEMI_CONFIGURE_IN", "child_init")
+SILENT_PORT = os.environ.get("KEMI_SILENT_PORT")  # the callee that never answers: a 1 s timeout
 OPTIONS = {"host": os.environ.get("KEMI_HOST", "127.0.0.1"), "port": int(os.environ.get("KEMI_PORT", "8125"))}
 
 if CONFIGURE_IN == "none":
@@ -90,6 +91,8 @@ class Router(Base):
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return 1
         self.metrics_request()
+        if SILENT_PORT and KSR.pv.get("$rp") == int(SILENT_PORT):
+            KSR.tm.t_set_fr(0, 1000)
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()
         return 1
