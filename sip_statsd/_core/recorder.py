@@ -105,6 +105,7 @@ class Recorder(Sending, HostDelivery, Taking):
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
             self._families[family.name] = family
+            self._families_changed()
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
@@ -326,15 +327,12 @@ class Recorder(Sending, HostDelivery, Taking):
         watch(self, schedule)
         # The parent sends what it had recorded; the child starts from zero. A fold that a
         # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-        for family in () if keep_cells else self._families.values():
-            if family.kind == "count":
-                self._scan(family).take()
-                family._extra_pending = False
-            for series in family._by_values.values():
-                if isinstance(series, CounterSeries):
-                    series._extra = []
-                else:
-                    series._take()  # type: ignore[attr-defined]
+        if not keep_cells:
+            self._discard_cells()
+            for family in self._families.values():
+                for series in family._by_values.values():
+                    if isinstance(series, CounterSeries):
+                        series._extra = []
         self._switches.clear()  # their batches are the parent's; their configuration holds here
         self._active = self.config
         self._stats = Stats()

@@ -1,9 +1,10 @@
 """Taking the cells: what a flush sends, read from every family without stopping an emitter.
 
-Counters are read a family at a time in C (`CounterScan`): a family where nothing was
-counted costs a few C loops. Only the series that counted, derived series (which count
-what their sources counted) and families with queued inc(n) take Python steps. This runs
-at every flush, and with host delivery at every handler that recorded something.
+Every counter of the recorder is read in one pass in C (`CounterScan`): when nothing was
+counted that costs a few C loops over the counts, not a Python step per series. Only the
+series that counted, derived series (which count what their sources counted) and series
+with queued inc(n) take Python steps. This runs at every flush, and with host delivery at
+every handler that recorded something.
 """
 
 from __future__ import annotations
@@ -18,70 +19,80 @@ if TYPE_CHECKING:
     from .family import Family
 
 
+class _Plan:
+    """The recorder's families sorted by kind, and one scan over all its counters."""
+
+    __slots__ = ("counters", "distributions", "gauges", "scan")
+    scan: CounterScan
+
+    def __init__(self, families: list[Family], previous: _Plan | None) -> None:
+        if previous is not None:
+            previous.scan.keep()  # the series carry their next expected read into the new scan
+        self.counters = [f for f in families if f.kind == "count"]
+        self.gauges = [f for f in families if f.kind == "gauge"]
+        self.distributions = [f for f in families if f.kind == "distribution"]
+        series = tuple(s for f in self.counters for s in f._by_values.values())
+        self.scan = CounterScan(series)  # type: ignore[arg-type]
+
+
 class Taking:
     """The recorder's take (see `Recorder`, which is one)."""
 
     _families: dict[str, Family]
 
     def _init_taking(self) -> None:
-        self._scans: dict[str, CounterScan] = {}  # per counter family, made at its first take
-        self._derived: set[Family] = set()  # counter families whose series count other series
+        self._plan: _Plan | None = None
+        self._plan_stale = True  # a family was registered (or grew) since the plan was made
+
+    def _families_changed(self) -> None:
+        """A family was registered, or the drop counter grew: plan again at the next take."""
+        self._plan_stale = True
 
     def _take(self) -> Batch:
-        """Take every cell (hold `_lock`). Runs each flush, and each host_tick that sends: kept tight.
-
-        Counters are read a family at a time in C (`CounterScan`); only the series that
-        counted, and families with queued inc(n) or derived series, take Python steps.
-        """
+        """Take every cell (hold `_lock`). Runs each flush, and each host_tick that sends: kept tight."""
+        plan = self._plan
+        if plan is None or self._plan_stale:
+            self._plan_stale = False
+            plan = self._plan = _Plan(list(self._families.values()), plan)
         batch = Batch()
         counts, samples = batch.counts, batch.samples
-        taken: list[tuple[Family, list[tuple[CounterSeries, int]]]] = []
-        for family in self._families.values():
-            kind = family.kind
-            if kind == "count":
-                taken.append((family, self._scan(family).take()))
-            elif kind == "gauge":  # a level, sent every flush once it has one
-                take_levels(family, batch.gauges)
-            else:
-                for series in family._by_values.values():
-                    values = series._take()  # type: ignore[attr-defined]
-                    if values:
-                        samples.append((series, values))  # type: ignore[arg-type]
-        self._merge_counts(taken, counts)
+        changed = plan.scan.take()
+        for family in plan.gauges:  # a level, sent every flush once it has one
+            take_levels(family, batch.gauges)
+        for family in plan.distributions:
+            for series in family._by_values.values():
+                values = series._take()  # type: ignore[attr-defined]
+                if values:
+                    samples.append((series, values))  # type: ignore[arg-type]
+        # A derived series (sip_invite_result_total's classes) counts what its sources counted.
+        fed: dict[CounterSeries, int] = {}
+        for series, n in changed:
+            for target in series._feeds:
+                fed[target] = fed.get(target, 0) + n
+        _take_queued(plan.counters, fed)
+        if fed:
+            merged = dict(changed)
+            for series, n in fed.items():
+                merged[series] = merged.get(series, 0) + n
+            counts.extend(merged.items())
+        else:
+            counts.extend(changed)
         return batch
 
-    def _merge_counts(
-        self, taken: list[tuple[Family, list[tuple[CounterSeries, int]]]], counts: list[tuple[CounterSeries, int]]
-    ) -> None:
-        """Each family's counted series into `counts`, with what derived series and inc(n) add."""
-        # A derived series (sip_invite_result_total's) counts what its sources counted.
-        fed: dict[CounterSeries, int] = {}
-        for _, changed in taken:
-            for series, n in changed:
-                for target in series._feeds:
-                    fed[target] = fed.get(target, 0) + n
-        for family, changed in taken:
-            if not (family._extra_pending or (fed and family in self._derived)):
-                counts.extend(changed)
-                continue
-            # Queued inc(n): the flag is cleared before the lists are read (an append after
-            # that sets it again, for the next take).
-            family._extra_pending = False
-            merged = dict(changed)
-            for one in family._by_values.values():
-                assert isinstance(one, CounterSeries)
-                n = fed.get(one, 0) + one._take_extra()
-                if n:
-                    merged[one] = merged.get(one, 0) + n
-            counts.extend(merged.items())
+    def _discard_cells(self) -> None:
+        """A forked child starts from zero: what the cells hold is the parent's (hold `_lock`)."""
+        self._take()
 
-    def _scan(self, family: Family) -> CounterScan:
-        """The family's scan, made again when the family has grown (the drop counter does)."""
-        scan = self._scans.get(family.name)
-        if scan is None or len(scan.series) != len(family._by_values):
-            if scan is not None:
-                scan.keep()
-            scan = self._scans[family.name] = CounterScan(tuple(family._by_values.values()))  # type: ignore[arg-type]
-            if any(series._sources for series in scan.series):
-                self._derived.add(family)
-        return scan
+
+def _take_queued(counters: list[Family], fed: dict[CounterSeries, int]) -> None:
+    """Add what inc(n) queued to `fed`, for the families that queued something."""
+    for family in counters:
+        if family._extra_pending:
+            # The flag is cleared before the lists are read: an append after that sets it
+            # again, for the next take.
+            family._extra_pending = False
+            for series in family._by_values.values():
+                assert isinstance(series, CounterSeries)
+                extra = series._take_extra()
+                if extra:
+                    fed[series] = fed.get(series, 0) + extra
