@@ -100,7 +100,8 @@ def one_run(variant: str, calls: int, rate: int, receiver: Receiver) -> dict[str
         proxy = Kamailio(workdir, port, env, extra=extra)
         uas_dir = workdir / "uas"
         uas_dir.mkdir()
-        uas = start_sipp(uas_dir, "-sf", str(scenario("kamailio_uas_answer", uas_dir)), "-p", str(uas_port), timeout=600)
+        uas_scenario = str(scenario("kamailio_uas_answer", uas_dir))
+        uas = start_sipp(uas_dir, "-sf", uas_scenario, "-p", str(uas_port), timeout=600)
         try:
 
             def load(n: int, name: str) -> None:
@@ -119,7 +120,8 @@ def one_run(variant: str, calls: int, rate: int, receiver: Receiver) -> dict[str
             load(calls, "load")
             used = cpu_ns(pids) - before
             time.sleep(0.5)  # the receiver's reader catches up (a process's sends, no thread of ours)
-            return {"cpu_us_per_call": used / calls / 1000, "datagrams_per_call": (receiver.totals().datagrams - before_dgrams) / calls}
+            datagrams = receiver.totals().datagrams - before_dgrams
+            return {"cpu_us_per_call": used / calls / 1000, "datagrams_per_call": datagrams / calls}
         finally:
             uas.kill()
             uas.communicate()
@@ -158,7 +160,8 @@ def main() -> None:
     }
     lines = ["host hook next to invite_result (ns per call, best of 5 interleaved rounds):"]
     lines += [f"  {label:42} {ns:8.1f}" for label, ns in hook.items()]
-    lines.append(f"Kamailio CPU per answered call ({args.calls} calls at {args.rate}/s, median of {args.rounds} rounds):")
+    load = f"{args.calls} calls at {args.rate}/s, median of {args.rounds} rounds"
+    lines.append(f"Kamailio CPU per answered call ({load}):")
     for v in VARIANTS:
         per = [f"{x['cpu_us_per_call']:.1f}" for x in runs[v]]
         dg = statistics.median(x["datagrams_per_call"] for x in runs[v])
