@@ -170,8 +170,8 @@ def main() -> None:
     print(text)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{time.strftime('%Y-%m-%d')}-kamailio-cpu-py{sys.version_info[0]}.{sys.version_info[1]}"
-    stem.with_suffix(".txt").write_text(text + "\n")
-    stem.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+    Path(f"{stem}.txt").write_text(text + "\n")  # not with_suffix: ".11" is no suffix
+    Path(f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":
