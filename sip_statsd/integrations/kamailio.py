@@ -32,6 +32,10 @@ What it records (`direction` is the proxy's: `inbound` by default, every request
 - a non-INVITE request's first final reply (BYE, OPTIONS, REGISTER ...): `request_result`;
 - dialog start (its 2xx) and end: `call_started`, `call_ended` with the seconds between.
 
+Not counted: replies the script sends itself (`sl_send_reply`, `t_reply`: call the helpers
+there if you want them), a CANCEL's own 200 (tm answers it; the INVITE's 487 is counted),
+provisional replies, retransmissions (absorbed by tm, or by the once-per-transaction AVPs).
+
 Delivery: Kamailio holds the GIL between SIP messages, so no thread of ours runs there. The
 configuration is `delivery="host"`: every function here that recorded something ends with
 `sip_statsd.host_tick(recorded=True)`, which sends from Kamailio's own process, at most one
