@@ -369,3 +369,30 @@ def _get(url: str) -> bytes:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_host_delivery_takes_only_an_address_it_need_not_resolve():
+    with pytest.raises(ValueError, match="never resolves a name"):
+        sm.SipMetrics(delivery="host", host="localhost", port=8125)
+    with pytest.raises(ValueError, match="delivery"):
+        sm.SipMetrics(delivery="later")
+
+
+def test_host_delivery_sends_on_the_callers_thread_with_no_thread_of_ours(receiver):
+    """host_tick(True) sends what a handler recorded, at once, in one datagram; host_tick() alone waits."""
+    metrics = sm.SipMetrics(delivery="host", host=receiver.host, port=receiver.port, flush_interval=3600)
+    try:
+        assert metrics.recorder._schedule.thread is None
+        metrics.host_tick(True)  # what the configuration left: nothing
+        before = receiver.totals().datagrams
+        metrics.invite_result("inbound", 200)
+        metrics.bye("inbound", "remote", "user-hangup")
+        for _ in range(1000):
+            metrics.host_tick()  # not told, and flush_interval has not passed: nothing sent
+        metrics.host_tick(True)
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1, timeout=10)
+        assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 1
+        assert totals.datagrams == before + 1
+        assert metrics.recorder._schedule.thread is None
+    finally:
+        metrics.close()

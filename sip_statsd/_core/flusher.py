@@ -158,7 +158,8 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
     while True:
         with schedule.cond:
             ticket = schedule._next()
-            if ticket is None and (retired or schedule.paused or schedule.gone):
+            # Host delivery: the caller sends from now on, with the backend as it is.
+            if ticket is None and (retired or schedule.paused or schedule.gone or schedule.threadless):
                 if schedule.thread is threading.current_thread():
                     schedule.thread = None
                     schedule.cond.notify_all()  # close() waits for this
