@@ -18,17 +18,18 @@ import signal
 import sys
 from typing import Any
 
-from runner import add_arguments, configure_metrics, flusher_native_id
 from sippy.CCEvents import CCEventDisconnect, CCEventTry
 from sippy.Core.EventDispatcher import ED2
 from sippy.SipConf import SipConf
 from sippy.SipLogger import SipLogger
 from sippy.SipTransactionManager import SipTransactionManager
-from sippy.Udp_server import Udp_server_opts
 from sippy.UA import UA
+from sippy.Udp_server import Udp_server_opts
 
 import sip_statsd as sm
 from sip_statsd.integrations.sippy import MeteredUA, metered_requests
+
+from runner import add_arguments, configure_metrics, flusher_native_id
 
 
 class CallController:

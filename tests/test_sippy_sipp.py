@@ -20,7 +20,7 @@ from conftest import free_port
 from sipp_harness import Example, SippRun, finish_sipp, require_sipp_or_skip, scenario, start_sipp
 from test_examples_sipp import arrived, bye, example_env, final, request, series, timeout
 
-from sip_statsd._receiver import Receiver
+from sip_statsd._wire.receiver import Receiver
 
 N = 10  # calls per outcome
 TIMED_OUT = 3

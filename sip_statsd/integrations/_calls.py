@@ -67,8 +67,13 @@ class InviteClock:
             self._final_done = self._delay_done = True
             self.metrics.transaction_timeout("INVITE")
 
-    def ended(self, rtt_ms: float | None = None, jitter_ms: float | None = None,
-              loss_fraction: float | None = None, mos_estimate: float | None = None) -> None:
+    def ended(
+        self,
+        rtt_ms: float | None = None,
+        jitter_ms: float | None = None,
+        loss_fraction: float | None = None,
+        mos_estimate: float | None = None,
+    ) -> None:
         """The answered call is over: its duration and its QoS (None where RTCP gave nothing), once."""
         if self._answered_at is None:
             return

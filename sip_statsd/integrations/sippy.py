@@ -126,9 +126,7 @@ class MeteredUA(UA):
 
     def newUacTransaction(self, req: Any, **kwargs: Any) -> None:
         call = self._ss_call
-        initial = (
-            call is not None and call.direction == "outbound" and not call.answered and not self.isConnected()
-        )
+        initial = call is not None and call.direction == "outbound" and not call.answered and not self.isConnected()
         if initial and call is not None and self._ss_invite_tr is not None:
             call.restart()  # the INVITE retried after a challenge: a new transaction
         super().newUacTransaction(req, **kwargs)
