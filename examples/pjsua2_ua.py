@@ -140,6 +140,7 @@ class UserAgent:
         config.uaConfig.maxCalls = 32
         config.logConfig.level = config.logConfig.consoleLevel = args.log_level
         config.medConfig.txDropPct = args.tx_drop_pct
+        config.medConfig.noVad = True  # RTP every 20 ms, silence or not: loss is measured on 50 packets/s
         config.medConfig.hasIoqueue = True
         self.endpoint.libInit(config)
         transport = pj.TransportConfig()
