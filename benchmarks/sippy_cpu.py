@@ -1,6 +1,6 @@
 """CPU per call of Sippy's B2BUA under sipp, with and without `sip_statsd.integrations.sippy`.
 
-    python benchmarks/sippy_cpu.py [--rounds 5] [--calls 1000] [--rate 100]
+    python benchmarks/sippy_cpu.py [--rounds 5] [--calls 500] [--rate 50]
 
 Each round starts examples/sippy_b2bua.py twice, in alternating order: once with Sippy's own
 `UA` (`--plain`: no metrics at all) and once with `MeteredUA` sending to an embedded DogStatsD
@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def sipp(*args: str) -> list[str]:
-    return ["sipp", "-i", "127.0.0.1", "-nostdin", "-timeout", "300s", "-timeout_error", *args]
+    return ["sipp", "-i", "127.0.0.1", "-nostdin", "-timeout", "120s", "-timeout_error", *args]
 
 
 def one_run(mode: str, calls: int, rate: int, workdir: Path) -> float:
@@ -92,8 +92,8 @@ def one_run(mode: str, calls: int, rate: int, workdir: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--calls", type=int, default=1000, help="calls per run")
-    parser.add_argument("--rate", type=int, default=100, help="calls per second")
+    parser.add_argument("--calls", type=int, default=500, help="calls per run")
+    parser.add_argument("--rate", type=int, default=50, help="calls per second")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     modes = ("plain", "metered")
