@@ -154,6 +154,10 @@ class UserAgent:
         account = pj.AccountConfig()
         account.idUri = f"sip:ua@{args.host}:{args.port}"
         account.mediaConfig.transportConfig.boundAddress = args.host
+        if args.session_expires:  # RFC 4028: PJSIP refreshes at half the interval (90 s at least)
+            account.callConfig.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS
+            account.callConfig.timerSessExpiresSec = args.session_expires
+            account.callConfig.timerMinSESec = 90
         self.account = Account(self)
         self.account.create(account)
 
@@ -201,6 +205,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=9.0, help="seconds; PJSIP measures RTT after ~8 s")
     parser.add_argument("--cancel-after", type=float, help="CANCEL after this many seconds instead")
     parser.add_argument("--tx-drop-pct", type=int, default=0, help="drop this share of our RTP packets")
+    parser.add_argument("--session-expires", type=int, help="use RFC 4028 session timers (seconds, >= 90)")
     parser.add_argument("--log-level", type=int, default=1)
     args = parser.parse_args()
     configure_metrics(args)

@@ -4,7 +4,8 @@ examples/pjsua2_ua.py runs as a callee and as callers on 127.0.0.1. sipp calls t
 (refused 486, cancelled while ringing) and answers its callers (486, ringing until their
 CANCEL); a caller also calls a socket that never answers (PJSIP's Timer B, 32 s, while the
 rest runs); two PJSUA2 processes exchange real RTP and RTCP on answered calls held 9 s (PJSIP
-measures RTT after ~8 s). Signalling is compared with sipp's counts and the UAs' own reports;
+measures RTT after ~8 s); a caller with RFC 4028 session timers refreshes once
+(PJSIP's least interval, 90 s: an UPDATE after 45 s) towards sipp. Signalling is compared with sipp's counts and the UAs' own reports;
 call quality with the RTCP figures PJSIP reported at each stream's end, graded here from the
 E-model and ITU-T G.109's bands; once clean, once with 5 % of RTP dropped on send.
 """
@@ -112,6 +113,19 @@ def test_pjsua2_calls_equal_sipp_and_pjsip_rtcp(tmp_path: Path, receiver: Receiv
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
             silent.bind(("127.0.0.1", 0))
+            refresh_dir = tmp_path / "refresh"
+            refresh_dir.mkdir()
+            refresh_port = free_port()
+            refresh_xml = str(scenario("uas_refresh_sdp", refresh_dir))
+            refreshed = start_sipp(refresh_dir, "-sf", refresh_xml, "-p", str(refresh_port), "-m", "1", timeout=80)
+            refresher = ua(
+                tmp_path,
+                receiver,
+                "refresher",
+                *("--port", str(free_port()), "--call", f"sip:refresh@127.0.0.1:{refresh_port}"),
+                *("--session-expires", "90", "--hold", "46"),  # PJSIP refreshes after 45 s
+            )
+            started.append(refresher)
             lost = ua(
                 tmp_path,
                 receiver,
@@ -174,6 +188,8 @@ def test_pjsua2_calls_equal_sipp_and_pjsip_rtcp(tmp_path: Path, receiver: Receiv
             started.append(talker)
             talked = talker.wait(40)
             lost_report = lost.wait(45)
+            refresher_report = refresher.wait(40)
+            runs["refresh"] = finish_sipp(refreshed, refresh_dir)
         callee_report = callee.stop()
     finally:
         for process in started:
@@ -187,8 +203,18 @@ def test_pjsua2_calls_equal_sipp_and_pjsip_rtcp(tmp_path: Path, receiver: Receiv
     assert lost_report["finals"] == {}
     assert runs["out_cancel"].messages("200", "Sent") == [N]
     assert len(talked["rtcp"]) == len(callee_report["rtcp"]) == ANSWERED
+    assert refresher_report["finals"] == {"200": 1}
+    refreshes = runs["refresh"].messages("200", "Sent")[1]  # sipp's 200s to the INVITE, the UPDATE, the BYE
     expected = summed(
         answered_calls(ANSWERED),
+        {  # the call PJSIP refreshed, to sipp: no 180 (the 200 ends its setup delay), no RTCP
+            **final("outbound", 200, runs["refresh"].messages("200", "Sent")[0]),
+            bye("outbound", "local", "normal"): runs["refresh"].messages("BYE")[0],
+            "sip_call_duration_s{direction:outbound}|n": 1,
+            "sip_session_request_delay_ms{direction:outbound,result:success}|n": 1,
+            request("outbound", "UPDATE", 200): refreshes,
+            "sip_session_timer_refresh_total{result:ok}": refreshes,
+        },
         final("inbound", 486, runs["in_busy"].messages("486")[0]),
         final("inbound", 487, runs["in_cancel"].messages("487")[0]),
         final("outbound", 486, runs["out_busy"].messages("486", "Sent")[0]),
@@ -206,7 +232,7 @@ def test_pjsua2_calls_equal_sipp_and_pjsip_rtcp(tmp_path: Path, receiver: Receiv
                 "486", "Sent"
             )[0],
         },
-        expected_quality(talked["rtcp"] + callee_report["rtcp"]),
+        expected_quality(talked["rtcp"] + callee_report["rtcp"] + refresher_report["rtcp"]),
     )
     got = arrived(receiver)
     for key in sorted(set(got) | set(series(expected))):  # the table, with -s

@@ -31,8 +31,9 @@ id. As README's event table says, it counts:
   unless set before: `"error"`, `"user-hangup"`); theirs answered 2xx: `bye(dir, "remote",
   "user-hangup")`.
 
-PJSIP's RFC 4028 session timer refreshes inside PJSIP, out of a Call's sight: nothing counts
-`session_timer_refresh`.
+PJSIP's own RFC 4028 refreshes (an UPDATE or re-INVITE of ours in an answered call that the
+application did not send with `update()`/`reinvite()`) count `session_timer_refresh`: `ok` for a
+2xx, `422-bumped` for a 2xx after PJSIP's retry of a 422, `481`.
 
 The callbacks run on whichever thread polls PJSIP; the helpers are thread-safe and never raise.
 A `MeteredCall` must be deleted before `Endpoint.libDestroy()`, as any `pjsua2.Call`.
@@ -54,6 +55,9 @@ __all__ = ["MeteredCall", "codec_of", "qos_from_rtcp"]
 # RTP payload names as SDP gives them (StreamInfo.codecName) -> the E-model's codec
 _CODECS = {"PCMU": "G.711", "PCMA": "G.711", "G729": "G.729"}
 _NOT_COUNTED_HERE = ("INVITE", "ACK")
+_ENDED = (pj.PJSIP_TSX_STATE_COMPLETED, pj.PJSIP_TSX_STATE_TERMINATED)
+_WAITING = (pj.PJSIP_TSX_STATE_CALLING, pj.PJSIP_TSX_STATE_PROCEEDING)  # a request of ours, unanswered
+_ANSWERING = (pj.PJSIP_TSX_STATE_TRYING, pj.PJSIP_TSX_STATE_PROCEEDING)  # a request of theirs, unanswered
 
 
 def codec_of(codec_name: str) -> str | None:
@@ -90,6 +94,9 @@ class MeteredCall(pj.Call):
         self._ss_call = InviteClock(self._ss_metrics, direction)
         self._ss_qos: dict[str, float | None] = {}
         self._ss_confirmed = False  # a BYE of theirs counts once the call was answered
+        self._ss_own_requests = 0  # re-INVITEs and UPDATEs the application sent, still open
+        self._ss_refresh_422 = False
+        self._ss_initial_pending = direction == "outbound"
         self.last_qos: dict[str, float | None] = {}  # what went to observe_call_qos (for tests, logs)
 
     def onCallState(self, prm: Any) -> None:
@@ -120,39 +127,54 @@ class MeteredCall(pj.Call):
             self._ss_metrics.bye(self._ss_call.direction, "local", self.bye_reason)
         super().hangup(prm)
 
+    def reinvite(self, prm: Any) -> None:
+        self._ss_own_requests += 1  # the application's re-INVITE: not a session refresh
+        super().reinvite(prm)
+
+    def update(self, prm: Any) -> None:
+        self._ss_own_requests += 1  # the application's UPDATE: not a session refresh
+        super().update(prm)
+
     def onCallTsxState(self, prm: Any) -> None:
         event = prm.e.body.tsxState
         tsx = event.tsx
         method = tsx.method
+        uac = tsx.role == pj.PJSIP_ROLE_UAC
+        received_final = uac and event.type == pj.PJSIP_EVENT_RX_MSG and tsx.statusCode >= 200 and tsx.state in _ENDED
+        if received_final and method in ("INVITE", "UPDATE") and self._ss_call.answered:
+            if method == "INVITE" and self._ss_initial_pending:
+                self._ss_initial_pending = False  # our initial INVITE's 2xx, reported after CONFIRMED
+            else:
+                self._ss_refresh(tsx.statusCode)
         if method in _NOT_COUNTED_HERE:
             return
         direction = self._ss_call.direction
-        if tsx.role == pj.PJSIP_ROLE_UAC:
-            if tsx.state in (pj.PJSIP_TSX_STATE_COMPLETED, pj.PJSIP_TSX_STATE_TERMINATED):
-                if (
-                    event.type == pj.PJSIP_EVENT_TIMER
-                    and tsx.statusCode == 408
-                    and event.prevState
-                    in (
-                        pj.PJSIP_TSX_STATE_CALLING,
-                        pj.PJSIP_TSX_STATE_PROCEEDING,
-                    )
-                ):
-                    self._ss_metrics.transaction_timeout(method)
-                elif event.type == pj.PJSIP_EVENT_RX_MSG and tsx.statusCode >= 200:
-                    self._ss_metrics.request_result(direction, method, tsx.statusCode)
-        elif (
-            event.type == pj.PJSIP_EVENT_TX_MSG
-            and tsx.statusCode >= 200
-            and event.prevState
-            in (
-                pj.PJSIP_TSX_STATE_TRYING,
-                pj.PJSIP_TSX_STATE_PROCEEDING,
-            )
-        ):  # our final response, first sent
+        if received_final:
+            self._ss_metrics.request_result(direction, method, tsx.statusCode)
+        elif uac:
+            timed_out = event.type == pj.PJSIP_EVENT_TIMER and tsx.statusCode == 408 and tsx.state in _ENDED
+            if timed_out and event.prevState in _WAITING:
+                self._ss_metrics.transaction_timeout(method)
+        elif event.type == pj.PJSIP_EVENT_TX_MSG and tsx.statusCode >= 200 and event.prevState in _ANSWERING:
+            # our final response, first sent
             self._ss_metrics.request_result(direction, method, tsx.statusCode)
             if method == "BYE" and tsx.statusCode < 300 and self._ss_confirmed:
                 self._ss_metrics.bye(direction, "remote", "user-hangup")
+
+    def _ss_refresh(self, code: int) -> None:
+        """The final response to our UPDATE or re-INVITE in an answered call. Unless the
+        application sent it, it is PJSIP's RFC 4028 refresh (PJSIP retries a 422 itself)."""
+        if self._ss_own_requests > 0:
+            self._ss_own_requests -= 1
+            return
+        if code == 422:
+            self._ss_refresh_422 = True
+            return
+        if 200 <= code < 300:
+            self._ss_metrics.session_timer_refresh("422-bumped" if self._ss_refresh_422 else "ok")
+        elif code == 481:
+            self._ss_metrics.session_timer_refresh("481")
+        self._ss_refresh_422 = False
 
     def onStreamDestroyed(self, prm: Any) -> None:
         try:
