@@ -4,10 +4,11 @@ examples/pjsua2_ua.py runs as a callee and as callers on 127.0.0.1. sipp calls t
 (refused 486, cancelled while ringing) and answers its callers (486, ringing until their
 CANCEL); a caller also calls a socket that never answers (PJSIP's Timer B, 32 s, while the
 rest runs); two PJSUA2 processes exchange real RTP and RTCP on answered calls held 9 s (PJSIP
-measures RTT after ~8 s); a caller with RFC 4028 session timers refreshes once
-(PJSIP's least interval, 90 s: an UPDATE after 45 s) towards sipp. Signalling is compared
-with sipp's counts and the UAs' own reports; call quality with the RTCP figures PJSIP reported at each stream's end, graded here from the
-E-model and ITU-T G.109's bands; once clean, once with 5 % of RTP dropped on send.
+measures RTT after ~8 s); a caller with RFC 4028 session timers refreshes once towards sipp
+(PJSIP's least interval, 90 s: an UPDATE after 45 s). Signalling is compared with sipp's
+counts and the UAs' own reports; call quality with the RTCP figures PJSIP reported at each
+stream's end, graded here from the E-model and ITU-T G.109's bands; once clean, once with 5 %
+of RTP dropped on send.
 """
 
 from __future__ import annotations
