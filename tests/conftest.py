@@ -8,6 +8,16 @@ from typing import Any
 
 import pytest
 
+# First, before the library reads the environment: clears DD_* / SIP_STATSD_* and listens on 8125.
+from stray_guard import (  # noqa: F401  # hooks, registered by being here
+    pytest_configure,
+    pytest_report_header,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+)
+
 from sip_statsd import SipMetrics
 from sip_statsd._wire.receiver import Receiver, Totals
 

@@ -132,11 +132,13 @@ def test_a_bad_environment_value_is_logged_once_and_its_default_kept(variable, v
             m.close()
 
 
-def test_importing_with_a_bad_environment_never_raises():
+def test_importing_with_a_bad_environment_never_raises(receiver):
     import subprocess
     import sys
 
     env = {"SIP_STATSD_BACKEND": "nope", "SIP_STATSD_PORT": "-1", "SIP_STATSD_FLUSH_INTERVAL": "0", "PATH": ""}
+    # The defaults it falls back to send to the agent DD_* names: here a receiver of the test's own.
+    env.update(DD_AGENT_HOST=receiver.host, DD_DOGSTATSD_PORT=str(receiver.port))
     script = "import sip_statsd; sip_statsd.invite_result('inbound', 200); print(sip_statsd.default().config.backend)"
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -144,6 +146,7 @@ def test_importing_with_a_bad_environment_never_raises():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "datadog"
     assert "SIP_STATSD_BACKEND" in done.stderr
+    assert receiver.wait_for(lambda t: t.lines >= 2).count("sip_invite_result_total", code_class="2xx") == 1
 
 
 def test_the_environment_can_turn_the_library_off(receiver):
