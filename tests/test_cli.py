@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -19,9 +20,14 @@ import sip_statsd as sm
 ROOT = Path(__file__).parent.parent
 
 
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sip_statsd", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "sip_statsd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -74,6 +80,27 @@ def test_demo_reports_that_what_arrived_matches_what_was_sent():
         assert graded, grade
         assert graded.group(1) == graded.group(2)
     assert re.search(r"call quality of [\d,]+ calls: best \d+\.\d %", out)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SIP_STATSD_BACKEND": "off"},
+        {"SIP_STATSD_BACKEND": "memory", "SIP_STATSD_FLUSH_INTERVAL": "60"},
+        {"SIP_STATSD_PREFIX": "acme", "SIP_STATSD_BACKEND": "statsd", "SIP_STATSD_FLAVOR": "graphite"},
+        {"SIP_STATSD_HOST": "192.0.2.1", "SIP_STATSD_PORT": "9"},
+    ],
+    ids=["off", "memory", "prefix-statsd", "host"],
+)
+def test_demo_names_the_sip_statsd_variables_it_ignores_and_still_checks_arrival(env):
+    result = run("demo", "--calls", "300", "--seed", "5", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("sip-statsd demo: ignoring ")
+    assert first.endswith("(the demo sets up its own sending)")
+    for name, value in env.items():
+        assert f"{name}={value!r}" in first
+    assert "every series arrived as sent" in result.stdout
 
 
 def test_demo_checks_every_new_helper_and_the_rfc_6076_ratios():

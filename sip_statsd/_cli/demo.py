@@ -8,10 +8,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, cast
 
 import sip_statsd as sm
 
+from .._core.config import ENV_PREFIX, Config, env_options
 from .._sip.quality import grade_of
 from .._wire.receiver import Receiver, Totals, percentile
 
@@ -303,17 +304,25 @@ def _label(key: tuple[str, tuple[tuple[str, str], ...]]) -> str:
 def demo(calls: int, rate: float, seed: int, agent: tuple[str, int] | None, out: TextIO = sys.stdout) -> int:
     """Run the demo; the exit code is 0 when what arrived matches what was sent."""
     env_agent = os.environ.get("DD_DOGSTATSD_URL") or os.environ.get("DD_AGENT_HOST")
+    # The demo checks what arrives against what it sent, as DogStatsD: every option a
+    # SIP_STATSD_* variable would set (backend=off, a prefix ...) is named here, at its default.
+    ignored = env_options(())
+    defaults = Config()
+    options = {name: getattr(defaults, name) for name in ignored}
     receiver: Receiver | None = None
     if agent is not None:
-        sm.configure(host=agent[0], port=agent[1])
+        sm.configure(**cast("sm.Options", {**options, "host": agent[0], "port": agent[1]}))
         target = f"the agent at {agent[0]}:{agent[1]}"
     elif env_agent:
-        sm.configure()
+        sm.configure(**cast("sm.Options", {**options, "socket_path": None}))  # DD_* names the address
         target = f"the agent the DD_* environment names ({env_agent})"
     else:
         receiver = Receiver(keep_datagrams=False)
-        sm.configure(host=receiver.host, port=receiver.port)
+        sm.configure(**cast("sm.Options", {**options, "host": receiver.host, "port": receiver.port}))
         target = f"an embedded DogStatsD receiver on {receiver.address}"
+    if ignored:
+        names = ", ".join(f"{ENV_PREFIX}{name.upper()}={os.environ[ENV_PREFIX + name.upper()]!r}" for name in ignored)
+        print(f"sip-statsd demo: ignoring {names} (the demo sets up its own sending)", file=out)
     print(f"sip-statsd demo: {calls:,} calls (seed {seed}) to {target}", file=out, flush=True)
 
     def progress(done: int, elapsed: float) -> None:
