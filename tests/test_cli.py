@@ -152,6 +152,8 @@ def test_demo_to_an_agent_address(receiver):
         (["demo", "--agent", "nohostport"], "is not HOST:PORT"),
         (["demo", "--rate", "fast"], "is not a number"),
         (["frobnicate"], "invalid choice"),
+        (["listen", "--port", "70000"], "'70000' is not a UDP port (1 to 65535)"),
+        (["listen", "--port", "-1"], "is not a UDP port"),
         ([], "required"),
     ],
 )
@@ -159,6 +161,58 @@ def test_usage_errors_exit_2_with_a_message(args, message):
     result = run(*args)
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_listen_on_ipv6_loopback():
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sip_statsd", "listen", "--host", "::1", "--port", str(port), "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"listening on udp://[::1]:{port}" in proc.stdout.readline()
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.sendto(b"sip_dtls_handshake_total:3|c|#result:ok", ("::1", port))
+        for line in proc.stdout:
+            if "sip_dtls_handshake_total" in line:
+                assert re.search(r"sip_dtls_handshake_total\{result:ok\}\s+3\b", line)
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_dashboard_imports_a_module_from_the_current_directory(tmp_path):
+    """The installed command, not `python -m` (which puts the current directory on sys.path itself)."""
+    script = Path(sys.executable).parent / "sip-statsd"
+    if not script.exists():
+        pytest.skip(f"no sip-statsd script beside {sys.executable}")
+    (tmp_path / "mymetrics.py").write_text(
+        "import sip_statsd\nsip_statsd.Counter('acme_transfers_total', labels={'kind': ('blind', 'attended')})\n"
+    )
+    result = subprocess.run(
+        [str(script), "dashboard", "--import", "mymetrics"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "acme_transfers_total" in result.stdout
 
 
 def test_listen_on_a_busy_port_fails_with_a_message():

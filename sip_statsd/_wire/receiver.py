@@ -99,8 +99,12 @@ class Receiver:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.bind(socket_path)
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, port))
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except BaseException:
+                sock.close()
+                raise
         with contextlib.suppress(OSError):  # a smaller buffer still works
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         sock.settimeout(0.1)  # lets close() stop the reader promptly
@@ -120,7 +124,9 @@ class Receiver:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}" if self.socket_path is None else f"unix://{self.socket_path}"
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def _read(self) -> None:
         while not self._closed.is_set():
