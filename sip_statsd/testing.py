@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ._core.backend import MemoryBackend
+from ._core.drops import allowed_text, show
 from ._core.gauge import quiet_gauges, resume_gauges
 from ._core.series import Series
 from ._sip.api import DEFAULT, SipMetrics
@@ -44,7 +45,7 @@ class Capture:
             if key not in family.allowed:
                 raise ValueError(f"{name} has no label {key!r} (labels: {list(family.label_keys)})")
             if value not in family.allowed[key]:
-                raise ValueError(f"{name}: {key}={value!r} is not one of {list(family.allowed[key])}")
+                raise ValueError(f"{name}: {key}={show(value)} is not one of {allowed_text(family.allowed[key])}")
 
     def _read(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         self.metrics.flush()

@@ -53,7 +53,7 @@ def test_bad_configuration_raises_quoting_the_value_and_keeps_the_old_one(option
 
 def test_unknown_option_is_a_type_error():
     with pytest.raises(TypeError, match="colour"):
-        sm.SipMetrics(colour="blue")  # type: ignore[call-arg]
+        sm.SipMetrics(colour="blue")
 
 
 def test_constant_tags_as_mapping_or_list_are_the_same():
@@ -166,3 +166,10 @@ def test_the_environment_can_turn_the_library_off(receiver):
         assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 0
     finally:
         sentinel.close()
+
+
+def test_an_unknown_option_is_named_with_the_call_that_got_it():
+    with pytest.raises(TypeError, match=r"^configure\(\) got an unexpected option 'response_codes'; .*SipMetrics\("):
+        sm.configure(response_codes=[200, 486])
+    with pytest.raises(TypeError, match=r"^SipMetrics\(\) got an unexpected option 'hots' \(options: backend, host"):
+        sm.SipMetrics(hots="agent")

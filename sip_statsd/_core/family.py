@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .drops import allowed_text, show
 from .names import DEFAULT_MAX_SAMPLES, DROP_UNKNOWN_VALUE, MAX_SERIES_PER_FAMILY, check_key, check_name, check_value
 from .series import FLOAT_MAX, CounterSeries, DistributionSeries, InvalidInputError, Series
 
@@ -131,7 +132,7 @@ class Family:
                 raise ValueError(f"{self.name}: label {key!r} is missing (keys: {list(self.label_keys)})")
             value = labels.pop(key)
             if value not in self.allowed[key]:
-                raise ValueError(f"{self.name}: {key}={value!r} is not one of {list(self.allowed[key])}")
+                raise ValueError(f"{self.name}: {key}={show(value)} is not one of {allowed_text(self.allowed[key])}")
             values.append(value)
         if labels:
             raise ValueError(f"{self.name}: unknown label keys {sorted(labels)} (keys: {list(self.label_keys)})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypedDict, Unpack
 
@@ -36,8 +37,16 @@ class Options(TypedDict, total=False):
     quality_thresholds: Mapping[str, float] | QualityThresholds | None
 
 
-def make_config(options: Options) -> Config:
+def make_config(options: Options, caller: str = "configure") -> Config:
     """A `Config` from keyword options, then `SIP_STATSD_*` for what they do not name, then defaults."""
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        hint = (
+            "; the exact response codes are fixed per instance: SipMetrics(response_codes=[...])"
+            if "response_codes" in unknown
+            else f" (options: {', '.join(f.name for f in dataclasses.fields(Config))})"
+        )
+        raise TypeError(f"{caller}() got an unexpected option {unknown[0]!r}{hint}")
     return Config(**{**env_options(options), **options})
 
 
@@ -65,7 +74,7 @@ class SipMetrics(Helpers):
         """
         codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
         if _recorder is None:
-            _recorder = Recorder(make_config(options))
+            _recorder = Recorder(make_config(options, "SipMetrics"))
         self.recorder = _recorder
         # delivery="host": call at the end of each of the host's handlers (see Recorder.host_tick).
         self.host_tick: Callable[[bool], None] = _recorder.host_tick

@@ -11,6 +11,7 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .._core.drops import allowed_text
 from .._core.family import Family
 from .._core.gauge import GaugeSeries
 from .._core.names import DROP_UNKNOWN_VALUE
@@ -33,7 +34,7 @@ _MISS = len(CODE_CLASSES)  # the last cell of a request_result row: the family's
 _CLASS_INDEX: dict[object, int] = {code: code // 100 - 1 for code in SIP_CODES}
 _NOT_HERE = (METHOD_INVITE, METHOD_ACK)
 _CODE = "a SIP response code from 100 to 699"
-_DIRECTION = f"one of {list(DIRECTIONS)}"
+_DIRECTION = f"one of {allowed_text(DIRECTIONS)}"
 
 
 def _drop(family: Family, key: str, value: object, expected: str) -> None:
