@@ -173,3 +173,43 @@ def test_an_unknown_option_is_named_with_the_call_that_got_it():
         sm.configure(response_codes=[200, 486])
     with pytest.raises(TypeError, match=r"^SipMetrics\(\) got an unexpected option 'hots' \(options: backend, host"):
         sm.SipMetrics(hots="agent")
+
+
+def _run_with_env(script: str, env: dict[str, str]) -> str:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "logged"),
+    [
+        ({"DD_DOGSTATSD_PORT": "70000"}, "ignoring DD_DOGSTATSD_PORT='70000' (not a port from 1 to 65535; using 8125)"),
+        ({"DD_DOGSTATSD_PORT": "eighty"}, "ignoring DD_DOGSTATSD_PORT='eighty' (not a port"),
+        ({"DD_DOGSTATSD_URL": "tcp://agent:8125"}, "ignoring DD_DOGSTATSD_URL='tcp://agent:8125' (not udp://HOST:PORT"),
+        ({"DD_DOGSTATSD_URL": "udp://agent:x"}, "ignoring the port of DD_DOGSTATSD_URL='udp://agent:x'"),
+    ],
+)
+def test_a_malformed_dd_address_is_logged_as_ignored_with_its_value(env, logged):
+    """The backend is made (nothing is sent: no emit) and says what it ignored."""
+    stderr = _run_with_env("import sip_statsd; sip_statsd.configure(); sip_statsd.flush()", env)
+    assert logged in stderr
+
+
+def test_a_send_failure_names_the_address_the_dd_environment_gave():
+    from conftest import free_port
+
+    port = free_port()  # nothing listens: the datagram is refused
+    env = {"DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(port)}
+    stderr = _run_with_env("import sip_statsd; sip_statsd.stir_verify('failed'); sip_statsd.flush()", env)
+    assert f"cannot send to datadog udp://127.0.0.1:{port} (from DD_AGENT_HOST and DD_DOGSTATSD_PORT)" in stderr

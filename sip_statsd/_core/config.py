@@ -143,8 +143,52 @@ class Config:
         if self.socket_path is not None:
             return f"{self.backend} unix://{self.socket_path}"
         if self.host is None and self.port is None and self.backend == "datadog":
-            return "datadog (address from the DD_* environment)"
-        return f"{self.backend} udp://{self.host or 'localhost'}:{self.port or 8125}"
+            return f"datadog {datadog_target()[0]}"
+        return f"{self.backend} udp://{_host_text(self.host or 'localhost')}:{self.port or 8125}"
+
+
+def _host_text(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _port_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def datadog_target(environ: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """Where the datadog backend sends when no address is configured, and what in `DD_*` it ignored.
+
+    As the datadog client reads them: `DD_DOGSTATSD_URL` (`udp://HOST[:PORT]`, `unix://`,
+    `unixgram://`, `unixstream://` and a path) before `DD_AGENT_HOST` / `DD_DOGSTATSD_PORT`;
+    a URL of another form is ignored (the other two apply), a bad port is 8125. Each ignored
+    value is named, quoted, so the flusher can log it instead of falling back in silence.
+    """
+    env = os.environ if environ is None else environ
+    ignored: list[str] = []
+    url = env.get("DD_DOGSTATSD_URL", "").strip()
+    if url:
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("unix", "unixgram", "unixstream") and rest:
+            return f"{url} (from DD_DOGSTATSD_URL)", ignored
+        if rest.startswith("["):  # udp://[::1]:8125
+            host, _, tail = rest[1:].partition("]")
+            port_text = tail.removeprefix(":")
+        else:
+            host, _, port_text = rest.partition(":")
+        if sep and scheme == "udp" and host:
+            port = _port_or_none(port_text) if port_text else 8125
+            if port is None:
+                ignored.append(f"the port of DD_DOGSTATSD_URL={url[:100]!r} (not a port from 1 to 65535; using 8125)")
+            return f"udp://{_host_text(host)}:{port or 8125} (from DD_DOGSTATSD_URL)", ignored
+        ignored.append(f"DD_DOGSTATSD_URL={url[:100]!r} (not udp://HOST:PORT nor unix:///PATH)")
+    host = env.get("DD_AGENT_HOST", "").strip()
+    port_text = env.get("DD_DOGSTATSD_PORT", "").strip()
+    port = _port_or_none(port_text) if port_text else 8125
+    if port is None:
+        ignored.append(f"DD_DOGSTATSD_PORT={port_text[:100]!r} (not a port from 1 to 65535; using 8125)")
+    named = [name for name, text in (("DD_AGENT_HOST", host), ("DD_DOGSTATSD_PORT", port_text)) if text]
+    source = f"from {' and '.join(named)}" if host or port_text else "the default: no DD_* address is set"
+    return f"udp://{_host_text(host or 'localhost')}:{port or 8125} ({source})", ignored
 
 
 # --- the environment ---------------------------------------------------------------------

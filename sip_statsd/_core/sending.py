@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .._wire.transport import FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from .backend import Backend, MemoryBackend, make_backend
 from .batch import Batch
-from .config import Config
+from .config import Config, datadog_target
 from .family import Counter
 from .names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .series import CounterSeries
@@ -87,6 +87,10 @@ class Sending:
                 stats.send_errors[kind] = stats.send_errors.get(kind, 0) + n
 
     def _make(self) -> Backend | None:
+        active = self._active
+        if active.backend == "datadog" and active.host is None and active.port is None and active.socket_path is None:
+            for ignored in datadog_target()[1]:  # the datadog client only logs these at debug or to its own logger
+                self._log_once(("environment", ignored), "sip-statsd: ignoring %s", ignored)
         try:
             self._backend = make_backend(self._active, self._on_fault)
         except Exception as error:  # no client, no send: count it, retry after a back-off

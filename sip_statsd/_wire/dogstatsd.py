@@ -95,7 +95,10 @@ class DatadogBackend:
             address = Address(socket_path=path)
             self._transport = Transport(address, on_fault, connect)
         else:
-            address = Address(host=client.host, port=client.port)
+            # A DD_DOGSTATSD_PORT out of range is taken by the client as it is; 8125, as for one
+            # that is not a number (the flusher logs it as ignored).
+            port = client.port if isinstance(client.port, int) and 0 < client.port < 65536 else 8125
+            address = Address(host=client.host, port=port)
             self._transport = Transport(address, on_fault, lambda a: connect_udp(a.host or "", a.port or 0))
 
     @property
