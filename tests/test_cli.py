@@ -256,3 +256,12 @@ def test_listen_prints_parsed_aggregated_datagrams_and_stops_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_demo_sends_only_bye_combinations_the_event_table_allows():
+    """A BYE we receive is user-hangup (README's event table); ours may be any reason."""
+    result = run("demo", "--calls", "1000", "--seed", "11")
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"sip_bye_total\{direction:\w+,by:(\w+),reason_class:([\w-]+)\}", result.stdout)
+    assert {reason for by, reason in rows if by == "remote"} == {"user-hangup"}
+    assert {reason for by, reason in rows if by == "local"} == {"normal", "user-hangup", "timer-expired", "error"}

@@ -19,8 +19,11 @@ from .._wire.receiver import Receiver, Totals, percentile
 # Final INVITE responses and how often a busy gateway sees them.
 _CODES = (200, 486, 487, 404, 480, 503, 408, 603, 302, 500)
 _CODE_WEIGHTS = (70, 8, 6, 3, 3, 4, 2, 2, 1, 1)
-_BYE_REASONS = (sm.BYE_REASON_NORMAL, sm.BYE_REASON_USER_HANGUP, sm.BYE_REASON_TIMER_EXPIRED, sm.BYE_REASON_ERROR)
-_BYE_WEIGHTS = (85, 10, 3, 2)
+# Who sends the BYE and why, as the README's event table has it: a BYE we receive is a person
+# hanging up (user-hangup); ours ends the call as planned (normal), on the RFC 4028 timer,
+# on an error, or relays the other leg's hang-up (a B2BUA).
+_LOCAL_BYE_REASONS = (sm.BYE_REASON_NORMAL, sm.BYE_REASON_USER_HANGUP, sm.BYE_REASON_TIMER_EXPIRED, sm.BYE_REASON_ERROR)
+_LOCAL_BYE_WEIGHTS = (80, 12, 5, 3)
 _REFRESH = (sm.REFRESH_OK, sm.REFRESH_422_BUMPED, sm.REFRESH_481, sm.REFRESH_ROLE_SWAP, sm.REFRESH_422_GAVE_UP)
 _REFRESH_WEIGHTS = (94, 3, 1, 1.5, 0.5)
 _DTLS = (sm.DTLS_OK, sm.DTLS_FAIL, sm.DTLS_TIMEOUT, sm.DTLS_FINGERPRINT_MISMATCH)
@@ -114,7 +117,7 @@ def simulate_call(rng: random.Random, tally: Tally) -> None:
         sm.session_timer_refresh(refresh)
         tally.count(sm.METRIC_SESSION_TIMER_REFRESH_TOTAL, result=refresh)
     by = sm.BY_LOCAL if rng.random() < 0.5 else sm.BY_REMOTE
-    reason = rng.choices(_BYE_REASONS, _BYE_WEIGHTS)[0]
+    reason = rng.choices(_LOCAL_BYE_REASONS, _LOCAL_BYE_WEIGHTS)[0] if by == sm.BY_LOCAL else sm.BYE_REASON_USER_HANGUP
     if direction == sm.DIRECTION_OUTBOUND:
         sm.bye_outbound(by, reason)
     else:
