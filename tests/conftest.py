@@ -18,8 +18,14 @@ from stray_guard import (  # noqa: F401  # hooks, registered by being here
     pytest_unconfigure,
 )
 
+import sip_statsd
 from sip_statsd import SipMetrics
 from sip_statsd._wire.receiver import Receiver, Totals
+
+# The process-wide instance sends nowhere in this session. Tests that put it on the wire
+# configure it (capture_metrics, the sip_statsd_wire fixture) and come back to this; without
+# it, a count it made while a test patched socket.getaddrinfo went to localhost:8125 later.
+sip_statsd.configure(backend="off")
 
 # (backend, flavor) pairs that put datagrams on a socket.
 WIRE_BACKENDS = [
