@@ -10,6 +10,8 @@ If 8125 is taken (an agent runs on this machine), the guard says so in the heade
 `DD_AGENT_HOST` / `DD_DOGSTATSD_PORT` at a port of its own instead, which still catches a test
 or a subprocess that sends "to the agent the environment names". `SIP_STATSD_TEST_STRAY_PORT`
 moves the fixed port (the guard's own test uses it); `SIP_STATSD_TEST_NO_GUARD=1` turns it off.
+On a shared machine, another process sending to 8125 during the run (another checkout's suite)
+is reported too: the sender's port is shown to tell them apart.
 """
 
 from __future__ import annotations
@@ -68,10 +70,10 @@ class StrayGuard:
         for where, sock in self.sockets:
             while True:
                 try:
-                    data = sock.recv(65536)
+                    data, sender = sock.recvfrom(65536)
                 except (BlockingIOError, InterruptedError):
                     break
-                self.arrived.append((self.current, where, data))
+                self.arrived.append((self.current, f"{where} from port {sender[1]}", data))
 
     def close(self) -> None:
         for _, sock in self.sockets:
