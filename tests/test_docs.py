@@ -51,3 +51,24 @@ def test_python_snippets_import_what_they_use(page):
     for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S):
         if re.search(r"\bsm\.", block):
             assert "import sip_statsd as sm" in block, f"{page.name}: a snippet uses sm. without importing it"
+
+
+def test_call_quality_mos_table_is_what_estimate_mos_gives():
+    """docs/call-quality.md's grid points, as `python benchmarks/mos_grid.py` computes them."""
+    text = (ROOT / "docs" / "call-quality.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M)
+    assert len(rows) == 4
+    for rtt, jitter, *cells in rows:
+        computed = [f"{sm.estimate_mos(float(rtt), float(jitter), loss):.2f}" for loss in (0.0, 0.01, 0.05, 0.20)]
+        assert cells == computed, (rtt, jitter)
+    text = " ".join(text.split())
+    best = f"R is {sm.r_factor(0.0):.1f} and the MOS {sm.estimate_mos(0.0):.2f}"
+    g729 = f"(G.729: R {sm.r_factor(0.0, codec='G.729'):.1f}, MOS {sm.estimate_mos(0.0, codec='G.729'):.2f})"
+    assert f"{best} {g729}" in text
+
+
+def test_metrics_response_code_series_count_is_the_catalogs():
+    text = " ".join((ROOT / "docs" / "metrics.md").read_text().split())
+    codes = len(sm.DEFAULT_RESPONSE_CODES)
+    family = next(f for f in sm.catalog.families if f.name == sm.METRIC_INVITE_RESPONSE_TOTAL)
+    assert f"(2 \u00d7 ({codes} + 6) = {len(family.all_series)} series)" in text
