@@ -10,16 +10,20 @@ If 8125 is taken (an agent runs on this machine), the guard says so in the heade
 `DD_AGENT_HOST` / `DD_DOGSTATSD_PORT` at a port of its own instead, which still catches a test
 or a subprocess that sends "to the agent the environment names". `SIP_STATSD_TEST_STRAY_PORT`
 moves the fixed port (the guard's own test uses it); `SIP_STATSD_TEST_NO_GUARD=1` turns it off.
-On a shared machine, another process sending to 8125 during the run (another checkout's suite)
-is reported too: the sender's port is shown to tell them apart.
+On a shared machine another process may send to 8125 during the run (another checkout's suite,
+a script): on Linux, a datagram whose sending socket is still open in a process that is not
+this session or one of its children is left out (and listed in the summary); one whose socket
+is already closed counts, with the sender's port shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +51,7 @@ class StrayGuard:
         self.sockets: list[tuple[str, socket.socket]] = []
         self.unavailable: list[str] = []
         self.arrived: list[tuple[str, str, bytes]] = []
+        self.others: set[str] = set()  # processes outside the session that sent here
         self.current = "(collection)"
         bound = [self._bind(family, host, fixed_port) for family, host in _LOOPBACKS]
         # 8125 taken on IPv4: the environment's agent is a port of ours instead.
@@ -73,6 +78,10 @@ class StrayGuard:
                     data, sender = sock.recvfrom(65536)
                 except (BlockingIOError, InterruptedError):
                     break
+                owner = _owner(sender[1])
+                if owner is not None and not _ours(owner):
+                    self.others.add(f"pid {owner} ({_command(owner)})")
+                    continue
                 self.arrived.append((self.current, f"{where} from port {sender[1]}", data))
 
     def close(self) -> None:
@@ -89,6 +98,52 @@ class StrayGuard:
         lines = [f"{len(self.arrived)} datagram(s) reached a receiver no test started:"]
         lines += [f"  during or after {test}: to {where}: {data[:100]!r}" for test, where, data in self.arrived[:50]]
         return "\n".join(lines)
+
+
+def _owner(port: int) -> int | None:
+    """The pid whose UDP socket is bound to local `port`, or None (closed, or no /proc)."""
+    inode = ""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inode = fields[9]
+                break
+        if inode:
+            break
+    if inode in ("", "0"):
+        return None
+    wanted = f"socket:[{inode}]"
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) == wanted for fd in (proc / "fd").iterdir()):
+                    return int(proc.name)
+    return None
+
+
+def _ours(pid: int) -> bool:
+    """This process or one of its descendants."""
+    while pid > 1:
+        if pid == os.getpid():
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent
+    return False
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:80]
+    except OSError:
+        return "?"
 
 
 _GUARD: list[StrayGuard] = []
@@ -158,6 +213,8 @@ _REPORT = pytest.StashKey[str]()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if _GUARD and _GUARD[0].others:
+        terminalreporter.line(f"stray-datagram guard: left out datagrams of {sorted(_GUARD[0].others)}")
     report = config.stash.get(_REPORT, None)
     if report:
         terminalreporter.section("stray datagrams", red=True)

@@ -111,3 +111,47 @@ def test_with_the_port_taken_the_environment_points_at_the_guard_not_at_a_develo
             marker.sendto(b"marker:1|c", (developers_agent.host, developers_agent.port))
         arrived = developers_agent.wait_for(lambda t: t.lines >= 1)
     assert arrived.counts == {"marker": 1}
+
+
+OTHER = """
+import pathlib, socket, sys, time
+port, where = int(sys.argv[1]), pathlib.Path(sys.argv[2])
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s.bind(("127.0.0.1", 0))
+    deadline = time.monotonic() + 60
+    while not (where / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    s.sendto(b"other:1|c", ("127.0.0.1", port))
+    (where / "sent").write_text("")
+    sys.stdin.read()  # the socket stays open until the test closes stdin
+"""
+
+
+def test_a_datagram_from_a_process_outside_the_session_is_left_out(guarded, tmp_path):
+    """On a shared machine, another process sending to 8125 is not this suite's fault (Linux /proc)."""
+    import subprocess
+    import sys
+
+    pytester, port = guarded
+    where = tmp_path / "handshake"
+    where.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", OTHER, str(port), str(where)], stdin=subprocess.PIPE)
+    try:
+        pytester.makepyfile(
+            f"""
+            import pathlib, time
+
+            def test_while_another_process_sends():
+                where = pathlib.Path({str(where)!r})
+                (where / "go").write_text("")
+                deadline = time.monotonic() + 60
+                while not (where / "sent").exists():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            """
+        )
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    finally:
+        other.communicate(b"", timeout=30)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines([f"stray-datagram guard: left out datagrams of ['pid {other.pid} (*"])
