@@ -13,7 +13,8 @@ moves the fixed port (the guard's own test uses it); `SIP_STATSD_TEST_NO_GUARD=1
 On a shared machine another process may send to 8125 during the run (another checkout's suite,
 a script): on Linux, a datagram whose sending socket is still open in a process that is not
 this session or one of its children is left out (and listed in the summary); one whose socket
-is already closed counts, with the sender's port shown.
+is already closed counts, with the sender's port shown. (No reader thread looks sooner: a thread
+of the session's own would make every in-process fork warn on Python 3.12+.)
 """
 
 from __future__ import annotations
