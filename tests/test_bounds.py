@@ -37,9 +37,7 @@ def test_response_codes_are_checked_as_consumed_and_quoted_bounded(codes):
         "except ValueError as error:\n"
         "    print(len(str(error)), str(error)[:60])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     length, _, text = done.stdout.partition(" ")
     assert text.startswith("response_codes")

@@ -60,11 +60,9 @@ def invites(datagrams: list[bytes]) -> int:
     return total
 
 
-@pytest.mark.parametrize(
-    "variable", ["DD_ENV", "DD_SERVICE", "DD_VERSION", "DATADOG_TAGS", "DD_TAGS", "DD_EXTERNAL_ENV"]
-)
+@pytest.mark.parametrize("variable", ["DD_ENV", "DD_SERVICE", "DD_VERSION", "DATADOG_TAGS", "DD_EXTERNAL_ENV"])
 def test_a_non_ascii_environment_value_reaches_the_agent_as_utf8(udp, variable):
-    value = "team:prod-münchen" if variable in ("DATADOG_TAGS", "DD_TAGS") else "prod-münchen"
+    value = "team:prod-münchen" if variable == "DATADOG_TAGS" else "prod-münchen"
     out, datagrams = run_child(udp, **{variable: value})
     assert out == "True 0 []"
     assert invites(datagrams) == 1000
@@ -79,11 +77,11 @@ def test_a_huge_environment_value_is_left_out_not_carried_by_every_line(udp):
 
 
 def test_external_env_cannot_forge_lines(udp):
-    forged = "it-false,cn-x\nsip_bye_total:1000000|c\n|e:more|c:abc\x00\x7f\u2028end"
+    forged = "it-false,cn-x\nsip_bye_total:1000000|c\n|e:more|c:abc\x01\x7f\u2028\udcffend"
     out, datagrams = run_child(udp, DD_EXTERNAL_ENV=forged)
     assert out == "True 0 []"
     text = b"\n".join(datagrams).decode("utf-8")
-    assert "sip_bye_total" not in text
+    assert not any(line.startswith("sip_bye_total") for line in text.split("\n"))
     assert invites(datagrams) == 1000
     lines = text.split("\n")
     assert all(line.startswith("sip_") for line in lines)
