@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from sip_statsd import SipMetrics
+from sip_statsd._wire.receiver import Receiver
 from sip_statsd.testing import capture_metrics
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -104,13 +105,17 @@ def test_a_line_longer_than_an_agent_reads_is_counted_not_sent(receiver):
         metrics.close(timeout=10)
 
 
-def test_the_listener_keeps_bounded_memory_whatever_arrives(receiver):
+def test_the_listener_keeps_bounded_memory_whatever_arrives():
+    """As `sip-statsd listen` makes it: no raw datagrams, no samples in the running totals."""
     garbage = b"x" * 60_000
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+    with (
+        Receiver(keep_datagrams=False, keep_samples=False) as receiver,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
         for _ in range(2000):
             sender.sendto(garbage, (receiver.host, receiver.port))
         sender.sendto(b"done:1|c", (receiver.host, receiver.port))
-    totals = receiver.wait_for(lambda t: t.count("done") >= 1, timeout=30)
+        totals = receiver.wait_for(lambda t: t.count("done") >= 1, timeout=30)
     assert totals.count("done") == 1
     assert totals.malformed_count == totals.datagrams - 1 > 0
     assert len(totals.malformed) <= 100

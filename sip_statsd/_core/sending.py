@@ -112,6 +112,8 @@ class Sending:
             self._on_fault(*self._make_fault, batch.values)
             return
         before = backend.lines_sent
+        if isinstance(backend, MemoryBackend):
+            backend.on_fault = self._on_fault  # what it cannot keep is counted here
         try:
             backend.send(batch)
         except Exception as error:  # a bug of ours: what it held is counted as lost, never as sent
