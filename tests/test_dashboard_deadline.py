@@ -33,7 +33,8 @@ class BadAPI:
                 api.requests.append(f"POST {self.path}")
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                reply(self, 200, {**body, "id": "abc-def-ghi", "url": "/dashboard/abc"})
+                made = {"id": "abc-def-ghi", "url": "/dashboard/abc"} if "dashboard" in self.path else {"id": 1234}
+                reply(self, 200, {**body, **made})
 
             def log_message(self, *args: Any) -> None:
                 pass
