@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,11 +25,11 @@ class BadAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 api.requests.append(f"GET {self.path}")
                 answer(self, api.stop)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 api.requests.append(f"POST {self.path}")
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -97,7 +97,8 @@ def test_a_long_retry_after_is_not_slept(keys):
     with BadAPI(lambda h, _: reply(h, 429, {"errors": ["slow down"]}, {"Retry-After": "3600"})) as api:
         error, _ = apply_within(api.url, deadline=20)
     assert isinstance(error, ApplyError)
-    assert "3600" in str(error) and "429" in str(error)
+    assert "3600" in str(error)
+    assert "429" in str(error)
     assert len(api.requests) <= 3
 
 
@@ -118,7 +119,8 @@ def test_a_short_retry_is_waited_for_and_said(keys):
     assert error is None, error
     waits = [line for line in said if "waiting" in line]
     assert len(waits) == 2
-    assert "HTTP 503" in waits[0] and "HTTP 429" in waits[1]
+    assert "HTTP 503" in waits[0]
+    assert "HTTP 429" in waits[1]
 
 
 def test_a_trickled_answer_meets_the_deadline(keys):

@@ -151,8 +151,8 @@ class DatadogBackend:
             head, count_tail, _ = ends(gauged)
             out.add(f"{head}{level}|g{count_tail[2:]}", 1)
         out.close()
-        for kind, error, values in out.lost:
-            self._on_fault(kind, error, values)
+        for kind, error, lost in out.lost:
+            self._on_fault(kind, error, lost)
         self._transport.send(out.out)
 
     def close(self) -> None:

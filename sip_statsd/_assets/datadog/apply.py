@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from datadog_api_client import ApiClient, Configuration
@@ -316,10 +317,10 @@ class _Run:
                 name = doc["name"]
                 if name in existing:
                     mid = existing[name]
-                    got = self.call(f"update monitor {mid} {name!r}", lambda: monitors_api.update_monitor(mid, update))
+                    got = self.call(f"update monitor {mid} {name!r}", partial(monitors_api.update_monitor, mid, update))
                     done.monitors.append(("updated", name, got.id))
                 else:
-                    got = self.call(f"create monitor {name!r}", lambda: monitors_api.create_monitor(create))
+                    got = self.call(f"create monitor {name!r}", partial(monitors_api.create_monitor, create))
                     done.monitors.append(("created", name, got.id))
                     existing[name] = got.id
                 report(f"{done.monitors[-1][0]} monitor {got.id} {name!r}")
