@@ -94,3 +94,24 @@ def test_external_env_is_sent_only_with_origin_detection(udp):
     assert out == "True 0 []"
     assert invites(datagrams) == 1000
     assert b"|e:" not in b"".join(datagrams)
+
+
+def test_a_line_that_cannot_be_encoded_is_a_counted_encode_error_and_flush_says_so(receiver):
+    """Whatever path let an unencodable character through (none should), it is never a silent success."""
+    from sip_statsd import SipMetrics
+
+    metrics = SipMetrics(backend="datadog", host=receiver.host, port=receiver.port, flush_interval=3600)
+    try:
+        assert metrics.flush(timeout=10)  # the backend is made
+        backend = metrics.recorder._backend
+        backend._constant = "bad:\udcff"  # type: ignore[union-attr]  # as an unchecked tag would be
+        for _ in range(10):
+            metrics.invite_result("inbound", 200)
+        assert metrics.flush(timeout=10) is False
+        backend._constant = ""  # type: ignore[union-attr]
+        backend._ends.clear()  # type: ignore[union-attr]
+        assert metrics.flush(timeout=10)
+        assert metrics.stats().send_errors == {"encode": 2}  # two series: response code and class
+        assert receiver.totals().count("sip_invite_result_total") == 0
+    finally:
+        metrics.close(timeout=10)

@@ -21,7 +21,8 @@ What we still take from the clients, and why:
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 from typing import Any
 
 from datadog.dogstatsd.base import DogStatsd
@@ -201,7 +202,7 @@ def _add_packed(out: _Datagrams, head: str, tail: str, texts: list[str]) -> None
     and each line joins its slice once; nothing is copied per line but the line itself.
     """
     fixed = _size(head) + _size(tail)
-    ends = list(accumulate(len(t) + 1 for t in texts))  # ends[i]: bytes of texts[:i+1], each with a ':'
+    ends = list(accumulate(map(add, map(len, texts), repeat(1))))  # ends[i]: bytes of texts[:i+1], each with a ':'
     start, base, n = 0, 0, len(texts)
     while start < n:
         room = out.room() - fixed
