@@ -38,23 +38,29 @@ def _utf8(text: str) -> int:
 
 
 def checked_tags(tags: Iterable[str]) -> list[str]:
-    """The environment's constant tags (already normalised by the client), bounded."""
+    """The environment's constant tags (already normalised by the client), bounded; one log line
+    for whatever is left out."""
     kept: list[str] = []
+    left_out: list[str] = []
     total = -1
     for tag in tags:
         size = _utf8(tag)
         if not tag or size > MAX_ENV_TAG or total + 1 + size > MAX_ENV_TAGS or not tag.isprintable():
-            _warn_once(
-                f"tag:{tag[:40]}",
-                "sip-statsd: leaving out the tag %r from the DD_* environment (%d bytes; at most %d each, %d in all)",
-                tag[:40] + ("..." if len(tag) > 40 else ""),
-                size,
-                MAX_ENV_TAG,
-                MAX_ENV_TAGS,
-            )
+            left_out.append(tag)
             continue
         kept.append(tag)
         total += 1 + size
+    if left_out:
+        first = left_out[0]
+        _warn_once(
+            f"tags:{first[:40]}",
+            "sip-statsd: leaving out %d tag(s) from the DD_* environment, the first %r (at most %d bytes "
+            "each, %d in all)",
+            len(left_out),
+            first[:40] + ("..." if len(first) > 40 else ""),
+            MAX_ENV_TAG,
+            MAX_ENV_TAGS,
+        )
     return kept
 
 
@@ -93,7 +99,7 @@ def origin_fields(container_id: str | None, environ: Mapping[str, str] | None = 
     if external and not cleaned:
         _warn_once(
             "external",
-            "sip-statsd: leaving out DD_EXTERNAL_ENV (%d characters; at most %d)",
+            "sip-statsd: leaving out DD_EXTERNAL_ENV: %d characters, nothing printable but '|', or over %d bytes",
             len(external),
             MAX_ORIGIN_FIELD,
         )
