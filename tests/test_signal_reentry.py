@@ -71,6 +71,23 @@ disarm()
 assert m.flush(timeout=20)
 print("counted", 3 * calls + 5 * handled, handled)
 """,
+    "configure_in_a_gauge": """
+g = m.gauge("reentry_level")
+def handler():
+    m.invite_result("inbound", 200)
+    side = "a" if handled % 2 else "b"
+    m.configure(backend="datadog", host="127.0.0.1", port=port, flush_interval=0.01, constant_tags={"by": side})
+m.configure(backend="datadog", host="127.0.0.1", port=port, flush_interval=0.01)  # the flusher takes often
+arm(handler, 0.0005)
+calls = 0
+while time.monotonic() < end:  # the handler lands inside set()'s lock while the flusher's take waits for it
+    g.set(calls)
+    m.invite_result("inbound", 200)
+    calls += 1
+disarm()
+assert m.flush(timeout=20)
+print("invites", calls + handled, handled)
+""",
     "gauge": """
 g = m.gauge("reentry_level")
 def handler():

@@ -200,6 +200,13 @@ def take_levels(family: Family, into: list[tuple[Series, float]]) -> None:
             into.append((series, level))
 
 
+def holds_level_lock(family: Family) -> bool:
+    """True if this thread holds the lock of one of `family`'s gauges (a signal handler interrupted it)."""
+    return family.kind == "gauge" and any(
+        isinstance(series, GaugeSeries) and series._lock.held_here() for series in family._by_values.values()
+    )
+
+
 def quiet_gauges(families: Iterable[Family]) -> list[GaugeSeries]:
     """Stop sending every gauge of `families` until it is next set or moved (the capture API:
     a block shows the gauges it moved, not every level the process ever sent); return those

@@ -31,6 +31,7 @@ from .config import Config, env_options
 from .drops import STRICT_MISS, explain, show
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
+from .gauge import holds_level_lock
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
@@ -158,6 +159,9 @@ class Recorder(Sending, HostDelivery, Taking):
             started = schedule.start(self)
             if schedule.on_flusher() or (started and schedule.paused):
                 return False  # on the flusher, or inside a fork bracket: served when it ends
+        if started and self._holds_a_take_lock():
+            return False  # a signal handler inside a lock the flusher needs: the flush is asked, not awaited
+        with schedule.cond:
             if started:
                 return schedule.wait(want, timeout)
             threadless = schedule.threadless
@@ -181,6 +185,14 @@ class Recorder(Sending, HostDelivery, Taking):
         """
         asked = self._ask_close()
         return asked is not None and self._wait_closed(asked, None if timeout is None else time.monotonic() + timeout)
+
+    def _holds_a_take_lock(self) -> bool:
+        """True if this thread holds a lock the flusher's take waits for (a signal handler
+        interrupted it there): ours, the fold lock, or a gauge's. A few dozen look-ups, on
+        configure() and flush() only."""
+        if self._lock.held_here() or _series._FOLD_LOCK.held_here():
+            return True
+        return any(holds_level_lock(family) for family in tuple(self._families.values()))
 
     def _ask_close(self) -> tuple[int, bool] | None:
         """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
@@ -238,9 +250,10 @@ class Recorder(Sending, HostDelivery, Taking):
             return
         if backend is None and config.backend == "memory":
             backend = MemoryBackend()  # no network: made at once, so tests can read it
-        if self._lock.held_here():
-            # A signal handler interrupted a take (or a family's definition) on this thread:
-            # what was recorded stays in the cells and goes to the new backend.
+        if self._holds_a_take_lock():
+            # A signal handler interrupted this thread inside a lock the flusher's take holds
+            # (our own, a fold's, a gauge's): waiting for the take could wait for ourselves.
+            # What was recorded stays in the cells and goes to the new backend.
             batch = Batch()
         else:
             with self._lock:
