@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -256,9 +257,10 @@ class _Run:
                 wait, why = _retry_after(error, attempt)
                 left = self.deadline - time.monotonic()
                 if attempt == MAX_TRIES or wait > MAX_WAIT or wait >= left:
+                    asked = "an unreadable time" if math.isinf(wait) else f"{wait:.0f} s"
                     limit = "no tries left" if attempt == MAX_TRIES else f"the limit is {min(MAX_WAIT, left):.0f} s"
                     raise ApplyError(
-                        f"Datadog answered HTTP {status} to {action} and asks to wait {wait:.0f} s ({why}); "
+                        f"Datadog answered HTTP {status} to {action} and asks to wait {asked} ({why}); "
                         f"{limit}: try again later"
                     ) from None
                 self.report(
@@ -334,7 +336,10 @@ def _retry_after(error: ApiException, attempt: int) -> tuple[float, str]:
         text = headers.get(header)
         if text is not None:
             try:
-                return max(0.0, float(text)), header.title()
-            except ValueError:
-                return float("inf"), f"{header.title()}: {text[:40]}"
+                seconds = float(text)
+            except ValueError:  # an HTTP date: not worth a clock comparison, given up as too long
+                seconds = math.inf
+            if not math.isfinite(seconds):
+                return math.inf, f"{header.title()}: {text[:40]!r}"
+            return max(0.0, seconds), header.title()
     return float(2 ** (attempt - 1)), "back-off"
