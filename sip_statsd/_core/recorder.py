@@ -31,7 +31,6 @@ from .config import Config, env_options
 from .drops import STRICT_MISS, explain, show
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
-from .gauge import holds_level_lock
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
@@ -185,14 +184,6 @@ class Recorder(Sending, HostDelivery, Taking):
         """
         asked = self._ask_close()
         return asked is not None and self._wait_closed(asked, None if timeout is None else time.monotonic() + timeout)
-
-    def _holds_a_take_lock(self) -> bool:
-        """True if this thread holds a lock the flusher's take waits for (a signal handler
-        interrupted it there): ours, the fold lock, or a gauge's. A few dozen look-ups, on
-        configure() and flush() only."""
-        if self._lock.held_here() or _series._FOLD_LOCK.held_here():
-            return True
-        return any(holds_level_lock(family) for family in tuple(self._families.values()))
 
     def _ask_close(self) -> tuple[int, bool] | None:
         """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
