@@ -64,7 +64,7 @@ def render_window(total: Totals, window: Totals, interval: float, address: str, 
     stamp = time.strftime("%H:%M:%S")
     out.write(
         f"-- {stamp}  {address}  datagrams {total.datagrams:,} (+{window.datagrams:,})  "
-        f"lines {total.lines:,} (+{window.lines:,})  malformed {len(total.malformed):,} --\n"
+        f"lines {total.lines:,} (+{window.lines:,})  malformed {total.malformed_count:,} --\n"
     )
     if not total.lines and not total.malformed:
         out.write("waiting for datagrams...\n\n")

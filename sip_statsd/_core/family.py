@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .drops import allowed_text, show
-from .names import DEFAULT_MAX_SAMPLES, DROP_UNKNOWN_VALUE, MAX_SERIES_PER_FAMILY, check_key, check_name, check_value
+from .names import (
+    DEFAULT_MAX_SAMPLES,
+    DROP_UNKNOWN_VALUE,
+    MAX_SAMPLES_LIMIT,
+    MAX_SERIES_PER_FAMILY,
+    check_key,
+    check_name,
+    check_value,
+)
 from .series import FLOAT_MAX, CounterSeries, DistributionSeries, InvalidInputError, Series
 
 if TYPE_CHECKING:
@@ -212,8 +220,11 @@ class Distribution(Family):
     ) -> None:
         if not (-FLOAT_MAX <= minimum <= maximum <= FLOAT_MAX):
             raise ValueError(f"{name}: need finite minimum <= maximum, got {minimum!r}, {maximum!r}")
-        if type(max_samples) is not int or max_samples < 1:
-            raise ValueError(f"{name}: max_samples must be a positive int, got {max_samples!r}")
+        if type(max_samples) is not int or not 1 <= max_samples <= MAX_SAMPLES_LIMIT:
+            raise ValueError(
+                f"{name}: max_samples must be an int from 1 to {MAX_SAMPLES_LIMIT:,} (what a flush at exit "
+                f"can still send), got {max_samples!r}"
+            )
         self.minimum = float(minimum)
         self.maximum = float(maximum)
         self.max_samples = max_samples

@@ -27,7 +27,7 @@ GREEN_SETTLE = 0.01
 class Flushing(Protocol):
     def _prepare(self) -> None: ...
 
-    def _serve(self) -> None: ...
+    def _serve(self) -> bool: ...
 
     def _retire(self) -> None: ...
 
@@ -42,6 +42,7 @@ class Schedule:
         self.asked = 0  # the flush number someone waits for
         self.begun = 0
         self.done = 0
+        self.failed: set[int] = set()  # flushes that lost values for a fault of ours (the latest few)
         self.paused = False  # a fork is under way: no thread may start
         self.gone = False  # the recorder was collected
         self.threadless = False  # delivery="host": the caller's thread sends, no thread starts
@@ -77,8 +78,8 @@ class Schedule:
         return True
 
     def wait(self, want: int, timeout: float | None) -> bool:
-        """Wait (holding `cond`) until flush `want` is done, or `timeout` passes."""
-        return self.cond.wait_for(lambda: self.done >= want, timeout)
+        """Wait (holding `cond`) until flush `want` is done: False if `timeout` passed first or it failed."""
+        return self.cond.wait_for(lambda: self.done >= want, timeout) and want not in self.failed
 
     def on_flusher(self) -> bool:
         return threading.current_thread() is self.thread
@@ -105,9 +106,13 @@ class Schedule:
                 self.periodic = False
                 self.asked = max(self.asked, self.begun + 1)
 
-    def finished(self, ticket: int) -> None:
+    def finished(self, ticket: int, ok: bool = True) -> None:
         with self.cond:
             self.done = ticket
+            if not ok:
+                self.failed.add(ticket)
+                if len(self.failed) > 64:
+                    self.failed.discard(min(self.failed))
             self.cond.notify_all()
 
     def wake(self) -> None:
@@ -175,11 +180,12 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
             del owner
             continue
         retired = False
+        ok = False
         try:
-            owner._serve()
+            ok = owner._serve()
         finally:
             del owner  # hold no strong reference while waiting
-            schedule.finished(ticket)
+            schedule.finished(ticket, ok)
 
 
 def watch(owner: object, schedule: Schedule) -> None:

@@ -37,7 +37,7 @@ class HostDelivery:
 
         def flush(self, timeout: float | None = ...) -> bool: ...
 
-        def _serve(self) -> None: ...
+        def _serve(self) -> bool: ...
 
     def _init_host(self) -> None:
         self._host_lock = OwnedLock()  # one caller sends at a time
@@ -79,8 +79,8 @@ class HostDelivery:
             schedule = self._schedule
             with schedule.cond:
                 schedule.begun = max(schedule.begun, want)
-            self._serve()
-            schedule.finished(want)
+            ok = self._serve()
+            schedule.finished(want, ok)
         finally:
             lock.release()
-        return True
+        return ok

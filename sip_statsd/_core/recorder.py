@@ -61,6 +61,8 @@ class Recorder(Sending, HostDelivery, Taking):
         self.config = config or Config()
         self._families: dict[str, Family] = {}
         self._lock = OwnedLock()  # taking cells, registering families, fork
+        self._configuring = OwnedLock()  # one reconfigure() at a time; a handler's waits its turn
+        self._pending_config: dict[int, tuple[Config, Backend | None]] = {}
         self._schedule = Schedule(self.config.flush_interval)
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
@@ -127,7 +129,9 @@ class Recorder(Sending, HostDelivery, Taking):
         """Count (or, strict, raise) one input that is not in `family`'s declaration.
 
         The value is shown (its repr, bounded) only when it is raised or first logged: a bad
-        argument passed on every call costs its repr once, not on every call.
+        argument passed on every call costs its repr once, not on every call. Logged by the
+        flusher, never here: a logging handler may be an HTTP call, and this is the
+        caller's thread. The first value of each metric and reason is kept for that log line.
         """
         if self.strict:
             expected = expected or explain(family, reason, key)
@@ -135,16 +139,9 @@ class Recorder(Sending, HostDelivery, Taking):
         drops = family._drops
         if drops:
             next(drops[reason]._count)
-        if (family.name, reason) not in self._logged:
-            self._log_once(
-                (family.name, reason),
-                "sip-statsd: dropped %s=%s for %s (%s); counted in %s, logged once per metric and reason",
-                key,
-                show(value),
-                family.name,
-                reason,
-                METRIC_DROPPED_INPUTS_TOTAL,
-            )
+        where = (family.name, reason)
+        if where not in self._logged:
+            self._first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
 
     # --- asking the flusher (any thread) -------------------------------------------------
 
@@ -161,6 +158,9 @@ class Recorder(Sending, HostDelivery, Taking):
             started = schedule.start(self)
             if schedule.on_flusher() or (started and schedule.paused):
                 return False  # on the flusher, or inside a fork bracket: served when it ends
+        if started and self._holds_a_take_lock():
+            return False  # a signal handler inside a lock the flusher needs: the flush is asked, not awaited
+        with schedule.cond:
             if started:
                 return schedule.wait(want, timeout)
             threadless = schedule.threadless
@@ -219,6 +219,20 @@ class Recorder(Sending, HostDelivery, Taking):
         """
         del timeout
         self._check_pid()
+        if self._configuring.held_here():
+            # A signal handler (SIGHUP: reload) interrupted a configure() on this thread: the
+            # one it interrupted applies this one as it leaves, so this one wins, as it came last.
+            self._pending_config[0] = (config, backend)
+            return
+        while True:
+            with self._configuring:
+                self._reconfigure(config, backend)
+            pending = self._pending_config.pop(0, None)  # one that arrived meanwhile, from a handler
+            if pending is None:
+                return
+            config, backend = pending
+
+    def _reconfigure(self, config: Config, backend: Backend | None) -> None:
         schedule = self._schedule
         if config == self.config and backend is None and self._intended is None:
             with schedule.cond:  # the same place: nothing to route apart, only (re)start
@@ -227,9 +241,14 @@ class Recorder(Sending, HostDelivery, Taking):
             return
         if backend is None and config.backend == "memory":
             backend = MemoryBackend()  # no network: made at once, so tests can read it
-        with self._lock:
-            batch = self._take()
-        self._account(batch)
+        if self._holds_a_take_lock():
+            # A signal handler interrupted this thread inside a lock the flusher's take holds
+            # (our own, a fold's, a gauge's): waiting for the take could wait for ourselves.
+            # What was recorded stays in the cells and goes to the new backend.
+            batch = Batch()
+        else:
+            with self._lock:
+                batch = self._take()
         with schedule.cond:
             switch = _Switch(batch, config, backend)
             if len(self._switches) >= MAX_PENDING_SWITCHES:
@@ -275,21 +294,27 @@ class Recorder(Sending, HostDelivery, Taking):
             schedule.begun = max(schedule.begun, want)
         self._retry_at = float("inf")  # no new backend from here on
         self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
-        self._serve()
+        ok = self._serve()
         self._retire()
-        schedule.finished(want)
-        return True
+        schedule.finished(want, ok)
+        return ok
 
     # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
 
-    def _serve(self) -> None:
-        """One flush: pending switches first, then what the cells hold. Never raises."""
+    def _serve(self) -> bool:
+        """One flush: pending switches first, then what the cells hold. Never raises.
+
+        False if something could not be sent for a fault of ours (a line that would not
+        encode, a bug): counted, and said by flush(). A dead agent is counted, not False.
+        """
+        self._failed = False
         try:
             while True:
                 with self._schedule.cond:
                     switch = self._switches.popleft() if self._switches else None
                 if switch is None:
                     break
+                self._account(switch.batch)  # here, not in configure(): logging is the flusher's
                 self._send(switch.batch)
                 self._close_backend()
                 self._active = switch.config
@@ -302,7 +327,9 @@ class Recorder(Sending, HostDelivery, Taking):
             self._send(batch)
             self._prepare()
         except Exception as error:  # a bug of ours must not kill the flusher
+            self._failed = True
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
+        return not self._failed
 
     # --- fork (see process) -----------------------------------------------------------------
 
@@ -320,6 +347,8 @@ class Recorder(Sending, HostDelivery, Taking):
         # Fresh locks and schedule: no other thread of the parent exists here.
         self._pid = os.getpid()
         self._lock = OwnedLock()
+        self._configuring = OwnedLock()  # a parent thread may have been inside configure()
+        self._pending_config.clear()
         self._init_host()
         old = self._schedule
         schedule = self._schedule = Schedule(self.config.flush_interval)

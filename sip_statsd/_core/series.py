@@ -11,6 +11,7 @@ import numbers
 import operator
 import sys
 import threading
+from decimal import Decimal
 from typing import TYPE_CHECKING, cast
 
 from .names import DROP_INVALID_NUMBER, DROP_SAMPLE_OVERFLOW
@@ -48,38 +49,39 @@ class Series:
 
 
 class OwnedLock:
-    """A lock that knows which thread holds it, for the rare paths a fork must take it from.
+    """A lock that knows whether this thread holds it.
 
-    A fork from a signal handler may interrupt the very thread that holds it: that thread
-    cannot wait for itself, so the fork goes on without it (see `process`).
+    A signal handler runs on the main thread between two bytecodes, possibly while that
+    thread holds this lock (inside a fold, a set(), a configure()): a handler's call that
+    needs the lock asks `held_here()` first and takes another way instead of waiting for
+    itself; a fork from a handler goes on without it (see `_process`). An RLock underneath:
+    its owner is set by the acquire itself, so no bytecode falls between taking the lock and
+    knowing who holds it.
     """
 
-    __slots__ = ("_lock", "_owner")
+    __slots__ = ("_lock",)
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._lock = threading.RLock()
 
     def __enter__(self) -> OwnedLock:
         self._lock.acquire()
-        self._owner = threading.get_ident()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._owner = None
         self._lock.release()
+
+    def held_here(self) -> bool:
+        """True if this thread holds the lock (a signal handler interrupted its holder)."""
+        return bool(self._lock._is_owned())  # type: ignore[attr-defined]  # threading's own test
 
     def acquire_for_fork(self, timeout: float) -> bool:
         """Take the lock for a fork, unless this thread already holds it (then False at once)."""
-        if self._owner == threading.get_ident():
+        if self.held_here():
             return False
-        if self._lock.acquire(timeout=max(0.0, timeout)):
-            self._owner = threading.get_ident()
-            return True
-        return False
+        return self._lock.acquire(timeout=max(0.0, timeout))
 
     def release(self) -> None:
-        self._owner = None
         self._lock.release()
 
 
@@ -132,6 +134,8 @@ class CounterSeries(Series):
             self.family._drop(DROP_INVALID_NUMBER, "n", n)
 
     def _fold_extra(self) -> None:
+        if _FOLD_LOCK.held_here():  # a signal handler interrupted a fold: the next one folds this
+            return
         with _FOLD_LOCK:  # folding and taking `_extra` exclude each other; appends never wait
             extra = self._extra
             k = len(extra)
@@ -217,7 +221,7 @@ class DistributionSeries(Series):
                 else:
                     self.family._drop(DROP_SAMPLE_OVERFLOW, "value", value)
                 return
-            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if (isinstance(value, numbers.Real) and not isinstance(value, bool)) or isinstance(value, Decimal):
                 as_float = float(value)
                 if self._lo <= as_float <= self._hi:
                     self.observe(as_float)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import series as _series
 from .batch import Batch
-from .gauge import take_levels
-from .series import CounterScan, CounterSeries
+from .gauge import holds_level_lock, take_levels
+from .series import CounterScan, CounterSeries, OwnedLock
 
 if TYPE_CHECKING:
     from .family import Family
@@ -39,6 +40,7 @@ class Taking:
     """The recorder's take (see `Recorder`, which is one)."""
 
     _families: dict[str, Family]
+    _lock: OwnedLock
 
     def _init_taking(self) -> None:
         self._plan: _Plan | None = None
@@ -78,6 +80,14 @@ class Taking:
         else:
             counts.extend(changed)
         return batch
+
+    def _holds_a_take_lock(self) -> bool:
+        """True if this thread holds a lock the take waits for (a signal handler interrupted it
+        there): the recorder's, the fold lock, or a gauge's. Then configure() and flush() must
+        not wait for a take. A few dozen look-ups, on those two calls only."""
+        if self._lock.held_here() or _series._FOLD_LOCK.held_here():
+            return True
+        return any(holds_level_lock(family) for family in tuple(self._families.values()))
 
     def _discard_cells(self) -> None:
         """A forked child starts from zero: what the cells hold is the parent's (hold `_lock`)."""

@@ -10,6 +10,7 @@ from .._core import process as _process  # noqa: F401 - registers the fork, exit
 from .._core.config import Config, env_options
 from .._core.family import Counter, Distribution, Family
 from .._core.gauge import Gauge
+from .._core.names import DEFAULT_MAX_SAMPLES
 from .._core.recorder import DEFAULT_TIMEOUT, Recorder, default_recorder
 from .._core.sending import Stats
 from .._core.series import FLOAT_MAX
@@ -131,11 +132,18 @@ class SipMetrics(Helpers):
         *,
         minimum: float = -FLOAT_MAX,
         maximum: float = FLOAT_MAX,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
         description: str = "",
     ) -> Distribution:
         """Define a distribution family on this instance (see `Distribution`)."""
         return Distribution(
-            name, labels, minimum=minimum, maximum=maximum, description=description, recorder=self.recorder
+            name,
+            labels,
+            minimum=minimum,
+            maximum=maximum,
+            max_samples=max_samples,
+            description=description,
+            recorder=self.recorder,
         )
 
     def gauge(self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = "") -> Gauge:

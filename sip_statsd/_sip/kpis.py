@@ -96,8 +96,11 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             _drop(rr, "method", method, "a non-INVITE method: count INVITE outcomes with invite_result (ACK has none)")
         elif not _is_in(code, SIP_CODES):
             _drop(rr, "code", code, _CODE)
-        else:
-            _drop(rr, "method", method, "a SIP method name")
+        else:  # an unhashable method: like any other method not declared, it is `other`
+            try:
+                next(rr_other[str(direction)][class_get(code, _MISS)])
+            except Exception:
+                _drop(rr, "method", method, "a SIP method name")
 
     def request_result(direction: str, method: str, code: int) -> None:
         """Count the final response of a non-INVITE transaction, by method and class.

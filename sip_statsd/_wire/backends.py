@@ -19,7 +19,7 @@ from .._core.batch import Batch, exact_counts
 from .._core.config import Config
 from .._core.series import Series
 from .dogstatsd import DatadogBackend
-from .transport import Address, FaultHandler, Transport, connect_unix_datagram
+from .transport import FAULT_DROPPED, MAX_LINE, Address, FaultHandler, Transport, connect_unix_datagram
 
 # --- statsd ----------------------------------------------------------------------------
 
@@ -35,7 +35,11 @@ class _StatsClient(StatsClient):  # type: ignore[misc]  # statsd ships no type i
 
     def _send(self, data: str) -> None:
         lines = data.count("\n") + 1
-        self._transport.send(((data.encode("ascii"), lines, lines),))
+        payload = data.encode("utf-8", "surrogateescape")  # names and tags are checked ASCII
+        if lines == 1 and len(payload) > MAX_LINE:  # a line an agent would truncate: counted, not sent
+            self._transport._on_fault(FAULT_DROPPED, ValueError(f"a line of {len(payload)} bytes"), 1)
+            return
+        self._transport.send(((payload, lines, lines),))
 
     def close(self) -> None:
         self._transport.close()

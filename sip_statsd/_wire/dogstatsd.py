@@ -20,6 +20,9 @@ What we still take from the clients, and why:
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate, repeat
+from operator import add
 from typing import Any
 
 from datadog.dogstatsd.base import DogStatsd
@@ -28,15 +31,26 @@ from datadog.util.format import normalize_tags
 from .._core.batch import Batch, exact_counts
 from .._core.config import Config
 from .._core.series import Series
-from .transport import Address, FaultHandler, Transport, connect_udp
+from .origin import checked_tags, origin_fields
+from .transport import FAULT_DROPPED, FAULT_ENCODE, MAX_LINE, Address, FaultHandler, Transport, connect_udp
+
+
+def _size(text: str) -> int:
+    """Bytes of `text` in UTF-8 (a surrogate counts as 3: encoding it fails later, counted)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class _Datagrams:
-    """Packs lines into datagrams of at most `limit` bytes, never splitting a line."""
+    """Packs lines into datagrams of at most `limit` bytes (UTF-8), never splitting a line.
+
+    A line longer than an agent reads (`MAX_LINE`), or one that cannot be encoded, is not
+    sent: its values are kept in `lost` by kind of fault, for the transport's counts.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.out: list[tuple[bytes, int, int]] = []
+        self.lost: list[tuple[str, BaseException, int]] = []
         self._parts: list[str] = []
         self._size = -1  # bytes so far, less the newline the first line does not need
         self._values = 0
@@ -44,16 +58,25 @@ class _Datagrams:
     def room(self) -> int:
         return self.limit - self._size - 1
 
-    def add(self, line: str, values: int) -> None:
-        if len(line) > self.room() and self._parts:
+    def add(self, line: str, values: int, size: int = -1) -> None:
+        size = _size(line) if size < 0 else size
+        if size > MAX_LINE:
+            self.lost.append((FAULT_DROPPED, ValueError(f"a line of {size} bytes, over {MAX_LINE}"), values))
+            return
+        if size > self.room() and self._parts:
             self.close()
         self._parts.append(line)
-        self._size += len(line) + 1
+        self._size += size + 1
         self._values += values
 
     def close(self) -> None:
         if self._parts:
-            self.out.append(("\n".join(self._parts).encode("ascii"), self._values, len(self._parts)))
+            try:
+                payload = "\n".join(self._parts).encode("utf-8")
+            except UnicodeEncodeError as error:  # a lone surrogate: never sent, counted
+                self.lost.append((FAULT_ENCODE, error, self._values))
+            else:
+                self.out.append((payload, self._values, len(self._parts)))
             self._parts, self._size, self._values = [], -1, 0
 
 
@@ -74,14 +97,12 @@ class DatadogBackend:
             track_instance=False,  # our fork handling replaces the backend in a child
         )
         self._namespace = f"{config.prefix}." if config.prefix else ""
-        tags = [*config.constant_tags, *normalize_tags(list(client.constant_tags))]
-        extra = ""
-        if client._container_id:  # origin detection: the agent tags by container
-            extra += f"|c:{client._container_id}"
-        if client._external_data:
-            extra += f"|e:{client._external_data}"
+        # DD_ENV, DD_SERVICE, DD_VERSION, DATADOG_TAGS (normalised by the client): user data,
+        # checked and bounded like constant tags; the origin fields stripped of syntax.
+        tags = [*config.constant_tags, *checked_tags(normalize_tags(list(client.constant_tags)))]
         self._constant = ",".join(tags)
-        self._extra = extra
+        self._extra = origin_fields(client._container_id)
+        self._on_fault = on_fault
         self._packed = config.packed
         self._ends: dict[Series, tuple[str, str, str]] = {}
         self._texts = _Texts()
@@ -126,7 +147,7 @@ class DatadogBackend:
             head, _, tail = ends(dist)
             texts = self._texts.of(values)
             if self._packed:
-                _add_packed(out, head, tail, ":".join(texts), len(values))
+                _add_packed(out, head, tail, texts)
             else:
                 for text in texts:
                     out.add(f"{head}{text}{tail}", 1)
@@ -134,6 +155,8 @@ class DatadogBackend:
             head, count_tail, _ = ends(gauged)
             out.add(f"{head}{level}|g{count_tail[2:]}", 1)
         out.close()
+        for kind, error, lost in out.lost:
+            self._on_fault(kind, error, lost)
         self._transport.send(out.out)
 
     def close(self) -> None:
@@ -162,11 +185,11 @@ class _Texts(dict[float, str]):
         text = self[value] = str(value)
         return text
 
-    def of(self, values: list[float]) -> list[str] | map[str]:
+    def of(self, values: list[float]) -> list[str]:
         """The texts of `values`, from the cache while it pays."""
         if self._skip:
             self._skip -= 1
-            return map(str, values)
+            return list(map(str, values))
         before = len(self)
         texts = list(map(self.__getitem__, values))
         # Mostly misses once the cache has had room to warm: the values do not repeat.
@@ -175,24 +198,22 @@ class _Texts(dict[float, str]):
         return texts
 
 
-def _add_packed(out: _Datagrams, head: str, tail: str, joined: str, count: int) -> None:
-    """Add `name:v1:v2...|d|#tags` lines, as many values per line as the datagram has room for."""
-    fixed = len(head) + len(tail)
-    while joined:
+def _add_packed(out: _Datagrams, head: str, tail: str, texts: list[str]) -> None:
+    """Add `name:v1:v2...|d|#tags` lines, as many values per line as the datagram has room for.
+
+    Linear: the cut points come from the running sizes of the texts (each with its `:`),
+    and each line joins its slice once; nothing is copied per line but the line itself.
+    """
+    fixed = _size(head) + _size(tail)
+    ends = list(accumulate(map(add, map(len, texts), repeat(1))))  # ends[i]: bytes of texts[:i+1], each with a ':'
+    start, base, n = 0, 0, len(texts)
+    while start < n:
         room = out.room() - fixed
-        if len(joined) <= room:
-            out.add(f"{head}{joined}{tail}", count)
-            return
-        cut = joined.rfind(":", 0, room + 1) if room > 0 else -1
-        if cut <= 0:
+        end = bisect_right(ends, base + room + 1, start)  # texts[start:end] fit in `room`
+        if end == start:
             if out._parts:  # no value fits what is left: start a datagram
                 out.close()
                 continue
-            cut = joined.find(":")  # a value longer than a datagram goes alone
-            if cut < 0:
-                out.add(f"{head}{joined}{tail}", count)
-                return
-        piece, joined = joined[:cut], joined[cut + 1 :]
-        taken = piece.count(":") + 1
-        out.add(f"{head}{piece}{tail}", taken)
-        count -= taken
+            end = start + 1  # a value longer than a datagram goes alone
+        out.add(f"{head}{':'.join(texts[start:end])}{tail}", end - start, fixed + ends[end - 1] - base - 1)
+        base, start = ends[end - 1], end

@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 from .lines import Line, parse_datagram
 
 _RCVBUF = 16 * 1024 * 1024
+# Malformed lines kept (the latest), and the characters kept of each line and of its reason:
+# a listener that runs for days keeps bounded memory whatever arrives.
+MAX_MALFORMED = 100
+MAX_MALFORMED_TEXT = 200
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_MALFORMED_TEXT else text[: MAX_MALFORMED_TEXT - 3] + "..."
 
 
 @dataclass
@@ -28,7 +36,14 @@ class Totals:
     datagrams: int = 0
     lines: int = 0
     bytes: int = 0
-    malformed: list[tuple[str, str]] = field(default_factory=list)
+    malformed: list[tuple[str, str]] = field(default_factory=list)  # the latest MAX_MALFORMED, shortened
+    malformed_count: int = 0  # every malformed line
+
+    def add_malformed(self, bad: list[tuple[str, str]]) -> None:
+        self.malformed_count += len(bad)
+        self.malformed.extend((_short(line), _short(why)) for line, why in bad[-MAX_MALFORMED:])
+        if len(self.malformed) > MAX_MALFORMED:
+            del self.malformed[:-MAX_MALFORMED]
 
     def add(self, line: Line, *, keep_samples: bool = True) -> None:
         self.lines += 1
@@ -48,6 +63,7 @@ class Totals:
             self.lines,
             self.bytes,
             list(self.malformed),
+            self.malformed_count,
         )
 
     def count(self, name: str, **labels: str) -> float:
@@ -143,7 +159,7 @@ class Receiver:
                 for totals in (self._totals, self._window):
                     totals.datagrams += 1
                     totals.bytes += len(data)
-                    totals.malformed.extend(bad)
+                    totals.add_malformed(bad)
                     for line in lines:
                         totals.add(line, keep_samples=totals is self._window or self._keep_samples)
                 self._cond.notify_all()
