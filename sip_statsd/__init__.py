@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._core.config import BACKENDS, FLAVORS, RECEIVERS, Config
+from ._core.config import BACKENDS, DELIVERIES, FLAVORS, RECEIVERS, Config
 from ._core.family import Counter, Distribution, Family
 from ._core.gauge import Gauge, GaugeSeries
 from ._core.names import (
@@ -22,6 +22,7 @@ from ._core.names import (
     METRIC_SEND_ERRORS_TOTAL,
     DropReason,
 )
+from ._core.process import flush_on_sigterm
 from ._core.sending import Stats
 from ._core.series import CounterSeries, DistributionSeries, InvalidInputError, Series
 from ._sip.api import DEFAULT as _DEFAULT
@@ -174,6 +175,8 @@ observe_setup_delay = _DEFAULT.observe_setup_delay
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush
+# delivery="host": at the end of each handler of a host that holds the GIL (Kamailio).
+host_tick = _DEFAULT.recorder.host_tick
 close = _DEFAULT.close
 stats = _DEFAULT.stats
 catalog = _DEFAULT.catalog
@@ -205,6 +208,7 @@ __all__ = [
     "CODE_CLASS_5XX",
     "CODE_CLASS_6XX",
     "DEFAULT_RESPONSE_CODES",
+    "DELIVERIES",
     "DIRECTIONS",
     "DIRECTION_INBOUND",
     "DIRECTION_OUTBOUND",
@@ -341,6 +345,8 @@ __all__ = [
     "dtls_handshake",
     "estimate_mos",
     "flush",
+    "flush_on_sigterm",
+    "host_tick",
     "invite_result",
     "observe_call_qos",
     "observe_setup_delay",

@@ -27,16 +27,19 @@ def apply(
     *,
     api_url: str | None = None,
     report: Callable[[str], None] = print,
+    deadline: float = 300.0,
 ) -> Applied:
     """Create or update the dashboard and monitors (matched by title / name) in your account.
 
     Keys and site come from DD_API_KEY, DD_APP_KEY and DD_SITE, as datadog-api-client reads
-    them. Raises `ApplyError` (a one-line message) when it cannot, and
+    them. Raises `ApplyError` (a one-line message) when it cannot (within `deadline`
+    seconds in all, whatever the server does; a 429 or 5xx is tried again at most three
+    times, waiting what it asks up to 30 s, said through `report`), and
     `InvalidDocumentError` before any request if the models refuse a document.
     """
     from ._assets.datadog.apply import apply as _apply
 
-    return _apply(dashboard, monitors, api_url=api_url, report=report)
+    return _apply(dashboard, monitors, api_url=api_url, report=report, deadline=deadline)
 
 
 __all__ = [

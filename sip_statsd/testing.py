@@ -14,11 +14,15 @@ invalid number raises ValueError at the call that made it. The previous configur
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from ._core.backend import MemoryBackend
-from ._core.gauge import quiet_gauges, resume_gauges
+from ._core.config import Config
+from ._core.drops import allowed_text, show
+from ._core.gauge import GaugeSeries, quiet_gauges, resume_gauges
 from ._core.series import Series
 from ._sip.api import DEFAULT, SipMetrics
 
@@ -44,7 +48,7 @@ class Capture:
             if key not in family.allowed:
                 raise ValueError(f"{name} has no label {key!r} (labels: {list(family.label_keys)})")
             if value not in family.allowed[key]:
-                raise ValueError(f"{name}: {key}={value!r} is not one of {list(family.allowed[key])}")
+                raise ValueError(f"{name}: {key}={show(value)} is not one of {allowed_text(family.allowed[key])}")
 
     def _read(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         self.metrics.flush()
@@ -137,30 +141,58 @@ def _key(series: Series) -> str:
     return _key_of(series.name, dict(series.labels))
 
 
+@dataclass
+class _Entry:
+    """What a capture block saw on entry, restored when it leaves (or handed to the block
+    that entered after it, if that one is still open: blocks may overlap across threads)."""
+
+    config: Config
+    backend: MemoryBackend | None
+    quieted: list[GaugeSeries]
+
+
+_open: dict[int, list[_Entry]] = {}  # id(recorder) -> its open blocks, oldest first
+_open_lock = threading.Lock()
+
+
 @contextmanager
 def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -> Iterator[Capture]:
     """Send `metrics` (default: the process-wide instance) to memory for the block.
 
     Strict by default: a bad input raises `InvalidInputError` (a ValueError) where it is
     made. What was recorded before the block goes to the previous backend first. The
-    configured call-quality thresholds are kept.
+    configured call-quality thresholds are kept. Blocks may nest or overlap (across threads:
+    A in, B in, A out, B out): the last one to leave restores what the first one saw.
     """
     target = metrics or DEFAULT
     recorder = target.recorder
-    previous_config = recorder.config
-    previous_backend = recorder.backend
     backend = MemoryBackend()
     recorder.flush()  # the levels so far go to the previous backend, then the gauges wait for a move
-    quieted = quiet_gauges(recorder.families)
-    # The call-quality thresholds stay the application's: they decide what is counted.
-    capture_config = previous_config.__class__(
-        backend="memory", strict=strict, quality_thresholds=previous_config.quality_thresholds
-    )
-    recorder.reconfigure(capture_config, backend=backend)
+    with _open_lock:
+        previous_config = recorder.config
+        previous_backend = recorder.backend
+        keep = previous_backend if isinstance(previous_backend, MemoryBackend) else None
+        entry = _Entry(previous_config, keep, quiet_gauges(recorder.families))
+        _open.setdefault(id(recorder), []).append(entry)
+        # The call-quality thresholds stay the application's: they decide what is counted.
+        capture_config = previous_config.__class__(
+            backend="memory", strict=strict, quality_thresholds=previous_config.quality_thresholds
+        )
+        recorder.reconfigure(capture_config, backend=backend)
     try:
         yield Capture(target, backend)
     finally:
         recorder.flush()
-        keep = previous_backend if isinstance(previous_backend, MemoryBackend) else None
-        recorder.reconfigure(previous_config, backend=keep)
-        resume_gauges(quieted)
+        with _open_lock:
+            stack = _open[id(recorder)]
+            at = stack.index(entry)
+            del stack[at]
+            if at < len(stack):  # a later block is still open: it restores what this one saw
+                later = stack[at]
+                later.config, later.backend = entry.config, entry.backend
+                later.quieted = entry.quieted + later.quieted
+            else:
+                recorder.reconfigure(entry.config, backend=entry.backend)
+                resume_gauges(entry.quieted)
+            if not stack:
+                del _open[id(recorder)]

@@ -8,8 +8,24 @@ from typing import Any
 
 import pytest
 
+# First, before the library reads the environment: clears DD_* / SIP_STATSD_* and listens on 8125.
+from stray_guard import (  # noqa: F401  # hooks, registered by being here
+    pytest_configure,
+    pytest_report_header,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+)
+
+import sip_statsd
 from sip_statsd import SipMetrics
 from sip_statsd._wire.receiver import Receiver, Totals
+
+# The process-wide instance sends nowhere in this session. Tests that put it on the wire
+# configure it (capture_metrics, the sip_statsd_wire fixture) and come back to this; without
+# it, a count it made while a test patched socket.getaddrinfo went to localhost:8125 later.
+sip_statsd.configure(backend="off")
 
 # (backend, flavor) pairs that put datagrams on a socket.
 WIRE_BACKENDS = [

@@ -95,9 +95,12 @@ def finish_sipp(process: subprocess.Popen[str], workdir: Path) -> SippRun:
 class Example:
     """An example program (uas.py, uac.py) as a subprocess; `stop()` returns its exit summary."""
 
-    def __init__(self, workdir: Path, script: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, script: str, *args: str, env: dict[str, str] | None = None, t1_ms: float | None = T1_MS
+    ) -> None:
         self._stderr = (workdir / f"{script}.stderr").open("w+")
-        command = [sys.executable, str(EXAMPLES / script), "--t1-ms", str(T1_MS), *args]
+        timers = ["--t1-ms", str(t1_ms)] if t1_ms is not None else []  # None: the stack's own timers
+        command = [sys.executable, str(EXAMPLES / script), *timers, *args]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
         self.ready: dict[str, Any] = self._line(15.0)
         host, _, port = str(self.ready["sip"]).rpartition(":")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -19,9 +20,16 @@ import sip_statsd as sm
 ROOT = Path(__file__).parent.parent
 
 
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command with no DD_* agent in its environment (the stray guard may name itself there)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
     return subprocess.run(
-        [sys.executable, "-m", "sip_statsd", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "sip_statsd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**clean, **(env or {})},
     )
 
 
@@ -56,10 +64,10 @@ def test_catalog_table_names_every_metric_and_the_budget():
     assert re.search(r"series budget: \d+ \(298 SIP, \d+ the library's own\)", result.stdout)
 
 
-def test_readme_catalog_table_is_the_generated_one():
-    readme = (ROOT / "README.md").read_text()
+def test_docs_catalog_table_is_the_generated_one():
+    readme = (ROOT / "docs" / "metrics.md").read_text()
     block = re.search(r"<!-- catalog:start -->\n(.*?)<!-- catalog:end -->", readme, re.S)
-    assert block, "README.md lacks the generated catalog block"
+    assert block, "docs/metrics.md lacks the generated catalog block"
     assert block.group(1) == run("catalog", "--markdown").stdout, "regenerate: sip-statsd catalog --markdown"
 
 
@@ -78,6 +86,27 @@ def test_demo_reports_that_what_arrived_matches_what_was_sent():
         assert graded, grade
         assert graded.group(1) == graded.group(2)
     assert re.search(r"call quality of [\d,]+ calls: best \d+\.\d %", out)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SIP_STATSD_BACKEND": "off"},
+        {"SIP_STATSD_BACKEND": "memory", "SIP_STATSD_FLUSH_INTERVAL": "60"},
+        {"SIP_STATSD_PREFIX": "acme", "SIP_STATSD_BACKEND": "statsd", "SIP_STATSD_FLAVOR": "graphite"},
+        {"SIP_STATSD_HOST": "192.0.2.1", "SIP_STATSD_PORT": "9"},
+    ],
+    ids=["off", "memory", "prefix-statsd", "host"],
+)
+def test_demo_names_the_sip_statsd_variables_it_ignores_and_still_checks_arrival(env):
+    result = run("demo", "--calls", "300", "--seed", "5", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("sip-statsd demo: ignoring ")
+    assert first.endswith("(the demo sets up its own sending)")
+    for name, value in env.items():
+        assert f"{name}={value!r}" in first
+    assert "every series arrived as sent" in result.stdout
 
 
 def test_demo_checks_every_new_helper_and_the_rfc_6076_ratios():
@@ -129,6 +158,8 @@ def test_demo_to_an_agent_address(receiver):
         (["demo", "--agent", "nohostport"], "is not HOST:PORT"),
         (["demo", "--rate", "fast"], "is not a number"),
         (["frobnicate"], "invalid choice"),
+        (["listen", "--port", "70000"], "'70000' is not a UDP port (1 to 65535)"),
+        (["listen", "--port", "-1"], "is not a UDP port"),
         ([], "required"),
     ],
 )
@@ -136,6 +167,58 @@ def test_usage_errors_exit_2_with_a_message(args, message):
     result = run(*args)
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_listen_on_ipv6_loopback():
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sip_statsd", "listen", "--host", "::1", "--port", str(port), "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"listening on udp://[::1]:{port}" in proc.stdout.readline()
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.sendto(b"sip_dtls_handshake_total:3|c|#result:ok", ("::1", port))
+        for line in proc.stdout:
+            if "sip_dtls_handshake_total" in line:
+                assert re.search(r"sip_dtls_handshake_total\{result:ok\}\s+3\b", line)
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_dashboard_imports_a_module_from_the_current_directory(tmp_path):
+    """The installed command, not `python -m` (which puts the current directory on sys.path itself)."""
+    script = Path(sys.executable).parent / "sip-statsd"
+    if not script.exists():
+        pytest.skip(f"no sip-statsd script beside {sys.executable}")
+    (tmp_path / "mymetrics.py").write_text(
+        "import sip_statsd\nsip_statsd.Counter('acme_transfers_total', labels={'kind': ('blind', 'attended')})\n"
+    )
+    result = subprocess.run(
+        [str(script), "dashboard", "--import", "mymetrics"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "acme_transfers_total" in result.stdout
 
 
 def test_listen_on_a_busy_port_fails_with_a_message():
@@ -179,3 +262,12 @@ def test_listen_prints_parsed_aggregated_datagrams_and_stops_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_demo_sends_only_bye_combinations_the_event_table_allows():
+    """A BYE we receive is user-hangup (README's event table); ours may be any reason."""
+    result = run("demo", "--calls", "1000", "--seed", "11")
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"sip_bye_total\{direction:\w+,by:(\w+),reason_class:([\w-]+)\}", result.stdout)
+    assert {reason for by, reason in rows if by == "remote"} == {"user-hangup"}
+    assert {reason for by, reason in rows if by == "local"} == {"normal", "user-hangup", "timer-expired", "error"}

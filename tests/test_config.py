@@ -53,7 +53,7 @@ def test_bad_configuration_raises_quoting_the_value_and_keeps_the_old_one(option
 
 def test_unknown_option_is_a_type_error():
     with pytest.raises(TypeError, match="colour"):
-        sm.SipMetrics(colour="blue")  # type: ignore[call-arg]
+        sm.SipMetrics(colour="blue")
 
 
 def test_constant_tags_as_mapping_or_list_are_the_same():
@@ -132,11 +132,13 @@ def test_a_bad_environment_value_is_logged_once_and_its_default_kept(variable, v
             m.close()
 
 
-def test_importing_with_a_bad_environment_never_raises():
+def test_importing_with_a_bad_environment_never_raises(receiver):
     import subprocess
     import sys
 
     env = {"SIP_STATSD_BACKEND": "nope", "SIP_STATSD_PORT": "-1", "SIP_STATSD_FLUSH_INTERVAL": "0", "PATH": ""}
+    # The defaults it falls back to send to the agent DD_* names: here a receiver of the test's own.
+    env.update(DD_AGENT_HOST=receiver.host, DD_DOGSTATSD_PORT=str(receiver.port))
     script = "import sip_statsd; sip_statsd.invite_result('inbound', 200); print(sip_statsd.default().config.backend)"
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -144,6 +146,7 @@ def test_importing_with_a_bad_environment_never_raises():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "datadog"
     assert "SIP_STATSD_BACKEND" in done.stderr
+    assert receiver.wait_for(lambda t: t.lines >= 2).count("sip_invite_result_total", code_class="2xx") == 1
 
 
 def test_the_environment_can_turn_the_library_off(receiver):
@@ -163,3 +166,50 @@ def test_the_environment_can_turn_the_library_off(receiver):
         assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 0
     finally:
         sentinel.close()
+
+
+def test_an_unknown_option_is_named_with_the_call_that_got_it():
+    with pytest.raises(TypeError, match=r"^configure\(\) got an unexpected option 'response_codes'; .*SipMetrics\("):
+        sm.configure(response_codes=[200, 486])
+    with pytest.raises(TypeError, match=r"^SipMetrics\(\) got an unexpected option 'hots' \(options: backend, host"):
+        sm.SipMetrics(hots="agent")
+
+
+def _run_with_env(script: str, env: dict[str, str]) -> str:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "logged"),
+    [
+        ({"DD_DOGSTATSD_PORT": "70000"}, "ignoring DD_DOGSTATSD_PORT='70000' (not a port from 1 to 65535; using 8125)"),
+        ({"DD_DOGSTATSD_PORT": "eighty"}, "ignoring DD_DOGSTATSD_PORT='eighty' (not a port"),
+        ({"DD_DOGSTATSD_URL": "tcp://agent:8125"}, "ignoring DD_DOGSTATSD_URL='tcp://agent:8125' (not udp://HOST:PORT"),
+        ({"DD_DOGSTATSD_URL": "udp://agent:x"}, "ignoring the port of DD_DOGSTATSD_URL='udp://agent:x'"),
+    ],
+)
+def test_a_malformed_dd_address_is_logged_as_ignored_with_its_value(env, logged):
+    """The backend is made (nothing is sent: no emit) and says what it ignored."""
+    stderr = _run_with_env("import sip_statsd; sip_statsd.configure(); sip_statsd.flush()", env)
+    assert logged in stderr
+
+
+def test_a_send_failure_names_the_address_the_dd_environment_gave():
+    from conftest import free_port
+
+    port = free_port()  # nothing listens: the datagram is refused
+    env = {"DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(port)}
+    stderr = _run_with_env("import sip_statsd; sip_statsd.stir_verify('failed'); sip_statsd.flush()", env)
+    assert f"cannot send to datadog udp://127.0.0.1:{port} (from DD_AGENT_HOST and DD_DOGSTATSD_PORT)" in stderr

@@ -455,8 +455,24 @@ def test_dashboard_runs_as_a_command_and_counts_what_it_made():
     to_model(dashboard, "dashboard")
 
 
-def test_readme_monitor_table_lists_every_monitor_with_its_default(fresh):
-    readme = (ROOT / "README.md").read_text()
+def test_docs_widget_counts_are_the_built_dashboards(fresh):
+    """docs/dashboards.md's numbers, as `build()` makes the dashboard (no family of the user's)."""
+    text = " ".join((ROOT / "docs" / "dashboards.md").read_text().split())
+    found = re.search(r"(\d+) widgets: (\d+) groups, their (\d+) notes, (\d+) charts", text)
+    assert found, "docs/dashboards.md lacks 'N widgets: G groups, their N notes, C charts'"
+    dashboard, _ = build(fresh())
+    groups = [w["definition"] for w in dashboard["widgets"]]
+    assert all(g["type"] == "group" for g in groups)
+    inner = [w["definition"]["type"] for g in groups for w in g["widgets"]]
+    notes = inner.count("note")
+    built = (len(groups) + len(inner), len(groups), notes, len(inner) - notes)
+    assert tuple(int(n) for n in found.groups()) == built
+    for group in groups:
+        assert f"**{group['title']}**" in text, f"docs/dashboards.md does not describe the group {group['title']!r}"
+
+
+def test_docs_monitor_table_lists_every_monitor_with_its_default(fresh):
+    readme = (ROOT / "docs" / "dashboards.md").read_text()
     _, monitors = build(fresh())
     defaults = Thresholds()
     for name in Thresholds.names():

@@ -138,11 +138,14 @@ def test_a_fork_from_a_signal_handler_that_interrupts_a_fold_does_not_hang(tmp_p
             if pid == 0:
                 os._exit(0)
             children.append(pid)
+            # Armed again once this fork is done: on a loaded machine a fork can take longer
+            # than the period, and handlers nested in handlers end in a RecursionError.
+            signal.setitimer(signal.ITIMER_REAL, 0.02)
         signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
         while len(children) < 60:
             series.inc(7)  # folds under a lock every 1,024 calls
-        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for pid in children:
             assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     """

@@ -257,3 +257,32 @@ def test_instances_are_independent():
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: sm.bye(sm.Direction.INBOUND, sm.ByeReason.NORMAL, sm.BYE_REASON_NORMAL),
+            "sip_bye_total: by='normal' (ByeReason.NORMAL) is not one of ['local', 'remote'] (unknown_value)",
+        ),
+        (
+            lambda: sm.request_result("sideways", "BYE", 200),
+            "sip_request_result_total: direction='sideways' is not one of ['inbound', 'outbound'] (unknown_value)",
+        ),
+        (
+            lambda: sm.call_ended(sm.DIRECTION_INBOUND, duration_s=-1.0),
+            "sip_call_duration_s: value=-1.0 is not a finite number >= 0 (invalid_number)",
+        ),
+        (
+            lambda: sm.observe_call_qos(mos_estimate=7.0),
+            "sip_call_mos_estimate: value=7.0 is not a finite number from 1 to 5 (invalid_number)",
+        ),
+    ],
+    ids=["enum-value", "allowed-values", "unbounded", "bounded"],
+)
+def test_strict_messages_show_values_as_a_user_writes_them(call, message):
+    """No enum reprs (<ByeReason.NORMAL: 'normal'>), no 1.7976931348623157e+308 for 'no upper bound'."""
+    with capture_metrics(), pytest.raises(InvalidInputError) as raised:
+        call()
+    assert str(raised.value) == message

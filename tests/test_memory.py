@@ -82,10 +82,10 @@ def stuck_flusher(metrics: SipMetrics) -> Iterator[None]:
     hold, entered = threading.Event(), threading.Event()
     real_serve = recorder._serve
 
-    def stuck_serve() -> None:
+    def stuck_serve() -> bool:
         entered.set()
         hold.wait(30)
-        real_serve()
+        return real_serve()
 
     recorder._serve = stuck_serve  # type: ignore[method-assign]
     try:

@@ -79,3 +79,49 @@ def test_statsd_timers_keep_tiny_and_huge_values(flavor, receiver, make_metrics)
     totals = receiver.wait_for(lambda t: t.lines >= len(values))
     got = [v for key, vs in totals.samples.items() if key.split("{")[0].startswith("tiny_ms") for v in vs]
     assert got == values
+
+
+def test_a_full_distribution_at_the_sample_limit_is_delivered_at_exit():
+    """One series at MAX_SAMPLES_LIMIT, left for the exit flush: every sample arrives (linear packing)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, 33, 256 * 1024 * 1024)  # SO_RCVBUFFORCE (Linux)
+        except OSError:
+            pytest.skip("a 256 MiB receive buffer needs Linux and CAP_NET_ADMIN")
+        sock.bind(("127.0.0.1", 0))
+        child = (
+            "import sys\n"
+            "from sip_statsd import Distribution, SipMetrics\n"
+            "from sip_statsd._core.names import MAX_SAMPLES_LIMIT\n"
+            "m = SipMetrics(backend='datadog', host='127.0.0.1', port=int(sys.argv[1]), flush_interval=3600)\n"
+            "d = Distribution('big_ms', max_samples=MAX_SAMPLES_LIMIT, recorder=m.recorder).series()\n"
+            "for i in range(MAX_SAMPLES_LIMIT):\n"
+            "    d.observe(i / 7)  # distinct values: no text cache to help\n"
+            "print(MAX_SAMPLES_LIMIT)\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "SIP_STATSD_"))}
+        done = subprocess.run(
+            [sys.executable, "-c", child, str(sock.getsockname()[1])],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        sock.settimeout(0)
+        arrived = 0
+        while True:
+            try:
+                data = sock.recv(65535)
+            except BlockingIOError:
+                break
+            for line in data.decode().split("\n"):
+                if line.startswith("big_ms:"):
+                    arrived += line.split("|", 1)[0].count(":")
+    assert arrived == int(done.stdout)

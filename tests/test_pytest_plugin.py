@@ -54,3 +54,27 @@ def test_sip_statsd_wire_fixture_receives_real_datagrams(pytester):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_run_that_uses_no_fixture_imports_nothing_and_starts_no_thread(pytester):
+    """Installing the package must not change test runs that never ask for its fixtures."""
+    pytester.makepyfile(
+        """
+        import sys
+        import threading
+
+        def test_plugin_loaded_but_library_untouched(request):
+            assert request.config.pluginmanager.has_plugin("sip_statsd")
+            loaded = sorted(m for m in sys.modules if m == "sip_statsd" or m.startswith(("sip_statsd.", "datadog")))
+            assert loaded == []
+            assert [t.name for t in threading.enumerate()] == ["MainThread"]
+
+        def test_a_fixture_still_works(sip_metrics):
+            import sip_statsd
+
+            sip_statsd.stir_verify("verified")
+            sip_metrics.assert_count("sip_stir_verify_total", 1, result="verified")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -59,7 +59,7 @@ def test_datagram_keeps_good_lines_and_reports_bad_ones():
     assert [line.name for line in good] == ["a", "b"]
     assert bad == [("broken", "no '|type' in 'broken'")]
     _, bad = parse_datagram(b"\xff\xfe")
-    assert "not ASCII" in bad[0][1]
+    assert "not UTF-8" in bad[0][1]
 
 
 def test_a_gauge_keeps_its_last_level_in_the_totals():

@@ -8,19 +8,22 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, cast
 
 import sip_statsd as sm
 
-from .._core.config import DEFAULT_PRECISION
+from .._core.config import DEFAULT_PRECISION, ENV_PREFIX, Config, env_options
 from .._sip.quality import grade_of
 from .._wire.receiver import Receiver, Totals, percentile
 
 # Final INVITE responses and how often a busy gateway sees them.
 _CODES = (200, 486, 487, 404, 480, 503, 408, 603, 302, 500)
 _CODE_WEIGHTS = (70, 8, 6, 3, 3, 4, 2, 2, 1, 1)
-_BYE_REASONS = (sm.BYE_REASON_NORMAL, sm.BYE_REASON_USER_HANGUP, sm.BYE_REASON_TIMER_EXPIRED, sm.BYE_REASON_ERROR)
-_BYE_WEIGHTS = (85, 10, 3, 2)
+# Who sends the BYE and why, as the README's event table has it: a BYE we receive is a person
+# hanging up (user-hangup); ours ends the call as planned (normal), on the RFC 4028 timer,
+# on an error, or relays the other leg's hang-up (a B2BUA).
+_LOCAL_BYE_REASONS = (sm.BYE_REASON_NORMAL, sm.BYE_REASON_USER_HANGUP, sm.BYE_REASON_TIMER_EXPIRED, sm.BYE_REASON_ERROR)
+_LOCAL_BYE_WEIGHTS = (80, 12, 5, 3)
 _REFRESH = (sm.REFRESH_OK, sm.REFRESH_422_BUMPED, sm.REFRESH_481, sm.REFRESH_ROLE_SWAP, sm.REFRESH_422_GAVE_UP)
 _REFRESH_WEIGHTS = (94, 3, 1, 1.5, 0.5)
 _DTLS = (sm.DTLS_OK, sm.DTLS_FAIL, sm.DTLS_TIMEOUT, sm.DTLS_FINGERPRINT_MISMATCH)
@@ -114,7 +117,7 @@ def simulate_call(rng: random.Random, tally: Tally) -> None:
         sm.session_timer_refresh(refresh)
         tally.count(sm.METRIC_SESSION_TIMER_REFRESH_TOTAL, result=refresh)
     by = sm.BY_LOCAL if rng.random() < 0.5 else sm.BY_REMOTE
-    reason = rng.choices(_BYE_REASONS, _BYE_WEIGHTS)[0]
+    reason = rng.choices(_LOCAL_BYE_REASONS, _LOCAL_BYE_WEIGHTS)[0] if by == sm.BY_LOCAL else sm.BYE_REASON_USER_HANGUP
     if direction == sm.DIRECTION_OUTBOUND:
         sm.bye_outbound(by, reason)
     else:
@@ -306,17 +309,25 @@ def _label(key: tuple[str, tuple[tuple[str, str], ...]]) -> str:
 def demo(calls: int, rate: float, seed: int, agent: tuple[str, int] | None, out: TextIO = sys.stdout) -> int:
     """Run the demo; the exit code is 0 when what arrived matches what was sent."""
     env_agent = os.environ.get("DD_DOGSTATSD_URL") or os.environ.get("DD_AGENT_HOST")
+    # The demo checks what arrives against what it sent, as DogStatsD: every option a
+    # SIP_STATSD_* variable would set (backend=off, a prefix ...) is named here, at its default.
+    ignored = env_options(())
+    defaults = Config()
+    options = {name: getattr(defaults, name) for name in ignored}
     receiver: Receiver | None = None
     if agent is not None:
-        sm.configure(host=agent[0], port=agent[1])
+        sm.configure(**cast("sm.Options", {**options, "host": agent[0], "port": agent[1]}))
         target = f"the agent at {agent[0]}:{agent[1]}"
     elif env_agent:
-        sm.configure()
+        sm.configure(**cast("sm.Options", {**options, "socket_path": None}))  # DD_* names the address
         target = f"the agent the DD_* environment names ({env_agent})"
     else:
         receiver = Receiver(keep_datagrams=False)
-        sm.configure(host=receiver.host, port=receiver.port)
+        sm.configure(**cast("sm.Options", {**options, "host": receiver.host, "port": receiver.port}))
         target = f"an embedded DogStatsD receiver on {receiver.address}"
+    if ignored:
+        names = ", ".join(f"{ENV_PREFIX}{name.upper()}={os.environ[ENV_PREFIX + name.upper()]!r}" for name in ignored)
+        print(f"sip-statsd demo: ignoring {names} (the demo sets up its own sending)", file=out)
     print(f"sip-statsd demo: {calls:,} calls (seed {seed}) to {target}", file=out, flush=True)
 
     def progress(done: int, elapsed: float) -> None:

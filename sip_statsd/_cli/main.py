@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -63,7 +64,7 @@ def render_window(total: Totals, window: Totals, interval: float, address: str, 
     stamp = time.strftime("%H:%M:%S")
     out.write(
         f"-- {stamp}  {address}  datagrams {total.datagrams:,} (+{window.datagrams:,})  "
-        f"lines {total.lines:,} (+{window.lines:,})  malformed {len(total.malformed):,} --\n"
+        f"lines {total.lines:,} (+{window.lines:,})  malformed {total.malformed_count:,} --\n"
     )
     if not total.lines and not total.malformed:
         out.write("waiting for datagrams...\n\n")
@@ -99,8 +100,9 @@ def render_window(total: Totals, window: Totals, interval: float, address: str, 
 def listen(host: str, port: int, interval: float, out: TextIO) -> int:
     try:
         receiver = Receiver(host, port, keep_datagrams=False, keep_samples=False)
-    except OSError as error:
-        print(f"sip-statsd listen: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+    except OSError as error:  # socket.gaierror included: a name that does not resolve
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        print(f"sip-statsd listen: cannot listen on {where}: {error.strerror or error}", file=sys.stderr)
         return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background with SIGINT ignored
@@ -122,10 +124,19 @@ def listen(host: str, port: int, interval: float, out: TextIO) -> int:
 
 
 def _agent(text: str) -> tuple[str, int]:
+    """HOST:PORT, an IPv6 address in brackets ([::1]:8125)."""
     host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (an IPv6 address in brackets: [::1]:8125)")
     return host, int(port)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UDP port (1 to 65535)")
+    return int(text)
 
 
 def _positive(kind: type[int] | type[float], allow_zero: bool = False) -> Any:
@@ -154,8 +165,8 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", dest="fmt", action="store_const", const="markdown", help="a Markdown table")
 
     lis = sub.add_parser("listen", help="an embedded DogStatsD/StatsD receiver that prints what arrives")
-    lis.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    lis.add_argument("--port", type=int, default=8125, help="UDP port (default: %(default)s)")
+    lis.add_argument("--host", default="127.0.0.1", help="address to bind, IPv4 or IPv6 (default: %(default)s)")
+    lis.add_argument("--port", type=_port, default=8125, help="UDP port (default: %(default)s)")
     lis.add_argument("--interval", type=_positive(float), default=2.0, help="seconds between tables (default: 2)")
 
     dem = sub.add_parser("demo", help="simulate SIP traffic through the real helpers and check what arrives")
@@ -255,6 +266,8 @@ def _fail(message: str, command: str = "dashboard") -> int:
 def _import_metrics(specs: list[str]) -> sm.SipMetrics | None:
     """Import each MODULE (or MODULE:NAME); the SipMetrics instance named, if one is. ValueError if not."""
     found: sm.SipMetrics | None = None
+    if specs and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: a module beside the user imports
     for spec in specs:
         module_name, _, name = spec.partition(":")
         try:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from .._wire.transport import FaultHandler
+from .._wire.transport import FAULT_DROPPED, FaultHandler
 from .batch import Batch
 from .config import Config
 from .series import Series
@@ -39,8 +39,17 @@ class OffBackend:
         pass
 
 
+# The samples a memory backend keeps per series: it is for the capture API, and one chosen
+# by SIP_STATSD_BACKEND=memory where nobody reads it must not grow for ever. Past this,
+# samples are counted as `dropped` send errors.
+MEMORY_MAX_SAMPLES = 100_000
+
+
 class MemoryBackend:
-    """Keeps every flushed value in process, for the capture API."""
+    """Keeps flushed values in process, for the capture API: counters summed, gauges' last
+    levels, and the first `MEMORY_MAX_SAMPLES` samples of each series (the rest counted)."""
+
+    on_fault: FaultHandler | None = None  # set by the recorder that sends to it
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -53,10 +62,18 @@ class MemoryBackend:
         with self._lock:
             for series, n in batch.counts:
                 self.counts[series] = self.counts.get(series, 0) + n
+            lost = 0
             for dist, values in batch.samples:
-                self.samples.setdefault(dist, []).extend(values)
+                kept = self.samples.setdefault(dist, [])
+                room = MEMORY_MAX_SAMPLES - len(kept)
+                kept.extend(values[:room] if room < len(values) else values)
+                lost += max(0, len(values) - max(room, 0))
             self.gauges.update(batch.gauges)
-            self.lines_sent += batch.values
+            self.lines_sent += batch.values - lost
+        if lost and self.on_fault is not None:
+            self.on_fault(
+                FAULT_DROPPED, MemoryError(f"the memory backend keeps {MEMORY_MAX_SAMPLES} samples a series"), lost
+            )
 
     def snapshot(self) -> tuple[dict[Series, int], dict[Series, list[float]]]:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -22,6 +23,9 @@ RECEIVERS = ("datadog", "statsd_exporter", "telegraf", "otel_collector", "vector
 # DogStatsD `|card:` values (datadog-go validateCardinality; the Agent 7.64+ reads the field).
 CARDINALITIES = ("none", "low", "orchestrator", "high")
 DEFAULT_PRECISION = 4  # significant digits of a sample value on the wire (None: every digit)
+# Who sends: our flusher thread, or the host's own thread through `host_tick()` (for hosts that
+# hold the GIL between calls, as Kamailio's app_python3 does: no thread of ours would run).
+DELIVERIES = ("thread", "host")
 DEFAULT_FLUSH_INTERVAL = 1.0
 # A constant tag value may carry what a DogStatsD tag value may (dots, slashes: `1.2.3`,
 # `fra1.eu`, `team/voice`): no flavor that has tags folds it into a name. Never a byte
@@ -77,6 +81,7 @@ class Config:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     strict: bool = False
     packed: bool = True
+    delivery: str = "thread"
     receiver: str = "datadog"
     cardinality: str | None = None
     precision: int | None = DEFAULT_PRECISION
@@ -124,6 +129,21 @@ class Config:
             raise ValueError(f"packed {self.packed!r} must be True or False")
         self._check_dialect()
         object.__setattr__(self, "quality_thresholds", QualityThresholds.of(self.quality_thresholds))
+        self._check_delivery()
+
+    def _check_delivery(self) -> None:
+        if self.delivery not in DELIVERIES:
+            raise ValueError(f"delivery {self.delivery!r} is not one of {list(DELIVERIES)}")
+        if self.delivery != "host" or self.backend in ("memory", "off") or self.socket_path is not None:
+            return
+        # The host's thread sends: it must never wait for a resolver, so no name to resolve.
+        try:
+            ipaddress.ip_address(self.host or "")
+        except ValueError:
+            raise ValueError(
+                f"delivery='host' sends from the caller's thread, which never resolves a name: give host "
+                f"as an IP address (e.g. '127.0.0.1') or a socket_path, not host={self.host!r}"
+            ) from None
 
     def _check_dialect(self) -> None:
         """receiver, cardinality and precision: what the lines say and how."""
@@ -146,8 +166,52 @@ class Config:
         if self.socket_path is not None:
             return f"{what} unix://{self.socket_path}"
         if self.host is None and self.port is None and self.backend == "datadog" and self.receiver == "datadog":
-            return "datadog (address from the DD_* environment)"
-        return f"{what} udp://{self.host or 'localhost'}:{self.port or 8125}"
+            return f"datadog {datadog_target()[0]}"
+        return f"{what} udp://{_host_text(self.host or 'localhost')}:{self.port or 8125}"
+
+
+def _host_text(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _port_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def datadog_target(environ: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """Where the datadog backend sends when no address is configured, and what in `DD_*` it ignored.
+
+    As the datadog client reads them: `DD_DOGSTATSD_URL` (`udp://HOST[:PORT]`, `unix://`,
+    `unixgram://`, `unixstream://` and a path) before `DD_AGENT_HOST` / `DD_DOGSTATSD_PORT`;
+    a URL of another form is ignored (the other two apply), a bad port is 8125. Each ignored
+    value is named, quoted, so the flusher can log it instead of falling back in silence.
+    """
+    env = os.environ if environ is None else environ
+    ignored: list[str] = []
+    url = env.get("DD_DOGSTATSD_URL", "").strip()
+    if url:
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("unix", "unixgram", "unixstream") and rest:
+            return f"{url} (from DD_DOGSTATSD_URL)", ignored
+        if rest.startswith("["):  # udp://[::1]:8125
+            host, _, tail = rest[1:].partition("]")
+            port_text = tail.removeprefix(":")
+        else:
+            host, _, port_text = rest.partition(":")
+        if sep and scheme == "udp" and host:
+            port = _port_or_none(port_text) if port_text else 8125
+            if port is None:
+                ignored.append(f"the port of DD_DOGSTATSD_URL={url[:100]!r} (not a port from 1 to 65535; using 8125)")
+            return f"udp://{_host_text(host)}:{port or 8125} (from DD_DOGSTATSD_URL)", ignored
+        ignored.append(f"DD_DOGSTATSD_URL={url[:100]!r} (not udp://HOST:PORT nor unix:///PATH)")
+    host = env.get("DD_AGENT_HOST", "").strip()
+    port_text = env.get("DD_DOGSTATSD_PORT", "").strip()
+    port = _port_or_none(port_text) if port_text else 8125
+    if port is None:
+        ignored.append(f"DD_DOGSTATSD_PORT={port_text[:100]!r} (not a port from 1 to 65535; using 8125)")
+    named = [name for name, text in (("DD_AGENT_HOST", host), ("DD_DOGSTATSD_PORT", port_text)) if text]
+    source = f"from {' and '.join(named)}" if host or port_text else "the default: no DD_* address is set"
+    return f"udp://{_host_text(host or 'localhost')}:{port or 8125} ({source})", ignored
 
 
 # --- the environment ---------------------------------------------------------------------
@@ -173,6 +237,7 @@ _ENV_OPTIONS: dict[str, Any] = {
     "receiver": str,
     "prefix": str,
     "flush_interval": _interval,
+    "delivery": str,
 }
 _env_logged: set[tuple[str, str]] = set()
 

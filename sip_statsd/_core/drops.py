@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import reprlib
+import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ def show(value: object) -> str:
 
     reprlib bounds the work for big containers and strings, not only the text.
     """
+    if isinstance(value, enum.Enum) and isinstance(value, str | int):  # 'normal' (ByeReason.NORMAL)
+        return f"{_REPR.repr(value.value)} ({type(value).__name__}.{value.name})"
     try:
         shown = _REPR.repr(value)
     except Exception:
@@ -43,17 +48,29 @@ def show(value: object) -> str:
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
+def allowed_text(values: Iterable[object]) -> str:
+    """Allowed label values as a user writes them: `['local', 'remote']`, not the enums' reprs."""
+    return repr([str(v) for v in values])
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    if low is None:
+        return "a finite number"
+    if high is None or high >= sys.float_info.max:  # no bound above but the float's own
+        return f"a finite number >= {low:g}"
+    return f"a finite number from {low:g} to {high:g}"
+
+
 def explain(family: Family, reason: str, key: str) -> str:
     """What `key` of `family` should have been, for a strict-mode error."""
     if reason == "unknown_value" and key in family.allowed:
-        return f"one of {list(family.allowed[key])}"
+        return f"one of {allowed_text(family.allowed[key])}"
     if reason == "sample_overflow":
         return "within the samples kept per series between flushes"
     if reason == "invalid_number" and family.kind == "gauge":  # a level: any finite number; a step: >= 0
         return "a finite number" if key == "value" else "a finite number >= 0"
     if reason == "invalid_number" and key == "value":
-        low, high = getattr(family, "minimum", None), getattr(family, "maximum", None)
-        return f"a finite number from {low} to {high}"
+        return _bounds(getattr(family, "minimum", None), getattr(family, "maximum", None))
     if reason == "invalid_number":
         return "a non-negative int"
     return "declared"

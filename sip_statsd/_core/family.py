@@ -12,7 +12,16 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .names import DEFAULT_MAX_SAMPLES, DROP_UNKNOWN_VALUE, MAX_SERIES_PER_FAMILY, check_key, check_name, check_value
+from .drops import allowed_text, show
+from .names import (
+    DEFAULT_MAX_SAMPLES,
+    DROP_UNKNOWN_VALUE,
+    MAX_SAMPLES_LIMIT,
+    MAX_SERIES_PER_FAMILY,
+    check_key,
+    check_name,
+    check_value,
+)
 from .series import FLOAT_MAX, CounterSeries, DistributionSeries, InvalidInputError, Series
 
 if TYPE_CHECKING:
@@ -74,6 +83,7 @@ class Family:
             values: self._series_type(self, values) for values in itertools.product(*allowed.values())
         }
         self._drops: dict[str, CounterSeries] = {}
+        self._extra_pending = False  # a counter's inc(n) queued something since the last take
         self._sampled: CounterSeries | None = None  # a distribution's sampled-away counter (the recorder's)
         # What the helpers' look-up tables give for an input that is not declared: the
         # unknown_value drop counter's itertools.count in soft mode (so a drop costs what a
@@ -131,7 +141,7 @@ class Family:
                 raise ValueError(f"{self.name}: label {key!r} is missing (keys: {list(self.label_keys)})")
             value = labels.pop(key)
             if value not in self.allowed[key]:
-                raise ValueError(f"{self.name}: {key}={value!r} is not one of {list(self.allowed[key])}")
+                raise ValueError(f"{self.name}: {key}={show(value)} is not one of {allowed_text(self.allowed[key])}")
             values.append(value)
         if labels:
             raise ValueError(f"{self.name}: unknown label keys {sorted(labels)} (keys: {list(self.label_keys)})")
@@ -211,8 +221,11 @@ class Distribution(Family):
     ) -> None:
         if not (-FLOAT_MAX <= minimum <= maximum <= FLOAT_MAX):
             raise ValueError(f"{name}: need finite minimum <= maximum, got {minimum!r}, {maximum!r}")
-        if type(max_samples) is not int or max_samples < 1:
-            raise ValueError(f"{name}: max_samples must be a positive int, got {max_samples!r}")
+        if type(max_samples) is not int or not 1 <= max_samples <= MAX_SAMPLES_LIMIT:
+            raise ValueError(
+                f"{name}: max_samples must be an int from 1 to {MAX_SAMPLES_LIMIT:,} (what a flush at exit "
+                f"can still send), got {max_samples!r}"
+            )
         self.minimum = float(minimum)
         self.maximum = float(maximum)
         self.max_samples = max_samples

@@ -18,12 +18,16 @@ from typing import Protocol
 # How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
 # say) before it goes on without it.
 FORK_JOIN_TIMEOUT = 2.0
+# How often an idle flusher looks whether the thread it serves has ended (a child forked
+# from a worker thread has no interpreter shutdown to end it: the flusher must not keep it alive).
+MAIN_THREAD_CHECK = 0.5
+GREEN_SETTLE = 0.01
 
 
 class Flushing(Protocol):
     def _prepare(self) -> None: ...
 
-    def _serve(self) -> None: ...
+    def _serve(self) -> bool: ...
 
     def _retire(self) -> None: ...
 
@@ -38,8 +42,10 @@ class Schedule:
         self.asked = 0  # the flush number someone waits for
         self.begun = 0
         self.done = 0
+        self.failed: set[int] = set()  # flushes that lost values for a fault of ours (the latest few)
         self.paused = False  # a fork is under way: no thread may start
         self.gone = False  # the recorder was collected
+        self.threadless = False  # delivery="host": the caller's thread sends, no thread starts
         self.thread: threading.Thread | None = None
         self._due = time.monotonic() + interval
 
@@ -55,8 +61,11 @@ class Schedule:
     def start(self, owner: Flushing) -> bool:
         """Start the thread if none runs and none may be paused (hold `cond`).
 
-        False when no thread runs and none can start: at interpreter shutdown.
+        False when no thread runs and none can start: at interpreter shutdown, or with
+        delivery="host" (then the caller serves).
         """
+        if self.threadless:
+            return False
         if self.paused or self.gone or (self.thread is not None and self.thread.is_alive()):
             return True
         thread = threading.Thread(target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True)
@@ -69,8 +78,8 @@ class Schedule:
         return True
 
     def wait(self, want: int, timeout: float | None) -> bool:
-        """Wait (holding `cond`) until flush `want` is done, or `timeout` passes."""
-        return self.cond.wait_for(lambda: self.done >= want, timeout)
+        """Wait (holding `cond`) until flush `want` is done: False if `timeout` passed first or it failed."""
+        return self.cond.wait_for(lambda: self.done >= want, timeout) and want not in self.failed
 
     def on_flusher(self) -> bool:
         return threading.current_thread() is self.thread
@@ -80,7 +89,7 @@ class Schedule:
     def _next(self) -> int | None:
         """The flush to do next, or None to end the thread (hold `cond`)."""
         while True:
-            if self.gone or self.paused:
+            if self.gone or self.paused or self.threadless:
                 return None
             now = time.monotonic()
             if self.asked > self.begun or (self.periodic and now >= self._due):
@@ -89,11 +98,21 @@ class Schedule:
                 return self.begun
             if not self.periodic:
                 return None
-            self.cond.wait(self._due - now)
+            self.cond.wait(min(self._due - now, MAIN_THREAD_CHECK))
+            if not threading.main_thread().is_alive():
+                # The thread we serve has ended (a child forked from a worker thread that
+                # returned, or interpreter shutdown): one last flush, then end, so that
+                # this thread never keeps the process alive. Exit still flushes after.
+                self.periodic = False
+                self.asked = max(self.asked, self.begun + 1)
 
-    def finished(self, ticket: int) -> None:
+    def finished(self, ticket: int, ok: bool = True) -> None:
         with self.cond:
             self.done = ticket
+            if not ok:
+                self.failed.add(ticket)
+                if len(self.failed) > 64:
+                    self.failed.discard(min(self.failed))
             self.cond.notify_all()
 
     def wake(self) -> None:
@@ -144,7 +163,8 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
     while True:
         with schedule.cond:
             ticket = schedule._next()
-            if ticket is None and (retired or schedule.paused or schedule.gone):
+            # Host delivery: the caller sends from now on, with the backend as it is.
+            if ticket is None and (retired or schedule.paused or schedule.gone or schedule.threadless):
                 if schedule.thread is threading.current_thread():
                     schedule.thread = None
                     schedule.cond.notify_all()  # close() waits for this
@@ -160,11 +180,12 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
             del owner
             continue
         retired = False
+        ok = False
         try:
-            owner._serve()
+            ok = owner._serve()
         finally:
             del owner  # hold no strong reference while waiting
-            schedule.finished(ticket)
+            schedule.finished(ticket, ok)
 
 
 def watch(owner: object, schedule: Schedule) -> None:
@@ -181,6 +202,14 @@ def wait_paused(thread: threading.Thread, deadline: float) -> None:
     """
     thread.join(max(0.0, deadline - time.monotonic()))
     native = thread.native_id
+    # A green thread (gevent, eventlet) has the native id of the OS thread that runs it, ours:
+    # that one never leaves /proc, and there is no other to wait for.
+    if native == threading.get_native_id():
+        # A green thread: nothing to wait for in /proc. Its hub is given one short turn of
+        # its loop (gevent delivers its resolver pool's results there); a child forked
+        # before that turn has a hub that never runs the child's own flusher.
+        time.sleep(GREEN_SETTLE)
+        return
     if native is None or thread.is_alive():
         return
     path = f"/proc/self/task/{native}"

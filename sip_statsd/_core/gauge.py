@@ -9,13 +9,13 @@ from __future__ import annotations
 import itertools
 import numbers
 import os
-import threading
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .family import Family
 from .names import DROP_INVALID_NUMBER
-from .series import _MAX_QUEUED, FLOAT_MAX, InvalidInputError, Series
+from .series import _MAX_QUEUED, FLOAT_MAX, InvalidInputError, OwnedLock, Series
 
 if TYPE_CHECKING:
     pass
@@ -25,7 +25,7 @@ def _finite(value: object) -> float | None:
     """`value` as a finite number (int kept as int), or None for anything else (bools too)."""
     if type(value) is int or type(value) is float:
         return value if -FLOAT_MAX <= value <= FLOAT_MAX else None  # the comparisons reject NaN
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)) or isinstance(value, Decimal):
         as_float = float(value)
         return as_float if -FLOAT_MAX <= as_float <= FLOAT_MAX else None
     return None
@@ -43,12 +43,26 @@ class GaugeSeries(Series):
     A forked child starts at 0 and unsent: it has no calls in progress of its own.
     """
 
-    __slots__ = ("_active", "_down", "_down_reads", "_extra", "_lock", "_pid", "_state", "_up", "_up_reads")
+    __slots__ = (
+        "_active",
+        "_deferred",
+        "_down",
+        "_down_reads",
+        "_extra",
+        "_lock",
+        "_pid",
+        "_state",
+        "_up",
+        "_up_reads",
+    )
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
         self._pid = os.getpid()
-        self._lock = threading.Lock()  # set() and the flusher; never inc()/dec()
+        self._lock = OwnedLock()  # set() and the flusher; never inc()/dec()
+        # A set() from a signal handler that interrupted this thread inside the lock: the
+        # level, applied by the next fold (one slot: dict.pop reads and clears it at once).
+        self._deferred: dict[int, float] = {}
         # The counts are never replaced (the helpers hold them), only read.
         self._up = itertools.count()
         self._down = itertools.count()
@@ -68,7 +82,7 @@ class GaugeSeries(Series):
         """
         if self._pid != os.getpid():
             self._pid = os.getpid()
-            self._lock = threading.Lock()
+            self._lock = OwnedLock()
             self._fold()
             _, ups, downs = self._state
             self._state = (0, ups, downs)
@@ -98,6 +112,8 @@ class GaugeSeries(Series):
                 extra.append(sign * value)
                 if len(extra) > _MAX_QUEUED:  # fold under the lock: memory stays bounded
                     self._check_pid()
+                    if self._lock.held_here():  # a signal handler inside a fold: the next one folds this
+                        return
                     with self._lock:
                         self._fold()
         except InvalidInputError:
@@ -115,6 +131,9 @@ class GaugeSeries(Series):
             self.family._drop(DROP_INVALID_NUMBER, "value", value)
             return
         self._check_pid()
+        if self._lock.held_here():  # a signal handler interrupted this thread inside the lock
+            self._deferred[0] = level
+            return
         with self._lock:
             self._fold()  # what came before the set is overridden
             _, ups, downs = self._state
@@ -144,8 +163,12 @@ class GaugeSeries(Series):
             if drops:
                 drops[DROP_INVALID_NUMBER].inc()
             new = self._state[0]
+        deferred = self._deferred.pop(0, None) if self._deferred else None
+        if deferred is not None:  # a set() from a signal handler: over the moves made before it
+            new = deferred
+            self._active = True
         self._state = (new, ups, downs)
-        return bool(k) or ups != ups0 or downs != downs0
+        return bool(k) or ups != ups0 or downs != downs0 or deferred is not None
 
     def _take(self) -> float | None:
         """The level now, or None while nothing ever set or moved it (flusher side)."""
@@ -175,6 +198,13 @@ def take_levels(family: Family, into: list[tuple[Series, float]]) -> None:
         level = series._take()
         if level is not None:
             into.append((series, level))
+
+
+def holds_level_lock(family: Family) -> bool:
+    """True if this thread holds the lock of one of `family`'s gauges (a signal handler interrupted it)."""
+    return family.kind == "gauge" and any(
+        isinstance(series, GaugeSeries) and series._lock.held_here() for series in family._by_values.values()
+    )
 
 
 def quiet_gauges(families: Iterable[Family]) -> list[GaugeSeries]:

@@ -4,10 +4,12 @@ Imported once with the package (by `_sip.api`), for these registrations.
 
 - Fork: every recorder's flusher is asked to end, then all are waited for, together, at
   most `FORK_JOIN_TIMEOUT` (a flusher stuck in a hung resolver must not hold a fork for
-  long); the locks an emitter or a `configure()` may hold are taken, so that a child never
-  inherits one held (with a deadline: a fork from a signal handler may interrupt the thread
-  that holds one). After the fork the parent starts its flushers again, and the child starts
-  its own, with empty counts and new locks.
+  long; a green thread is not waited for in /proc). No lock is held from the before-fork
+  hook to the after-fork ones: a host may fork several times in one bracket with Python
+  running in between (Kamailio), so a `configure()`, `flush()` or helper there must find
+  every lock free. After the fork the parent starts its flushers again, and the child starts
+  its own, with empty counts and new locks. A child forked from C without the hooks (uWSGI's
+  default) finds out by its pid at its first flush, close or configure.
 - Python 3.12 decides whether to warn ("This process is multi-threaded, use of fork() may
   lead to deadlocks") before the after-fork hooks: it sees no thread of ours. Python 3.13
   counts after them, when the parent's flusher has started again, so it warns at every fork,
@@ -17,7 +19,11 @@ Imported once with the package (by `_sip.api`), for these registrations.
   a collection can run inside `Thread.start()` itself.
 - Exit: one budget of `DEFAULT_TIMEOUT` for all recorders, their last flushes asked for at
   once; run once, from `atexit` or from multiprocessing's finalizers (a multiprocessing child
-  ends with `os._exit`, past `atexit`, but after those).
+  ends with `os._exit`, past `atexit`, but after those). atexit runs the last registered
+  first, and ours is registered at import: so ours first runs the handlers registered before
+  it (an application's shutdown that still emits), then flushes.
+- SIGTERM: its default disposition ends the process at once (what was not flushed is lost);
+  `flush_on_sigterm()` flushes first and then lets the previous disposition act.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import threading
 import time
+from types import FrameType
 
 from . import series as _series
 from .flusher import FORK_JOIN_TIMEOUT, wait_paused
@@ -34,7 +42,6 @@ from .recorder import DEFAULT_TIMEOUT, Recorder, _instances
 
 _exit_lock = threading.Lock()
 _exited = False
-_fold_held = False  # across a fork
 
 
 def _recorders() -> list[Recorder]:
@@ -42,7 +49,6 @@ def _recorders() -> list[Recorder]:
 
 
 def _before_fork() -> None:
-    global _fold_held
     recorders = _recorders()
     threads = []
     for recorder in recorders:
@@ -53,16 +59,9 @@ def _before_fork() -> None:
         if thread is not None:
             with contextlib.suppress(Exception):
                 wait_paused(thread, deadline)
-    for recorder in recorders:
-        with contextlib.suppress(Exception):
-            recorder._before_fork(deadline)
-    # With a deadline: a fork from a signal handler may interrupt a fold on this very thread.
-    _fold_held = _series._FOLD_LOCK.acquire_for_fork(deadline - time.monotonic())
 
 
 def _after_fork_parent() -> None:
-    if _fold_held:
-        _series._FOLD_LOCK.release()
     for recorder in _recorders():
         with contextlib.suppress(Exception):
             recorder._after_fork_parent()
@@ -94,7 +93,47 @@ def close_all(timeout: float = DEFAULT_TIMEOUT) -> None:
                 recorder._wait_closed(ask, deadline)
 
 
-atexit.register(close_all)
+_at_exit_ran = False
+
+
+def _at_exit() -> None:
+    """The exit flush, after every atexit handler registered before ours (run here, first)."""
+    global _at_exit_ran
+    if _at_exit_ran:
+        return
+    _at_exit_ran = True
+    atexit.unregister(_at_exit)
+    # atexit's own loop skips what this inner run consumed (CPython 3.11-3.13 clear each entry).
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()
+    close_all()
+
+
+atexit.register(_at_exit)
+
+
+def flush_on_sigterm(timeout: float = 2.0) -> None:
+    """On SIGTERM, flush every recorder (at most `timeout` s), then do what SIGTERM did before.
+
+    One line, in the main thread, after any SIGTERM handler of your own:
+    `sip_statsd.flush_on_sigterm()`. The previous disposition then acts: the default ends
+    the process by the signal (its exit status says SIGTERM), a Python handler is called,
+    an ignored signal stays ignored (and keeps flushing).
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        deadline = time.monotonic() + timeout
+        for recorder in _recorders():
+            with contextlib.suppress(Exception):
+                recorder.flush(max(0.0, deadline - time.monotonic()))
+        if callable(previous):
+            previous(signum, frame)
+        elif previous in (signal.SIG_DFL, None):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _watch_multiprocessing() -> None:
@@ -102,14 +141,21 @@ def _watch_multiprocessing() -> None:
 
     multiprocessing runs its finalizers (`util.Finalize`, with an exit priority) before
     that `os._exit`, but clears them when a child starts: so one is registered now and
-    again in every child, from `util.register_after_fork`.
+    again in every child, from `util.register_after_fork`. In the main process they run
+    from atexit, before the handlers an application registered earlier: there the exit
+    flush is `_at_exit`'s, which runs those first.
     """
+    import multiprocessing
     from multiprocessing import util
+
+    def close_in_child() -> None:
+        if multiprocessing.parent_process() is not None:
+            close_all()
 
     def register(_: object = None) -> None:
         global _exited
         _exited = False  # a child closes its own recorders at its own end
-        util.Finalize(None, close_all, exitpriority=100)
+        util.Finalize(None, close_in_child, exitpriority=100)
 
     register()
     util.register_after_fork(_watch_multiprocessing, register)

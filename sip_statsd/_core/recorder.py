@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -23,22 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._wire.transport import FAULT_KINDS, FAULT_OTHER
+from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
 from .config import Config, env_options
 from .drops import STRICT_MISS, explain, show
 from .family import Counter, Family, use_default_recorder
 from .flusher import Schedule, watch
-from .gauge import take_levels
-from .names import (
-    DROP_REASONS,
-    DROP_UNKNOWN_VALUE,
-    METRIC_DROPPED_INPUTS_TOTAL,
-    METRIC_SAMPLED_AWAY_TOTAL,
-    METRIC_SEND_ERRORS_TOTAL,
-)
+from .host import HostDelivery
+from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
 from .series import CounterSeries, InvalidInputError, OwnedLock
+from .taking import Taking, sampled_counter
 
 log = logging.getLogger("sip_statsd")
 
@@ -57,18 +54,22 @@ class _Switch:
     backend: Backend | None
 
 
-class Recorder(Sending):
+class Recorder(Sending, HostDelivery, Taking):
     """Families, their cells and the machinery that flushes them."""
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self._families: dict[str, Family] = {}
         self._lock = OwnedLock()  # taking cells, registering families, fork
+        self._configuring = OwnedLock()  # one reconfigure() at a time; a handler's waits its turn
+        self._pending_config: dict[int, tuple[Config, Backend | None]] = {}
         self._schedule = Schedule(self.config.flush_interval)
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
-        self._lock_held = False  # across a fork
+        self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
+        self._init_taking()
+        self._init_host()
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
@@ -80,13 +81,7 @@ class Recorder(Sending):
             recorder=self,
         )
         self._fault_counts = {kind: self.send_errors.series(kind=kind) for kind in FAULT_KINDS}
-        self.sampled = Counter(
-            METRIC_SAMPLED_AWAY_TOTAL,
-            labels={"metric": ()},
-            description="Distribution samples a full reservoir left out (the kept ones are sent weighted), by metric.",
-            recorder=self,
-            _allow_empty=True,
-        )
+        self.sampled = sampled_counter(self)
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
             labels={"metric": (), "reason": DROP_REASONS},
@@ -99,6 +94,7 @@ class Recorder(Sending):
         if self.config.backend == "memory":
             self._backend = self._intended = MemoryBackend()
         with self._schedule.cond:
+            self._set_delivery(self.config)
             self._schedule.start(self)
 
     # --- families -----------------------------------------------------------------------
@@ -111,15 +107,14 @@ class Recorder(Sending):
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
-            sampled = getattr(self, "sampled", None)  # made after the drop counter
-            if sampled is not None and family.kind == "distribution":
+            if (sampled := getattr(self, "sampled", None) if family.kind == "distribution" else None) is not None:
                 sampled._add_value("metric", family.name)
             self._families[family.name] = family
+            self._families_changed()
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
-        if sampled is not None and family.kind == "distribution":
-            family._sampled = sampled.series(metric=family.name)
+        family._sampled = sampled.series(metric=family.name) if sampled is not None else None
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -138,7 +133,9 @@ class Recorder(Sending):
         """Count (or, strict, raise) one input that is not in `family`'s declaration.
 
         The value is shown (its repr, bounded) only when it is raised or first logged: a bad
-        argument passed on every call costs its repr once, not on every call.
+        argument passed on every call costs its repr once, not on every call. Logged by the
+        flusher, never here: a logging handler may be an HTTP call, and this is the
+        caller's thread. The first value of each metric and reason is kept for that log line.
         """
         if self.strict:
             expected = expected or explain(family, reason, key)
@@ -146,16 +143,9 @@ class Recorder(Sending):
         drops = family._drops
         if drops:
             next(drops[reason]._count)
-        if (family.name, reason) not in self._logged:
-            self._log_once(
-                (family.name, reason),
-                "sip-statsd: dropped %s=%s for %s (%s); counted in %s, logged once per metric and reason",
-                key,
-                show(value),
-                family.name,
-                reason,
-                METRIC_DROPPED_INPUTS_TOTAL,
-            )
+        where = (family.name, reason)
+        if where not in self._logged:
+            self._first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
 
     # --- asking the flusher (any thread) -------------------------------------------------
 
@@ -165,15 +155,30 @@ class Recorder(Sending):
         The flusher sends; the caller only waits. Called on the flusher itself (a logging
         handler), it asks for another flush and returns False at once.
         """
+        self._check_pid()
         schedule = self._schedule
         with schedule.cond:
             want = schedule.ask()
             started = schedule.start(self)
-            if schedule.on_flusher():
-                return False
+            if schedule.on_flusher() or (started and schedule.paused):
+                return False  # on the flusher, or inside a fork bracket: served when it ends
+        if started and self._holds_a_take_lock():
+            return False  # a signal handler inside a lock the flusher needs: the flush is asked, not awaited
+        with schedule.cond:
             if started:
                 return schedule.wait(want, timeout)
-        return self._serve_here(want)
+            threadless = schedule.threadless
+        return self._serve_on_caller(want) if threadless else self._serve_here(want)
+
+    def _check_pid(self) -> None:
+        """In a child forked without Python's fork hooks (from C): start our own delivery.
+
+        Its cells hold what it recorded (and what the parent had not sent at the fork,
+        which cannot be told apart without a hook); its locks, thread and socket are new.
+        """
+        if self._pid != os.getpid():
+            _series._FOLD_LOCK = OwnedLock()
+            self._after_fork_child(keep_cells=True)
 
     def close(self, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
         """Flush, stop the flusher and close the backend. Emits after this are kept for `flush()`.
@@ -186,6 +191,7 @@ class Recorder(Sending):
 
     def _ask_close(self) -> tuple[int, bool] | None:
         """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
+        self._check_pid()
         schedule = self._schedule
         with schedule.cond:
             schedule.periodic = False
@@ -195,6 +201,10 @@ class Recorder(Sending):
 
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
+        if not started and self._schedule.threadless:
+            done = self._serve_on_caller(want)
+            self._retire()
+            return done
         if not started:  # no thread can start: interpreter shutdown
             return self._serve_here(want)
         schedule = self._schedule
@@ -212,6 +222,21 @@ class Recorder(Sending):
         is accepted for compatibility and not needed.
         """
         del timeout
+        self._check_pid()
+        if self._configuring.held_here():
+            # A signal handler (SIGHUP: reload) interrupted a configure() on this thread: the
+            # one it interrupted applies this one as it leaves, so this one wins, as it came last.
+            self._pending_config[0] = (config, backend)
+            return
+        while True:
+            with self._configuring:
+                self._reconfigure(config, backend)
+            pending = self._pending_config.pop(0, None)  # one that arrived meanwhile, from a handler
+            if pending is None:
+                return
+            config, backend = pending
+
+    def _reconfigure(self, config: Config, backend: Backend | None) -> None:
         schedule = self._schedule
         if config == self.config and backend is None and self._intended is None:
             with schedule.cond:  # the same place: nothing to route apart, only (re)start
@@ -220,9 +245,14 @@ class Recorder(Sending):
             return
         if backend is None and config.backend == "memory":
             backend = MemoryBackend()  # no network: made at once, so tests can read it
-        with self._lock:
-            batch = self._take()
-        self._account(batch)
+        if self._holds_a_take_lock():
+            # A signal handler interrupted this thread inside a lock the flusher's take holds
+            # (our own, a fold's, a gauge's): waiting for the take could wait for ourselves.
+            # What was recorded stays in the cells and goes to the new backend.
+            batch = Batch()
+        else:
+            with self._lock:
+                batch = self._take()
         with schedule.cond:
             switch = _Switch(batch, config, backend)
             if len(self._switches) >= MAX_PENDING_SWITCHES:
@@ -236,6 +266,7 @@ class Recorder(Sending):
             self._intended = backend
             schedule.interval = config.flush_interval
             schedule.periodic = True
+            self._set_delivery(config)
             schedule.ask()
             schedule.start(self)
         for family in self._families.values():
@@ -267,21 +298,27 @@ class Recorder(Sending):
             schedule.begun = max(schedule.begun, want)
         self._retry_at = float("inf")  # no new backend from here on
         self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
-        self._serve()
+        ok = self._serve()
         self._retire()
-        schedule.finished(want)
-        return True
+        schedule.finished(want, ok)
+        return ok
 
     # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
 
-    def _serve(self) -> None:
-        """One flush: pending switches first, then what the cells hold. Never raises."""
+    def _serve(self) -> bool:
+        """One flush: pending switches first, then what the cells hold. Never raises.
+
+        False if something could not be sent for a fault of ours (a line that would not
+        encode, a bug): counted, and said by flush(). A dead agent is counted, not False.
+        """
+        self._failed = False
         try:
             while True:
                 with self._schedule.cond:
                     switch = self._switches.popleft() if self._switches else None
                 if switch is None:
                     break
+                self._account(switch.batch)  # here, not in configure(): logging is the flusher's
                 self._send(switch.batch)
                 self._close_backend()
                 self._active = switch.config
@@ -294,63 +331,41 @@ class Recorder(Sending):
             self._send(batch)
             self._prepare()
         except Exception as error:  # a bug of ours must not kill the flusher
+            self._failed = True
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
-
-    def _take(self) -> Batch:
-        """Take every cell (hold `_lock`). Runs over every series each flush: kept tight."""
-        batch = Batch()
-        counts, samples = batch.counts, batch.samples
-        away: dict[CounterSeries, int] = {}  # samples full reservoirs left out, by family
-        for family in self._families.values():
-            kind = family.kind
-            if kind == "count":
-                for series in family._by_values.values():
-                    n = series._take()  # type: ignore[attr-defined]
-                    if n:
-                        counts.append((series, n))  # type: ignore[arg-type]
-            elif kind == "gauge":  # a level, sent every flush once it has one
-                take_levels(family, batch.gauges)
-            else:
-                for series in family._by_values.values():
-                    values, seen = series._take_seen()  # type: ignore[attr-defined]
-                    if values:
-                        samples.append((series, values))  # type: ignore[arg-type]
-                        if seen > len(values):  # a reservoir: the kept samples stand for `seen`
-                            batch.seen[series] = seen  # type: ignore[index]
-                            if family._sampled is not None:  # counted in this very batch
-                                away[family._sampled] = away.get(family._sampled, 0) + seen - len(values)
-        counts.extend(away.items())
-        return batch
+        return not self._failed
 
     # --- fork (see process) -----------------------------------------------------------------
 
     def _pause_for_fork(self) -> threading.Thread | None:
         return self._schedule.pause()
 
-    def _before_fork(self, deadline: float) -> None:
-        # Not a plain acquire(): a fork from a signal handler may interrupt this very thread
-        # while it holds the lock (a configure()'s take); then the fork goes on without it.
-        self._lock_held = self._lock.acquire_for_fork(deadline - time.monotonic())
+    # No lock of ours is held from before a fork to after it: a host may fork several times
+    # in one bracket and run Python in between (Kamailio's main process calls child_init(0)
+    # there), and a child makes its own locks anyway.
 
     def _after_fork_parent(self) -> None:
-        if self._lock_held:
-            self._lock.release()
         self._schedule.resume(self)
 
-    def _after_fork_child(self) -> None:
+    def _after_fork_child(self, keep_cells: bool = False) -> None:
         # Fresh locks and schedule: no other thread of the parent exists here.
+        self._pid = os.getpid()
         self._lock = OwnedLock()
+        self._configuring = OwnedLock()  # a parent thread may have been inside configure()
+        self._pending_config.clear()
+        self._init_host()
         old = self._schedule
         schedule = self._schedule = Schedule(self.config.flush_interval)
         schedule.periodic = old.periodic
         watch(self, schedule)
         # The parent sends what it had recorded; the child starts from zero. A fold that a
         # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-        for family in self._families.values():
-            for series in family._by_values.values():
-                series._take()  # type: ignore[attr-defined]
-                if isinstance(series, CounterSeries):
-                    series._extra = []
+        if not keep_cells:
+            self._discard_cells()
+            for family in self._families.values():
+                for series in family._by_values.values():
+                    if isinstance(series, CounterSeries):
+                        series._extra = []
         self._switches.clear()  # their batches are the parent's; their configuration holds here
         self._active = self.config
         self._stats = Stats()
@@ -362,8 +377,9 @@ class Recorder(Sending):
         if backend is not None and not isinstance(backend, MemoryBackend):
             with contextlib.suppress(Exception):
                 backend.close()  # the child's copy of the socket only
-        if schedule.periodic:
-            with schedule.cond:
+        with schedule.cond:
+            self._set_delivery(self.config)
+            if schedule.periodic:
                 schedule.start(self)
 
 

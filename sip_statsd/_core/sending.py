@@ -12,10 +12,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from .._wire.transport import FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
+from .._wire.transport import FAULT_ENCODE, FAULT_OTHER, RESOLVE_BACKOFF, fault_kind
 from .backend import Backend, MemoryBackend, make_backend
 from .batch import Batch
-from .config import Config
+from .config import Config, datadog_target
+from .drops import show
 from .family import Counter, Family
 from .names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .series import CounterSeries, OwnedLock
@@ -54,6 +55,10 @@ class Sending:
         self._make_fault: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._logged: set[object] = set()
         self._stats = Stats()
+        self._failed = False  # this flush lost values for a fault of ours (see Recorder._serve)
+        # The first dropped input of each (metric, reason), kept by the emitting thread for the
+        # flusher's log line: (label key, value).
+        self._first_drops: dict[tuple[str, str], tuple[str, object]] = {}
 
     def _log_once(self, key: object, message: str, *args: object) -> None:
         if key not in self._logged:
@@ -76,12 +81,14 @@ class Sending:
             if series.family is self.dropped:
                 key = (series.labels["metric"], series.labels["reason"])
                 stats.dropped_inputs[key] = stats.dropped_inputs.get(key, 0) + n
+                first = self._first_drops.pop(key, None)
                 self._log_once(
                     key,
-                    "sip-statsd: dropped %d input(s) to %s (%s); counted in %s, "
-                    "logged once; strict=True raises with the value",
+                    "sip-statsd: dropped %d input(s) to %s (%s)%s; counted in %s, "
+                    "logged once per metric and reason; strict=True raises with the value",
                     n,
                     *key,
+                    f", the first {first[0]}={show(first[1])}" if first else "",
                     METRIC_DROPPED_INPUTS_TOTAL,
                 )
             elif series.family is self.send_errors:
@@ -89,6 +96,10 @@ class Sending:
                 stats.send_errors[kind] = stats.send_errors.get(kind, 0) + n
 
     def _make(self) -> Backend | None:
+        active = self._active
+        if active.backend == "datadog" and active.host is None and active.port is None and active.socket_path is None:
+            for ignored in datadog_target()[1]:  # the datadog client only logs these at debug or to its own logger
+                self._log_once(("environment", ignored), "sip-statsd: ignoring %s", ignored)
         try:
             self._backend = make_backend(self._active, self._on_fault)
         except Exception as error:  # no client, no send: count it, retry after a back-off
@@ -110,7 +121,13 @@ class Sending:
             backend.zeros_pending = False  # type: ignore[attr-defined]
             batch = self._with_zeros(batch)
         before = backend.lines_sent
-        backend.send(batch)
+        if isinstance(backend, MemoryBackend):
+            backend.on_fault = self._on_fault  # what it cannot keep is counted here
+        try:
+            backend.send(batch)
+        except Exception as error:  # a bug of ours: what it held is counted as lost, never as sent
+            self._on_fault(FAULT_OTHER, error, batch.values)
+            self._failed = True
         self._stats.flushes += 1
         self._stats.lines_sent += backend.lines_sent - before
 
@@ -134,6 +151,8 @@ class Sending:
 
     def _on_fault(self, kind: str, error: BaseException | None, values: int) -> None:
         self._fault_counts[kind].inc(values)
+        if kind == FAULT_ENCODE:
+            self._failed = True
         self._log_once(
             ("fault", kind),
             "sip-statsd: cannot send to %s (%s: %s); dropping %d value(s), counting in %s, "

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import operator
 import random
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from decimal import Decimal
+from typing import TYPE_CHECKING, cast
 
 from .names import DROP_INVALID_NUMBER
 
@@ -49,38 +51,39 @@ class Series:
 
 
 class OwnedLock:
-    """A lock that knows which thread holds it, for the rare paths a fork must take it from.
+    """A lock that knows whether this thread holds it.
 
-    A fork from a signal handler may interrupt the very thread that holds it: that thread
-    cannot wait for itself, so the fork goes on without it (see `process`).
+    A signal handler runs on the main thread between two bytecodes, possibly while that
+    thread holds this lock (inside a fold, a set(), a configure()): a handler's call that
+    needs the lock asks `held_here()` first and takes another way instead of waiting for
+    itself; a fork from a handler goes on without it (see `_process`). An RLock underneath:
+    its owner is set by the acquire itself, so no bytecode falls between taking the lock and
+    knowing who holds it.
     """
 
-    __slots__ = ("_lock", "_owner")
+    __slots__ = ("_lock",)
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._lock = threading.RLock()
 
     def __enter__(self) -> OwnedLock:
         self._lock.acquire()
-        self._owner = threading.get_ident()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._owner = None
         self._lock.release()
+
+    def held_here(self) -> bool:
+        """True if this thread holds the lock (a signal handler interrupted its holder)."""
+        return bool(self._lock._is_owned())  # type: ignore[attr-defined]  # threading's own test
 
     def acquire_for_fork(self, timeout: float) -> bool:
         """Take the lock for a fork, unless this thread already holds it (then False at once)."""
-        if self._owner == threading.get_ident():
+        if self.held_here():
             return False
-        if self._lock.acquire(timeout=max(0.0, timeout)):
-            self._owner = threading.get_ident()
-            return True
-        return False
+        return self._lock.acquire(timeout=max(0.0, timeout))
 
     def release(self) -> None:
-        self._owner = None
         self._lock.release()
 
 
@@ -92,24 +95,24 @@ _FOLD_LOCK = OwnedLock()
 class CounterSeries(Series):
     """A counter series. `inc()` costs one C call; exact under concurrent threads."""
 
-    __slots__ = ("_count", "_extra", "_feeds", "_reads", "_sources", "_taken")
+    __slots__ = ("_count", "_expect", "_extra", "_feeds", "_sources")
 
     def __init__(self, family: Family, values: tuple[str, ...]) -> None:
         super().__init__(family, values)
         # Why itertools.count: its __next__ runs entirely in C while holding the GIL, so
         # concurrent increments are never lost, and it costs ~35 ns against ~210 ns for a
         # Lock around `+= 1` (measured on 3.11, 2 cores). The flusher never resets it: it
-        # reads the running total with one more next() and keeps the delta, so no
-        # increment can fall between a read and a reset.
+        # reads it with one more next() and compares with what that next() would return
+        # had no emitter counted (`_expect`, kept by `CounterScan`), so no increment can
+        # fall between a read and a reset.
         self._count = itertools.count()
-        self._reads = 0  # next() calls made by the flusher, not by emitters
-        self._taken = 0  # emitter increments already handed to a flush
+        self._expect = 0  # the flusher's next read, if no emitter counts meanwhile
         self._extra: list[int] = []  # inc(n) for n > 1: list.append is atomic too
         # A derived series (sip_invite_result_total's classes) counts, at each take, what
         # its source series (sip_invite_response_total's codes) counted since the last one:
         # the hot path feeds one count, the flusher reads it for both metrics. `_sources`
-        # holds [source, emitter increments seen]; `_feeds` the series fed by this one.
-        self._sources: list[list[Any]] = []
+        # holds the sources; `_feeds` the series fed by this one.
+        self._sources: tuple[CounterSeries, ...] = ()
         self._feeds: tuple[CounterSeries, ...] = ()
 
     def inc(self, n: int = 1, /) -> None:
@@ -122,6 +125,7 @@ class CounterSeries(Series):
                     for series in (self, *self._feeds):
                         extra = series._extra
                         extra.append(n)
+                        series.family._extra_pending = True  # after the append: see CounterScan
                         if len(extra) > _MAX_QUEUED:
                             series._fold_extra()
             else:
@@ -132,6 +136,8 @@ class CounterSeries(Series):
             self.family._drop(DROP_INVALID_NUMBER, "n", n)
 
     def _fold_extra(self) -> None:
+        if _FOLD_LOCK.held_here():  # a signal handler interrupted a fold: the next one folds this
+            return
         with _FOLD_LOCK:  # folding and taking `_extra` exclude each other; appends never wait
             extra = self._extra
             k = len(extra)
@@ -140,34 +146,57 @@ class CounterSeries(Series):
                 del extra[:k]  # atomic; appends made meanwhile stay
                 extra.append(total)
 
-    def _read(self) -> int:
-        """The emitters' increments so far (flusher side, under its lock): one more next()."""
-        total = next(self._count) - self._reads
-        self._reads += 1
-        return total
-
-    def _take(self) -> int:
-        """Return the increments since the last take (flusher side, under its lock)."""
-        total = next(self._count) - self._reads  # _read(), inline: this runs for every series each flush
-        self._reads += 1
-        delta = total - self._taken
-        self._taken = total
-        if self._extra:
-            with _FOLD_LOCK:
-                extra = self._extra
-                k = len(extra)
-                delta += sum(extra[:k])
-                del extra[:k]  # atomic; appends made meanwhile stay for the next take
-        for cursor in self._sources:  # a derived series: what each source counted meanwhile
-            seen = cursor[0]._read()
-            delta += seen - cursor[1]
-            cursor[1] = seen
-        return delta
+    def _take_extra(self) -> int:
+        """What inc(n) queued since the last take (flusher side, under its lock)."""
+        if not self._extra:
+            return 0
+        with _FOLD_LOCK:
+            extra = self._extra
+            k = len(extra)
+            total = sum(extra[:k])
+            del extra[:k]  # atomic; appends made meanwhile stay for the next take
+            return total
 
     def _count_also(self, source: CounterSeries) -> None:
         """Count, from now on, every increment of `source` too (made before any emit)."""
-        self._sources.append([source, 0])
+        self._sources = (*self._sources, source)
         source._feeds = (*source._feeds, self)
+
+
+_PLUS_ONE = (1).__add__
+
+
+class CounterScan:
+    """One pass over a counter family's counts in C: which series counted since the last pass.
+
+    Every count is read with one next(), all at once (`map`), and compared with what each
+    read returns when no emitter counted (`_expect`): a family where nothing happened costs
+    a few C loops, not a Python step per series. Made again when the family grows.
+    """
+
+    __slots__ = ("counts", "expect", "series")
+
+    def __init__(self, series: tuple[CounterSeries, ...]) -> None:
+        self.series = series
+        self.counts = tuple(s._count for s in series)
+        self.expect = [s._expect for s in series]
+
+    def take(self) -> list[tuple[CounterSeries, int]]:
+        """(series, emitter increments since the last take) for each series that counted."""
+        now = list(map(next, self.counts))
+        expect = self.expect
+        self.expect = list(map(_PLUS_ONE, now))
+        if now == expect:
+            return []
+        series = self.series
+        return [
+            (series[i], now[i] - expect[i]) for i in itertools.compress(range(len(now)), map(operator.ne, now, expect))
+        ]
+
+    def keep(self) -> None:
+        """Hand each series its next expected read (before the scan is made again)."""
+        for series, expect in zip(self.series, self.expect, strict=True):
+            series._expect = expect
 
 
 class DistributionSeries(Series):
@@ -204,7 +233,7 @@ class DistributionSeries(Series):
                 else:
                     self._sample(value)
                 return
-            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if (isinstance(value, numbers.Real) and not isinstance(value, bool)) or isinstance(value, Decimal):
                 as_float = float(value)
                 if self._lo <= as_float <= self._hi:
                     self.observe(as_float)

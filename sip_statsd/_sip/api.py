@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypedDict, Unpack
 
 from .._core import process as _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
 from .._core.config import Config, env_options
 from .._core.family import Counter, Distribution, Family
 from .._core.gauge import Gauge
+from .._core.names import DEFAULT_MAX_SAMPLES
 from .._core.recorder import DEFAULT_TIMEOUT, Recorder, default_recorder
 from .._core.sending import Stats
 from .._core.series import FLOAT_MAX
@@ -32,14 +34,23 @@ class Options(TypedDict, total=False):
     flush_interval: float
     strict: bool
     packed: bool
+    delivery: str
     receiver: str
     cardinality: str | None
     precision: int | None
     quality_thresholds: Mapping[str, float] | QualityThresholds | None
 
 
-def make_config(options: Options) -> Config:
+def make_config(options: Options, caller: str = "configure") -> Config:
     """A `Config` from keyword options, then `SIP_STATSD_*` for what they do not name, then defaults."""
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        hint = (
+            "; the exact response codes are fixed per instance: SipMetrics(response_codes=[...])"
+            if "response_codes" in unknown
+            else f" (options: {', '.join(f.name for f in dataclasses.fields(Config))})"
+        )
+        raise TypeError(f"{caller}() got an unexpected option {unknown[0]!r}{hint}")
     return Config(**{**env_options(options), **options})
 
 
@@ -67,8 +78,10 @@ class SipMetrics(Helpers):
         """
         codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
         if _recorder is None:
-            _recorder = Recorder(make_config(options))
+            _recorder = Recorder(make_config(options, "SipMetrics"))
         self.recorder = _recorder
+        # delivery="host": call at the end of each of the host's handlers (see Recorder.host_tick).
+        self.host_tick: Callable[[bool], None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes)
         super().__init__(self.catalog)
 
@@ -122,11 +135,18 @@ class SipMetrics(Helpers):
         *,
         minimum: float = -FLOAT_MAX,
         maximum: float = FLOAT_MAX,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
         description: str = "",
     ) -> Distribution:
         """Define a distribution family on this instance (see `Distribution`)."""
         return Distribution(
-            name, labels, minimum=minimum, maximum=maximum, description=description, recorder=self.recorder
+            name,
+            labels,
+            minimum=minimum,
+            maximum=maximum,
+            max_samples=max_samples,
+            description=description,
+            recorder=self.recorder,
         )
 
     def gauge(self, name: str, labels: Mapping[str, Iterable[str]] | None = None, *, description: str = "") -> Gauge:

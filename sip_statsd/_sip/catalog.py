@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
+from .._core.drops import show
 from .._core.family import Counter, Distribution, Family
 from .._core.gauge import Gauge
 from .._core.recorder import Recorder
@@ -65,19 +66,27 @@ def code_class(code: int) -> str:
 
 
 def check_response_codes(codes: object) -> tuple[int, ...]:
-    """The exact codes of sip_invite_response_total, checked: ints 100-699, no repeats, bounded."""
+    """The exact codes of sip_invite_response_total, checked: ints 100-699, no repeats, bounded.
+
+    Checked as they are consumed: an endless iterable raises at its first bad, repeated or
+    one-too-many code, and the message quotes a bounded repr.
+    """
     if isinstance(codes, str | bytes) or not isinstance(codes, Iterable):
-        raise ValueError(f"response_codes must be a collection of SIP response codes, not {codes!r}")
-    checked = tuple(codes)
-    for code in checked:
+        raise ValueError(f"response_codes must be a collection of SIP response codes, not {show(codes)}")
+    checked: list[int] = []
+    seen: set[int] = set()
+    for code in codes:
         if type(code) is not int or code not in SIP_CODES:
-            raise ValueError(f"response_codes: {code!r} is not a SIP response code (an int from 100 to 699)")
-    if len(set(checked)) != len(checked):
-        raise ValueError(f"response_codes repeats a code in {checked!r}")
-    if len(checked) > MAX_RESPONSE_CODES:
-        raise ValueError(
-            f"response_codes has {len(checked)} codes; at most {MAX_RESPONSE_CODES} keep the series bounded"
-        )
+            raise ValueError(f"response_codes: {show(code)} is not a SIP response code (an int from 100 to 699)")
+        if code in seen:
+            raise ValueError(f"response_codes repeats the code {code}")
+        if len(checked) == MAX_RESPONSE_CODES:
+            raise ValueError(
+                f"response_codes has more than {MAX_RESPONSE_CODES} codes; at most {MAX_RESPONSE_CODES} keep the "
+                "series bounded"
+            )
+        seen.add(code)
+        checked.append(code)
     return tuple(sorted(checked))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from typing import Any
 
+from .._core.drops import allowed_text
 from .._core.family import Counter, Family
 from .._core.names import DROP_UNKNOWN_VALUE
 from .._core.series import CounterSeries
@@ -39,7 +40,7 @@ _Emit = Callable[..., None]
 
 
 def _one_of(values: Iterable[object]) -> str:
-    return f"one of {list(values)}"
+    return f"one of {allowed_text(values)}"
 
 
 def _arg(key: str, allowed: Collection[object], expected: str | None = None) -> _Arg:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .._core.drops import allowed_text
 from .._core.family import Family
 from .._core.gauge import GaugeSeries
 from .._core.names import DROP_UNKNOWN_VALUE
@@ -33,7 +34,7 @@ _MISS = len(CODE_CLASSES)  # the last cell of a request_result row: the family's
 _CLASS_INDEX: dict[object, int] = {code: code // 100 - 1 for code in SIP_CODES}
 _NOT_HERE = (METHOD_INVITE, METHOD_ACK)
 _CODE = "a SIP response code from 100 to 699"
-_DIRECTION = f"one of {list(DIRECTIONS)}"
+_DIRECTION = f"one of {allowed_text(DIRECTIONS)}"
 
 
 def _drop(family: Family, key: str, value: object, expected: str) -> None:
@@ -95,8 +96,11 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             _drop(rr, "method", method, "a non-INVITE method: count INVITE outcomes with invite_result (ACK has none)")
         elif not _is_in(code, SIP_CODES):
             _drop(rr, "code", code, _CODE)
-        else:
-            _drop(rr, "method", method, "a SIP method name")
+        else:  # an unhashable method: like any other method not declared, it is `other`
+            try:
+                next(rr_other[str(direction)][class_get(code, _MISS)])
+            except Exception:
+                _drop(rr, "method", method, "a SIP method name")
 
     def request_result(direction: str, method: str, code: int) -> None:
         """Count the final response of a non-INVITE transaction, by method and class.

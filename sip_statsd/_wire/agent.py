@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 from datadog.dogstatsd.container import Cgroup
 from datadog.util.format import normalize_tags
 
-from .._core.config import CARDINALITIES  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
+from .._core.config import CARDINALITIES
+from .origin import checked_tags, origin_detection_enabled
+from .origin import origin_fields as _origin_fields  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
 
 log = logging.getLogger("sip_statsd")
 
@@ -36,10 +38,6 @@ UNIX_ANY = "unix"
 UNIX_DGRAM = "unixgram"
 UNIX_STREAM = "unixstream"
 UNIX_SCHEMES = (UNIX_ANY, UNIX_DGRAM, UNIX_STREAM)
-
-# datadogpy `_is_origin_detection_enabled`: origin detection is on unless the variable says off.
-_OFF = frozenset({"no", "false", "0", "n", "off", "f"})
-_MAX_FIELD = 512  # an origin field longer than this is left out: it would crowd every line
 
 
 def parse_dogstatsd_url(url: str) -> tuple[str, str | None, int | None]:
@@ -114,22 +112,6 @@ def env_cardinality(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def origin_detection_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether `DD_ORIGIN_DETECTION_ENABLED` leaves origin detection on (it is, unless it says off)."""
-    environ = os.environ if environ is None else environ
-    return environ.get("DD_ORIGIN_DETECTION_ENABLED", "").strip().lower() not in _OFF
-
-
-def sanitize_external_env(value: str) -> str:
-    """`DD_EXTERNAL_ENV` as datadog-go sends it: printable characters only, no `|` (`sanitizeExternalEnv`).
-
-    Also no `#` or newline, and empty if longer than 512 characters: nothing from the
-    environment may start a field or a line.
-    """
-    cleaned = "".join(c for c in value if c.isprintable() and c not in "|#\n")
-    return cleaned if len(cleaned) <= _MAX_FIELD else ""
-
-
 def _container_id() -> str:
     try:
         found = Cgroup().container_id
@@ -156,24 +138,18 @@ def env_tags(environ: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     tags = [tag for tag in environ.get("DATADOG_TAGS", "").split(",") if tag]
     tags += [f"{name}:{environ[var]}" for var, name in _ENV_TAGS if environ.get(var)]
-    return [tag for tag in normalize_tags(tags) if tag and "\n" not in tag]
+    return checked_tags(normalize_tags(tags))
 
 
 def origin_fields(cardinality: str | None, environ: Mapping[str, str] | None = None) -> str:
     """The `|c:`, `|e:` and `|card:` fields every DogStatsD line ends with (maybe none).
 
-    `|c:` and `|e:` only while origin detection is on (datadog-go sends neither otherwise);
+    `|c:` and `|e:` only while origin detection is on, cleaned (`origin`, as datadog-go does);
     `|card:` only when a cardinality is set (configure(), DD_CARDINALITY or DATADOG_CARDINALITY).
     """
     environ = os.environ if environ is None else environ
-    out = ""
-    if origin_detection_enabled(environ):
-        cid = sanitize_external_env(_container_id())
-        if cid:
-            out += f"|c:{cid}"
-        external = sanitize_external_env(environ.get("DD_EXTERNAL_ENV", ""))
-        if external:
-            out += f"|e:{external}"
+    container = _container_id() if origin_detection_enabled(environ) else None
+    out = _origin_fields(container, environ)
     card = cardinality if cardinality is not None else env_cardinality(environ)
     if card:
         out += f"|card:{card}"

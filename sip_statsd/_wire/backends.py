@@ -21,7 +21,7 @@ from .._core.series import Series
 from .dialects import RECEIVERS
 from .dogstatsd import DatadogBackend
 from .texts import FamilyTexts, weighted
-from .transport import Address, FaultHandler, Transport
+from .transport import FAULT_DROPPED, MAX_LINE, Address, FaultHandler, Transport
 
 # --- statsd ----------------------------------------------------------------------------
 
@@ -37,8 +37,12 @@ class _StatsClient(StatsClient):  # type: ignore[misc]  # statsd ships no type i
 
     def _send(self, data: str) -> None:
         lines = data.count("\n") + 1
+        payload = data.encode("utf-8", "surrogateescape")  # names and tags are checked ASCII
+        if lines == 1 and len(payload) > MAX_LINE:  # a line an agent would truncate: counted, not sent
+            self._transport._on_fault(FAULT_DROPPED, ValueError(f"a line of {len(payload)} bytes"), 1)
+            return
         # Every line ends with a newline, the last one too (pystatsd joins without it).
-        self._transport.send(((data.encode("ascii") + b"\n", lines, lines),))
+        self._transport.send(((payload + b"\n", lines, lines),))
 
     def close(self) -> None:
         self._transport.close()

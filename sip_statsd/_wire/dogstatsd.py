@@ -17,25 +17,37 @@ series and configuration.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate, repeat
+from operator import add
+
 from .._core.batch import Batch, exact_counts
 from .._core.config import Config
 from .._core.series import Series
 from .agent import UNIX_SCHEMES, env_address, env_tags, origin_fields
 from .dialects import RECEIVERS, TAGS_DOGSTATSD, TAGS_GRAPHITE, Dialect
 from .texts import FamilyTexts, weighted
-from .transport import Address, FaultHandler, Transport
+from .transport import FAULT_DROPPED, FAULT_ENCODE, MAX_LINE, Address, FaultHandler, Transport
+
+
+def _size(text: str) -> int:
+    """Bytes of `text` in UTF-8 (a surrogate counts as 3: encoding it fails later, counted)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class _Datagrams:
-    """Packs lines into datagrams of at most `limit` bytes, never splitting a line.
+    """Packs lines into datagrams of at most `limit` bytes (UTF-8), never splitting a line.
 
-    Every line ends with a newline, the last one too: an Agent with `dogstatsd_eol_required`
-    drops a line without one, and both official clients send it.
+    A line longer than an agent reads (`MAX_LINE`), or one that cannot be encoded, is not
+    sent: its values are kept in `lost` by kind of fault, for the transport's counts. Every
+    line ends with a newline, the last one too: an Agent with `dogstatsd_eol_required` drops
+    a line without one, and both official clients send it.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.out: list[tuple[bytes, int, int]] = []
+        self.lost: list[tuple[str, BaseException, int]] = []
         self._parts: list[str] = []
         self._size = 0  # bytes so far, newlines included
         self._values = 0
@@ -43,17 +55,26 @@ class _Datagrams:
     def room(self) -> int:
         return self.limit - self._size - 1
 
-    def add(self, line: str, values: int) -> None:
-        if len(line) > self.room() and self._parts:
+    def add(self, line: str, values: int, size: int = -1) -> None:
+        size = _size(line) if size < 0 else size
+        if size > MAX_LINE:
+            self.lost.append((FAULT_DROPPED, ValueError(f"a line of {size} bytes, over {MAX_LINE}"), values))
+            return
+        if size > self.room() and self._parts:
             self.close()
         self._parts.append(line)
-        self._size += len(line) + 1
+        self._size += size + 1
         self._values += values
 
     def close(self) -> None:
         if self._parts:
-            self._parts.append("")  # the last line's newline
-            self.out.append(("\n".join(self._parts).encode("ascii"), self._values, len(self._parts) - 1))
+            try:
+                self._parts.append("")  # the last line's newline
+                payload = "\n".join(self._parts).encode("utf-8")
+            except UnicodeEncodeError as error:  # a lone surrogate: never sent, counted
+                self.lost.append((FAULT_ENCODE, error, self._values))
+            else:
+                self.out.append((payload, self._values, len(self._parts) - 1))
             self._parts, self._size, self._values = [], 0, 0
 
 
@@ -69,6 +90,7 @@ class DatadogBackend:
             tags += env_tags()
         self._constant = tags
         self._extra = origin_fields(config.cardinality) if dialect.extensions else ""
+        self._on_fault = on_fault
         self._packed = config.packed and dialect.packed
         self._ends: dict[Series, tuple[str, str, str]] = {}
         self._texts = FamilyTexts(config.precision)
@@ -111,9 +133,9 @@ class DatadogBackend:
             head, letter, tags = ends(dist)
             for group, rate in weighted(values, seen.get(dist, 0)):
                 tail = f"{letter}|@{rate}{tags}" if rate else f"{letter}{tags}"
-                texts = self._texts.of(dist.name, group)
+                texts = list(self._texts.of(dist.name, group))
                 if self._packed:
-                    _add_packed(out, head, tail, ":".join(texts), len(group))
+                    _add_packed(out, head, tail, texts)
                 else:
                     for text in texts:
                         out.add(f"{head}{text}{tail}", 1)
@@ -121,6 +143,8 @@ class DatadogBackend:
             head, _, tail = ends(gauged)
             out.add(f"{head}{level}|g{tail}", 1)
         out.close()
+        for kind, error, lost in out.lost:
+            self._on_fault(kind, error, lost)
         self._transport.send(out.out)
 
     def close(self) -> None:
@@ -143,24 +167,22 @@ def _address(config: Config, dialect: Dialect) -> Address:
     return Address(host=config.host or "localhost", port=config.port or 8125)
 
 
-def _add_packed(out: _Datagrams, head: str, tail: str, joined: str, count: int) -> None:
-    """Add `name:v1:v2...|d|#tags` lines, as many values per line as the datagram has room for."""
-    fixed = len(head) + len(tail)
-    while joined:
+def _add_packed(out: _Datagrams, head: str, tail: str, texts: list[str]) -> None:
+    """Add `name:v1:v2...|d|#tags` lines, as many values per line as the datagram has room for.
+
+    Linear: the cut points come from the running sizes of the texts (each with its `:`),
+    and each line joins its slice once; nothing is copied per line but the line itself.
+    """
+    fixed = _size(head) + _size(tail)
+    ends = list(accumulate(map(add, map(len, texts), repeat(1))))  # ends[i]: bytes of texts[:i+1], each with a ':'
+    start, base, n = 0, 0, len(texts)
+    while start < n:
         room = out.room() - fixed
-        if len(joined) <= room:
-            out.add(f"{head}{joined}{tail}", count)
-            return
-        cut = joined.rfind(":", 0, room + 1) if room > 0 else -1
-        if cut <= 0:
+        end = bisect_right(ends, base + room + 1, start)  # texts[start:end] fit in `room`
+        if end == start:
             if out._parts:  # no value fits what is left: start a datagram
                 out.close()
                 continue
-            cut = joined.find(":")  # a value longer than a datagram goes alone
-            if cut < 0:
-                out.add(f"{head}{joined}{tail}", count)
-                return
-        piece, joined = joined[:cut], joined[cut + 1 :]
-        taken = piece.count(":") + 1
-        out.add(f"{head}{piece}{tail}", taken)
-        count -= taken
+            end = start + 1  # a value longer than a datagram goes alone
+        out.add(f"{head}{':'.join(texts[start:end])}{tail}", end - start, fixed + ends[end - 1] - base - 1)
+        base, start = ends[end - 1], end

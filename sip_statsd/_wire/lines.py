@@ -13,7 +13,7 @@ from dataclasses import dataclass
 TYPES = frozenset({"c", "d", "ms", "h", "g", "s"})
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")  # "-": plain flavor folds values in
 # A DogStatsD tag value may itself hold colons (`url:http://x`), dots and slashes.
-_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*:[A-Za-z0-9_./:-]+\Z")
+_TAG = re.compile(r"[^\W\d_][\w./-]*:[\w./:-]+\Z")  # the agent takes UTF-8: letters of any script
 _FOLDED = re.compile(r"[A-Za-z0-9_-]+=[A-Za-z0-9_-]+\Z")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _FIELDS = ("c:", "e:", "card:", "T")
@@ -96,9 +96,9 @@ def parse_datagram(data: bytes) -> tuple[list[Line], list[tuple[str, str]]]:
     good: list[Line] = []
     bad: list[tuple[str, str]] = []
     try:
-        text = data.decode("ascii")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        return good, [(repr(data[:80]), f"not ASCII: {error}")]
+        return good, [(repr(data[:80]), f"not UTF-8: {error}")]
     for raw in text.split("\n"):
         if raw == "":
             continue

@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 from .lines import Line, parse_datagram
 
 _RCVBUF = 16 * 1024 * 1024
+# Malformed lines kept (the latest), and the characters kept of each line and of its reason:
+# a listener that runs for days keeps bounded memory whatever arrives.
+MAX_MALFORMED = 100
+MAX_MALFORMED_TEXT = 200
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_MALFORMED_TEXT else text[: MAX_MALFORMED_TEXT - 3] + "..."
 
 
 @dataclass
@@ -28,7 +36,14 @@ class Totals:
     datagrams: int = 0
     lines: int = 0
     bytes: int = 0
-    malformed: list[tuple[str, str]] = field(default_factory=list)
+    malformed: list[tuple[str, str]] = field(default_factory=list)  # the latest MAX_MALFORMED, shortened
+    malformed_count: int = 0  # every malformed line
+
+    def add_malformed(self, bad: list[tuple[str, str]]) -> None:
+        self.malformed_count += len(bad)
+        self.malformed.extend((_short(line), _short(why)) for line, why in bad[-MAX_MALFORMED:])
+        if len(self.malformed) > MAX_MALFORMED:
+            del self.malformed[:-MAX_MALFORMED]
 
     def add(self, line: Line, *, keep_samples: bool = True) -> None:
         self.lines += 1
@@ -48,6 +63,7 @@ class Totals:
             self.lines,
             self.bytes,
             list(self.malformed),
+            self.malformed_count,
         )
 
     def count(self, name: str, **labels: str) -> float:
@@ -99,8 +115,12 @@ class Receiver:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.bind(socket_path)
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, port))
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except BaseException:
+                sock.close()
+                raise
         with contextlib.suppress(OSError):  # a smaller buffer still works
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         sock.settimeout(0.1)  # lets close() stop the reader promptly
@@ -120,7 +140,9 @@ class Receiver:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}" if self.socket_path is None else f"unix://{self.socket_path}"
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def _read(self) -> None:
         while not self._closed.is_set():
@@ -137,7 +159,7 @@ class Receiver:
                 for totals in (self._totals, self._window):
                     totals.datagrams += 1
                     totals.bytes += len(data)
-                    totals.malformed.extend(bad)
+                    totals.add_malformed(bad)
                     for line in lines:
                         totals.add(line, keep_samples=totals is self._window or self._keep_samples)
                 self._cond.notify_all()

@@ -27,9 +27,13 @@ FaultHandler = Callable[[str, BaseException | None, int], None]
 FAULT_RESOLVE = "resolve"  # the agent's host name does not resolve
 FAULT_REFUSED = "refused"  # nothing listens at the address (ICMP port unreachable, no UDS peer)
 FAULT_NO_SOCKET = "no_socket"  # the Unix socket path does not exist
-FAULT_DROPPED = "dropped"  # the socket would block, its buffer is full, or the datagram too big
+FAULT_DROPPED = "dropped"  # the socket would block, its buffer is full, or the datagram (line) too big
+FAULT_ENCODE = "encode"  # a line could not be encoded as UTF-8: never sent
 FAULT_OTHER = "other"
-FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAULT_OTHER)
+FAULT_KINDS = (FAULT_RESOLVE, FAULT_REFUSED, FAULT_NO_SOCKET, FAULT_DROPPED, FAULT_ENCODE, FAULT_OTHER)
+# The longest line an agent reads whole: the Agent's and most daemons' default read buffer
+# (dogstatsd_buffer_size 8192). A longer line is counted as `dropped`, never sent truncated.
+MAX_LINE = 8192
 
 # After a failed name resolution, no transport is made again for this long (sends are
 # counted as `resolve` faults): a resolver that takes seconds to say no must not hold the flusher.
@@ -56,6 +60,8 @@ def fault_kind(error: BaseException | None) -> str:  # noqa: PLR0911 - one retur
     """Classify a send or connect error by its type and errno."""
     if error is None:
         return FAULT_DROPPED
+    if isinstance(error, UnicodeError):
+        return FAULT_ENCODE
     if isinstance(error, socket.gaierror | socket.herror):
         return FAULT_RESOLVE
     if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ENOTCONN:

@@ -9,11 +9,17 @@ key is kept as an extra property), and either would reach the API unnoticed.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import math
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from datadog_api_client import ApiClient, Configuration
 from datadog_api_client.exceptions import ApiException, OpenApiException
@@ -34,6 +40,11 @@ MODELS: dict[str, type[OpenApiModel]] = {
     "monitor_update": MonitorUpdateRequest,
 }
 REQUEST_TIMEOUT = 30.0
+DEADLINE = 300.0  # the whole apply, whatever the server does
+MAX_TRIES = 3  # a request answered 429 or 5xx: tried at most this many times
+MAX_WAIT = 30.0  # the longest Retry-After waited for; a longer one gives up at once, saying so
+MAX_LISTED = 10_000  # dashboards or monitors listed: more means the API ignores pagination
+T = TypeVar("T")
 
 
 def problems(node: object, path: str = "") -> list[str]:
@@ -186,31 +197,114 @@ def apply(
     *,
     api_url: str | None = None,
     report: Callable[[str], None] = lambda line: None,
+    deadline: float = DEADLINE,
 ) -> Applied:
     """Create or update (matched by title / name) the dashboard and each monitor.
 
     Everything is validated with the models before the first request. Raises ApplyError
-    (one line) on missing keys, a refused request or an unreachable API; what was done
-    before the failure has been reported through `report`.
+    (one line) on missing keys, a refused request, an unreachable API, an API that lists
+    more than `MAX_LISTED` objects (pagination ignored), or when `deadline` seconds pass
+    (whatever the server does: slow answers, trickled bytes, long Retry-After); what was
+    done before has been reported through `report`. A 429 or 5xx is tried again at most
+    `MAX_TRIES` times, waiting what the API asks (at most `MAX_WAIT` s), said through `report`.
     """
     board = to_model(dashboard, "dashboard")
     wanted = [(m, to_model(m, "monitor"), to_model(m, "monitor_update")) for m in monitors]
     config = configuration(api_url)
-    host = config.host
-    done = Applied(url=host)
-    action = "list dashboards"
-    try:
-        with ApiClient(config) as client:
+    config.retry_policy = False  # the client's retry sleeps any Retry-After, three times: ours is bounded
+    run = _Run(config, time.monotonic() + deadline, report)
+    worker = threading.Thread(target=run.main, args=(dashboard, board, wanted), name="sip-statsd-apply", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():  # left behind: a daemon thread, its socket closed with the pool
+        run.give_up()
+        raise ApplyError(
+            f"gave up on the Datadog API at {config.host} after the {deadline:.0f} s deadline, trying to {run.action}"
+        )
+    if isinstance(run.outcome, BaseException):
+        raise run.outcome
+    assert run.outcome is not None
+    return run.outcome
+
+
+class _Run:
+    """One apply, run on a worker thread the caller waits for with the deadline."""
+
+    def __init__(self, config: Configuration, deadline: float, report: Callable[[str], None]) -> None:
+        self.config = config
+        self.deadline = deadline
+        self.report = report
+        self.action = "list dashboards"
+        self.outcome: Applied | BaseException | None = None
+        self.client: ApiClient | None = None
+
+    def give_up(self) -> None:
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.rest_client.pool_manager.clear()
+
+    def call(self, action: str, request: Callable[[], T]) -> T:
+        """`request()`, tried again on 429 and 5xx (at most MAX_TRIES in all), saying what it waits for."""
+        self.action = action
+        for attempt in range(1, MAX_TRIES + 1):
+            try:
+                return request()
+            except ApiException as error:
+                status = error.status or 0
+                if status != 429 and not 500 <= status < 600:
+                    raise
+                wait, why = _retry_after(error, attempt)
+                left = self.deadline - time.monotonic()
+                if attempt == MAX_TRIES or wait > MAX_WAIT or wait >= left:
+                    asked = "an unreadable time" if math.isinf(wait) else f"{wait:.0f} s"
+                    limit = "no tries left" if attempt == MAX_TRIES else f"the limit is {min(MAX_WAIT, left):.0f} s"
+                    raise ApplyError(
+                        f"Datadog answered HTTP {status} to {action} and asks to wait {asked} ({why}); "
+                        f"{limit}: try again later"
+                    ) from None
+                self.report(
+                    f"HTTP {status} from Datadog to {action}: waiting {wait:.0f} s ({why}) before try "
+                    f"{attempt + 1} of {MAX_TRIES}"
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def listed(self, action: str, pages: Callable[[], Iterable[T]]) -> list[T]:
+        """Every object a paginated listing gives, at most MAX_LISTED (else the API ignores pagination)."""
+        got = self.call(action, lambda: list(itertools.islice(pages(), MAX_LISTED + 1)))
+        if len(got) > MAX_LISTED:
+            raise ApplyError(
+                f"the Datadog API listed more than {MAX_LISTED:,} objects to {action}: it seems to ignore "
+                "pagination (page limit reached)"
+            )
+        return got
+
+    def main(self, dashboard: dict[str, Any], board: Any, wanted: list[tuple[Any, Any, Any]]) -> None:
+        try:
+            self.outcome = self._apply(dashboard, board, wanted)
+        except ApplyError as error:
+            self.outcome = error
+        except Exception as error:  # urllib3 and socket errors, ApiException: one line, no traceback
+            failure = ApplyError(_one_line(error, self.action, self.config.host))
+            failure.__cause__ = error
+            self.outcome = failure
+
+    def _apply(self, dashboard: dict[str, Any], board: Any, wanted: list[tuple[Any, Any, Any]]) -> Applied:
+        host = self.config.host
+        done = Applied(url=host)
+        report = self.report
+        with ApiClient(self.config) as client:
+            self.client = client
             dashboards, monitors_api = DashboardsApi(client), MonitorsApi(client)
             title = dashboard["title"]
-            same = [d.id for d in dashboards.list_dashboards_with_pagination() if d.title == title]
+            listed = self.listed("list dashboards", dashboards.list_dashboards_with_pagination)
+            same = [d.id for d in listed if d.title == title]
             if same:
-                action = f"update dashboard {same[0]}"
-                result = dashboards.update_dashboard(same[0], board)
+                result = self.call(f"update dashboard {same[0]}", lambda: dashboards.update_dashboard(same[0], board))
                 done.dashboard = ("updated", title, result.id)
             else:
-                action = "create the dashboard"
-                result = dashboards.create_dashboard(board)
+                result = self.call("create the dashboard", lambda: dashboards.create_dashboard(board))
                 done.dashboard = ("created", title, result.id)
             extra = f" ({len(same)} dashboards have this title; the first was updated)" if len(same) > 1 else ""
             link = getattr(result, "url", None) or ""
@@ -218,24 +312,34 @@ def apply(
                 link = host.replace("://api.", "://app.", 1) + link
             report(f"{done.dashboard[0]} dashboard {title!r}: {link or result.id}{extra}")
 
-            action = "list monitors"
             existing: dict[str, int] = {}
-            for m in monitors_api.list_monitors_with_pagination(page_size=500):
+            for m in self.listed("list monitors", lambda: monitors_api.list_monitors_with_pagination(page_size=500)):
                 existing.setdefault(m.name, m.id)
             for doc, create, update in wanted:
                 name = doc["name"]
                 if name in existing:
-                    action = f"update monitor {existing[name]} {name!r}"
-                    got = monitors_api.update_monitor(existing[name], update)
+                    mid = existing[name]
+                    got = self.call(f"update monitor {mid} {name!r}", partial(monitors_api.update_monitor, mid, update))
                     done.monitors.append(("updated", name, got.id))
                 else:
-                    action = f"create monitor {name!r}"
-                    got = monitors_api.create_monitor(create)
+                    got = self.call(f"create monitor {name!r}", partial(monitors_api.create_monitor, create))
                     done.monitors.append(("created", name, got.id))
                     existing[name] = got.id
                 report(f"{done.monitors[-1][0]} monitor {got.id} {name!r}")
-    except ApplyError:
-        raise
-    except Exception as error:  # urllib3 and socket errors, ApiException: one line, no traceback
-        raise ApplyError(_one_line(error, action, host)) from error
-    return done
+        return done
+
+
+def _retry_after(error: ApiException, attempt: int) -> tuple[float, str]:
+    """How long the API asks to wait (Retry-After, or Datadog's X-RateLimit-Reset), else a back-off."""
+    headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+    for header in ("retry-after", "x-ratelimit-reset"):
+        text = headers.get(header)
+        if text is not None:
+            try:
+                seconds = float(text)
+            except ValueError:  # an HTTP date: not worth a clock comparison, given up as too long
+                seconds = math.inf
+            if not math.isfinite(seconds):
+                return math.inf, f"{header.title()}: {text[:40]!r}"
+            return max(0.0, seconds), header.title()
+    return float(2 ** (attempt - 1)), "back-off"

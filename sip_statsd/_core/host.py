@@ -1,0 +1,86 @@
+"""Host delivery (`delivery="host"`): the host's own thread sends, through `host_tick()`.
+
+For hosts that hold the GIL between their calls into Python (Kamailio's app_python3 does,
+from one SIP message to the next): no thread of ours would run there. The recorder then
+starts no flusher; `flush()`, `close()` and `host_tick()` send on the caller's thread, and
+the configuration allows only a numeric address or a Unix socket, so that thread never
+waits for a resolver (see `Config`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .series import OwnedLock
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .flusher import Schedule
+
+_NEVER = float("inf")
+_monotonic = time.monotonic
+# How long a sending caller waits for another thread's send (a few datagrams) to end.
+HOST_LOCK_TIMEOUT = 5.0
+# host_tick() without `recorded` reads the clock once per this many calls: a clock read costs
+# more than the rest of the hook, which must stay near the cost of a function call.
+TICKS_PER_CLOCK_READ = 64
+
+
+class HostDelivery:
+    """The recorder's host-delivery half (see `Recorder`, which is one)."""
+
+    config: Config
+    _schedule: Schedule
+
+    if TYPE_CHECKING:  # the recorder's
+
+        def flush(self, timeout: float | None = ...) -> bool: ...
+
+        def _serve(self) -> bool: ...
+
+    def _init_host(self) -> None:
+        self._host_lock = OwnedLock()  # one caller sends at a time
+        self._host_due = _NEVER  # when host_tick() sends without being told
+        self._host_ticks = TICKS_PER_CLOCK_READ  # calls left before host_tick() reads the clock
+
+    def _set_delivery(self, config: Config) -> None:
+        """Thread or host delivery (hold the schedule's condition)."""
+        self._schedule.threadless = config.delivery == "host"
+        self._host_due = _monotonic() if config.delivery == "host" else _NEVER
+
+    def host_tick(self, recorded: bool = False) -> None:
+        """delivery="host": at the end of a host's handler, send from this thread what is due.
+
+        `recorded=True` (the handler recorded something): send it now, one datagram. Without
+        it: once flush_interval has passed since the last send, checked every
+        `TICKS_PER_CLOCK_READ` calls (a safety net for recordings nobody flagged); otherwise
+        it returns at once, for about the cost of a function call. With thread delivery it
+        does nothing: the flusher thread sends.
+        """
+        if not recorded:
+            ticks = self._host_ticks - 1
+            self._host_ticks = ticks
+            if ticks > 0:
+                return
+            self._host_ticks = TICKS_PER_CLOCK_READ
+            if _monotonic() < self._host_due:
+                return
+        if self._schedule.threadless:
+            self._host_due = _monotonic() + self.config.flush_interval
+            self.flush()
+
+    def _serve_on_caller(self, want: int) -> bool:
+        """delivery="host": one flush on the caller's thread (the backend takes a numeric address)."""
+        lock = self._host_lock
+        if not lock.acquire_for_fork(HOST_LOCK_TIMEOUT):
+            return False  # this thread is in a send already (a signal handler interrupted it)
+        try:
+            schedule = self._schedule
+            with schedule.cond:
+                schedule.begun = max(schedule.begun, want)
+            ok = self._serve()
+            schedule.finished(want, ok)
+        finally:
+            lock.release()
+        return ok

@@ -1,0 +1,209 @@
+"""Kamailio (app_python3, KEMI): a stateful proxy's SIP events, delivered from Kamailio's own processes.
+
+The smallest addition to a KEMI script: make the script's class inherit `KemiMetrics`, call
+`self.metrics_setup(...)` in `mod_init` or `child_init`, and `self.metrics_request()` in
+`ksr_request_route` before relaying. The rest (replies, failures, dialog start and end)
+runs in the functions this class defines and arms.
+
+    import KSR
+    from sip_statsd.integrations import kamailio
+
+    class Router(kamailio.KemiMetrics):
+        def ksr_request_route(self, msg):
+            self.metrics_request()
+            KSR.tm.t_relay()
+            return 1
+
+    def mod_init():
+        router = Router()
+        router.metrics_setup(host="127.0.0.1", port=8125)
+        return router
+
+and in kamailio.cfg: `modparam("dialog", "event_callback", "ksr_metrics_dialog")` (calls in
+progress and their duration) and `loadmodule "tm.so"`, `"tmx.so"`, `"dialog.so"`, `"siputils.so"`.
+
+What it records (`direction` is the proxy's: `inbound` by default, every request came to us):
+- an initial INVITE's first final reply, once per transaction: `invite_result`; its first
+  response other than 100: `observe_setup_delay` (success for 101-199 and 2xx, failure for
+  4xx-6xx but 401, 402, 407, nothing for 3xx);
+- an INVITE or non-INVITE branch that timed out without any reply (tm's fr timers, in a
+  timer process): `transaction_timeout(method)`;
+- a BYE received in a known dialog: `bye(direction, "remote", "user-hangup")`;
+- a non-INVITE request's first final reply (BYE, OPTIONS, REGISTER ...): `request_result`;
+- dialog start (its 2xx) and end: `call_started`, `call_ended` with the seconds between.
+
+Not counted: replies the script sends itself (`sl_send_reply`, `t_reply`: call the helpers
+there if you want them), a CANCEL's own 200 (tm answers it; the INVITE's 487 is counted),
+provisional replies, retransmissions (absorbed by tm, or by the once-per-transaction AVPs).
+
+Delivery: Kamailio holds the GIL between SIP messages, so no thread of ours runs there. The
+configuration is `delivery="host"`: every function here that recorded something ends with
+`sip_statsd.host_tick(recorded=True)`, which sends from Kamailio's own process, at most one
+datagram per handler. Per-call state lives in Kamailio (transaction AVPs, dialog variables),
+since one call's messages land in different processes; times are CLOCK_MONOTONIC, the
+same in every process. Kamailio is imported by name (`KSR`) only when a handler runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import sip_statsd
+
+_AVP_START = "$avp(sst_t0)"  # the initial INVITE's arrival, ms (monotonic), in the transaction
+_AVP_FINAL = "$avp(sst_final)"  # a final reply was counted for this transaction
+_AVP_DELAY = "$avp(sst_srd)"  # the setup delay was counted for this transaction
+_DLG_START = "$dlg_var(sst_t2xx)"  # the dialog's 2xx, ms (monotonic)
+_NO_DELAY_CODES = frozenset({401, 402, 407})  # RFC 6076 section 4.2: challenges are not failures
+
+REPLY_ROUTE = "ksr_metrics_reply"
+FAILURE_ROUTE = "ksr_metrics_failure"
+DIALOG_CALLBACK = "ksr_metrics_dialog"
+
+
+def _ksr() -> Any:
+    import KSR  # type: ignore[import-not-found]  # only inside Kamailio
+
+    return KSR
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+def process_tag(rank: int) -> str:
+    """A constant tag value naming this Kamailio process, so gauges from each add up.
+
+    SIP workers have a rank of their own (1, 2, ...): stable across restarts. The main
+    process is 0; timer and other processes share negative ranks, so they are told apart by pid.
+    """
+    return f"{rank}" if rank > 0 else f"{rank}.{os.getpid()}".replace("-", "m")
+
+
+class KemiMetrics:
+    """A base for the KEMI script's class: SIP events of a stateful proxy, counted and delivered."""
+
+    metrics_direction: str = sip_statsd.DIRECTION_INBOUND
+    _metrics_options: dict[str, Any] | None = None
+
+    # --- configuration --------------------------------------------------------------------
+
+    def metrics_setup(self, **options: Any) -> None:
+        """Configure sip_statsd for Kamailio now (mod_init or child_init): host delivery, no thread.
+
+        `options` are `sip_statsd.configure`'s. `child_init` configures again with this
+        process's tag (`kamailio_proc`), so that gauges from every process add up.
+        """
+        self._metrics_options = dict(options)
+        sip_statsd.configure(**self._configure_options(None))
+
+    def _configure_options(self, rank: int | None) -> dict[str, Any]:
+        options = dict(self._metrics_options or {})
+        options.setdefault("delivery", "host")
+        if rank is not None:
+            tags = options.get("constant_tags") or {}
+            tags = dict(tags) if isinstance(tags, dict) else dict(t.split(":", 1) for t in tags)
+            tags["kamailio_proc"] = process_tag(rank)
+            options["constant_tags"] = tags
+        return options
+
+    def child_init(self, rank: int) -> int:
+        """Kamailio calls this in every process (rank 0: the main one, between its forks)."""
+        if self._metrics_options is not None:
+            sip_statsd.configure(**self._configure_options(rank))
+        return 0
+
+    # --- KEMI functions Kamailio needs defined --------------------------------------------
+
+    def ksr_reply_route(self, msg: Any) -> int:
+        """Without it every reply leaves an exception pending that breaks the next KSR call."""
+        return 1
+
+    def ksr_onsend_route(self, msg: Any) -> int:
+        return 1
+
+    # --- the request route ------------------------------------------------------------------
+
+    def metrics_request(self) -> None:
+        """Call in `ksr_request_route` for every request, before relaying it (stateful: t_relay)."""
+        ksr = _ksr()
+        method = ksr.pv.get("$rm")
+        in_dialog = ksr.siputils.has_totag() > 0
+        if method in {"ACK", "CANCEL"}:
+            return
+        if method == "INVITE" and not in_dialog:
+            ksr.pv.sets(_AVP_START, f"{_now_ms():.3f}")
+            ksr.dialog.dlg_manage()
+        elif method == "BYE" and in_dialog:
+            ksr.dialog.dlg_manage()
+            if ksr.tm.t_newtran() <= 0:
+                return  # a retransmission, absorbed by tm (or no transaction: nothing to count)
+            if ksr.dialog.is_known_dlg() > 0:
+                sip_statsd.bye(self.metrics_direction, sip_statsd.BY_REMOTE, sip_statsd.BYE_REASON_USER_HANGUP)
+                sip_statsd.host_tick(recorded=True)
+        ksr.tm.t_on_reply(REPLY_ROUTE)
+        ksr.tm.t_on_failure(FAILURE_ROUTE)
+
+    # --- armed by metrics_request ----------------------------------------------------------
+
+    def ksr_metrics_reply(self, msg: Any) -> int:
+        self.metrics_reply()
+        return 1
+
+    def ksr_metrics_failure(self, msg: Any) -> int:
+        self.metrics_failure()
+        return 1
+
+    def ksr_metrics_dialog(self, msg: Any, event: str) -> int:
+        self.metrics_dialog(event)
+        return 1
+
+    def metrics_reply(self) -> None:
+        """A reply to a request relayed statefully (tm's onreply route)."""
+        ksr = _ksr()
+        code = int(ksr.pv.get("$rs"))
+        method = ksr.pv.get("$rm")
+        recorded = False
+        if method == "INVITE":
+            start = ksr.pv.get(_AVP_START)
+            if start is None:
+                return  # a re-INVITE: not an initial INVITE's outcome
+            if code > 100 and ksr.pv.is_null(_AVP_DELAY):
+                ksr.pv.seti(_AVP_DELAY, 1)
+                if code < 300 or (code >= 400 and code not in _NO_DELAY_CODES):
+                    delay = max(0.0, _now_ms() - float(start))
+                    sip_statsd.observe_setup_delay(self.metrics_direction, delay, code < 300)
+                    recorded = True
+            if code >= 200 and ksr.pv.is_null(_AVP_FINAL):
+                ksr.pv.seti(_AVP_FINAL, 1)
+                sip_statsd.invite_result(self.metrics_direction, code)
+                recorded = True
+        elif code >= 200 and ksr.pv.is_null(_AVP_FINAL):
+            ksr.pv.seti(_AVP_FINAL, 1)
+            sip_statsd.request_result(self.metrics_direction, method, code)
+            recorded = True
+        if recorded:
+            sip_statsd.host_tick(recorded=True)
+
+    def metrics_failure(self) -> None:
+        """Every branch failed (tm's failure route): a branch that timed out without any reply is a timeout."""
+        ksr = _ksr()
+        if ksr.tm.t_branch_timeout() > 0 and ksr.tm.t_branch_replied() < 0:
+            sip_statsd.transaction_timeout(ksr.pv.get("$rm"))
+            sip_statsd.host_tick(recorded=True)
+
+    def metrics_dialog(self, event: str) -> None:
+        """The dialog module's event callback: `dialog:start` (its 2xx) and `dialog:end`."""
+        ksr = _ksr()
+        if event == "dialog:start":
+            ksr.pv.sets(_DLG_START, f"{_now_ms():.3f}")
+            sip_statsd.call_started(self.metrics_direction)
+        elif event == "dialog:end":
+            start = ksr.pv.get(_DLG_START)
+            duration = None if start is None else max(0.0, (_now_ms() - float(start)) / 1000.0)
+            sip_statsd.call_ended(self.metrics_direction, duration)
+        else:
+            return
+        sip_statsd.host_tick(recorded=True)

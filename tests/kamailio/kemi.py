@@ -1,0 +1,105 @@
+"""The KEMI script of tests/test_kamailio.py: a stateful proxy that relays to the Request-URI.
+
+Environment: KEMI_CONFIGURE_IN ("mod_init", "child_init"; for benchmarks/kamailio_cpu.py also
+"none": no metrics at all, and "statsd": the same events counted by Kamailio's own C statsd
+module instead), KEMI_HOST and KEMI_PORT (the receiver), KEMI_SILENT_PORT.
+"""
+
+import os
+
+import KSR
+
+CONFIGURE_IN = os.environ.get("KEMI_CONFIGURE_IN", "child_init")
+SILENT_PORT = os.environ.get("KEMI_SILENT_PORT")  # the callee that never answers: a 1 s timeout
+OPTIONS = {"host": os.environ.get("KEMI_HOST", "127.0.0.1"), "port": int(os.environ.get("KEMI_PORT", "8125"))}
+
+if CONFIGURE_IN == "none":
+
+    class Base:
+        def child_init(self, rank):
+            return 0
+
+        def ksr_reply_route(self, msg):
+            return 1
+
+        def ksr_onsend_route(self, msg):
+            return 1
+
+        def ksr_metrics_dialog(self, msg, event):
+            return 1
+
+        def metrics_request(self):
+            if KSR.pv.get("$rm") == "INVITE" and KSR.siputils.has_totag() < 0:
+                KSR.dialog.dlg_manage()
+
+else:
+    from sip_statsd.integrations import kamailio
+    from sip_statsd.integrations.kamailio import KemiMetrics as Base
+
+if CONFIGURE_IN == "statsd":
+
+    class ViaStatsdModule:
+        """The integration's calls, made through Kamailio's C statsd module (KSR.statsd)."""
+
+        def __getattr__(self, name):
+            import sip_statsd
+
+            return getattr(sip_statsd, name)  # the constants
+
+        def configure(self, **options):
+            pass
+
+        def host_tick(self, recorded=False):
+            pass
+
+        def invite_result(self, direction, code):
+            KSR.statsd.statsd_incr(f"sip_invite_result_total.{direction}.{code // 100}xx")
+            KSR.statsd.statsd_incr(f"sip_invite_response_total.{direction}.{code}")
+
+        def observe_setup_delay(self, direction, delay_ms, success):
+            result = "success" if success else "failure"
+            KSR.statsd.statsd_histogram(f"sip_session_request_delay_ms.{direction}.{result}", str(int(delay_ms)))
+
+        def bye(self, direction, by, reason):
+            KSR.statsd.statsd_incr(f"sip_bye_total.{direction}.{by}.{reason}")
+
+        def request_result(self, direction, method, code):
+            KSR.statsd.statsd_incr(f"sip_request_result_total.{direction}.{method}.{code // 100}xx")
+
+        def transaction_timeout(self, method):
+            KSR.statsd.statsd_incr(f"sip_transaction_timeout_total.{method}")
+
+        def call_started(self, direction):
+            KSR.statsd.statsd_gauge(f"sip_active_calls.{direction}", "+1")
+
+        def call_ended(self, direction, duration_s=None):
+            KSR.statsd.statsd_gauge(f"sip_active_calls.{direction}", "-1")
+            if duration_s is not None:
+                KSR.statsd.statsd_histogram(f"sip_call_duration_s.{direction}", str(int(duration_s * 1000)))
+
+    kamailio.sip_statsd = ViaStatsdModule()
+
+
+class Router(Base):
+    def child_init(self, rank):
+        if CONFIGURE_IN in ("child_init", "statsd") and self._metrics_options is None:
+            self.metrics_setup(**OPTIONS)  # in every process, the main one (rank 0) between its forks
+        return super().child_init(rank)
+
+    def ksr_request_route(self, msg):
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return 1
+        self.metrics_request()
+        if SILENT_PORT and KSR.pv.get("$rp") == int(SILENT_PORT):
+            KSR.tm.t_set_fr(0, 1000)
+        if KSR.tm.t_relay() < 0:
+            KSR.sl.sl_reply_error()
+        return 1
+
+
+def mod_init():
+    router = Router()
+    if CONFIGURE_IN == "mod_init":
+        router.metrics_setup(**OPTIONS)
+    return router
