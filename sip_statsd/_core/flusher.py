@@ -15,6 +15,8 @@ import time
 import weakref
 from typing import Protocol
 
+from .series import OwnedLock
+
 # How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
 # say) before it goes on without it.
 FORK_JOIN_TIMEOUT = 2.0
@@ -30,6 +32,8 @@ class Flushing(Protocol):
     def _serve(self) -> bool: ...
 
     def _retire(self) -> None: ...
+
+    def _sender_lock(self) -> OwnedLock: ...
 
 
 class Schedule:
@@ -182,7 +186,10 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
         retired = False
         ok = False
         try:
-            ok = owner._serve()
+            # One sender at a time: after a switch to delivery="host" the host's thread
+            # sends while this one may still be in its last send (same backend, same socket).
+            with owner._sender_lock():
+                ok = owner._serve()
         finally:
             del owner  # hold no strong reference while waiting
             schedule.finished(ticket, ok)

@@ -68,15 +68,27 @@ class HostDelivery:
                 return
         if self._schedule.threadless:
             self._host_due = _monotonic() + self.config.flush_interval
-            self.flush()
+            self.flush(0.0)
 
-    def _serve_on_caller(self, want: int) -> bool:
-        """delivery="host": one flush on the caller's thread (the backend takes a numeric address)."""
+    def _sender_lock(self) -> OwnedLock:
+        """Held by whoever sends (the flusher, or a host's thread): one sender at a time."""
+        return self._host_lock
+
+    def _serve_on_caller(self, want: int, timeout: float | None = 0.0) -> bool:
+        """delivery="host": one flush on the caller's thread (the backend takes a numeric address).
+
+        After a switch from thread delivery our flusher may still be in its last send (a hung
+        resolver, say): waited for at most `timeout` (host_tick() never waits for it), then
+        False; it ends after that send, and what it leaves goes with the next call.
+        """
         lock = self._host_lock
+        schedule = self._schedule
+        with schedule.cond:
+            if not schedule.cond.wait_for(lambda: schedule.thread is None or not schedule.thread.is_alive(), timeout):
+                return False
         if not lock.acquire_for_fork(HOST_LOCK_TIMEOUT):
             return False  # this thread is in a send already (a signal handler interrupted it)
         try:
-            schedule = self._schedule
             with schedule.cond:
                 schedule.begun = max(schedule.begun, want)
             ok = self._serve()

@@ -168,7 +168,7 @@ class Recorder(Sending, HostDelivery, Taking):
             if started:
                 return schedule.wait(want, timeout)
             threadless = schedule.threadless
-        return self._serve_on_caller(want) if threadless else self._serve_here(want)
+        return self._serve_on_caller(want, timeout) if threadless else self._serve_here(want)
 
     def _check_pid(self) -> None:
         """In a child forked without Python's fork hooks (from C): start our own delivery.
@@ -202,7 +202,7 @@ class Recorder(Sending, HostDelivery, Taking):
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
         if not started and self._schedule.threadless:
-            done = self._serve_on_caller(want)
+            done = self._serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
             self._retire()
             return done
         if not started:  # no thread can start: interpreter shutdown
