@@ -174,6 +174,37 @@ def test_a_child_forked_from_a_worker_thread_exits_and_delivers(tmp_path):
         assert totals.count(sm.METRIC_BYE_TOTAL) == 1
 
 
+def test_workers_that_outlive_the_main_thread_keep_delivering(tmp_path):
+    """A server whose main thread returns while a non-daemon worker serves: periodic delivery goes on
+    (the flusher ended with the main thread, so nothing arrived until exit)."""
+    script = """
+    import sys, threading, sip_statsd
+    sip_statsd.configure(flush_interval=0.05)
+
+    def serve():
+        threading.main_thread().join()  # the main thread has returned: Python waits for us
+        pace = threading.Event()
+        for _ in range(40):
+            sip_statsd.invite_result("inbound", 200)
+            pace.wait(0.05)  # pacing the calls, as traffic would: not a wait for a thread
+        sys.stdin.readline()  # serving on until the test has seen everything arrive
+
+    threading.Thread(target=serve).start()
+    """
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(script))
+    with Receiver() as receiver:
+        env = {**script_env(receiver), "PYTHONPATH": os.pathsep.join(sys.path)}
+        child = subprocess.Popen([sys.executable, str(path)], env=env, stdin=subprocess.PIPE, text=True)
+        try:
+            totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 40, timeout=DEADLINE / 3)
+            assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 40, "delivered before the process ended"
+        finally:
+            assert child.stdin is not None
+            child.stdin.close()
+            assert child.wait(DEADLINE) == 0
+
+
 @pytest.mark.parametrize("green", ["gevent", "eventlet"])
 def test_a_fork_under_green_threads_does_not_wait_for_a_thread_that_is_not_there(tmp_path, green):
     """Item 5: a greenlet's native id is the main thread's: the fork must not wait for it to leave /proc."""

@@ -103,10 +103,10 @@ class Schedule:
             if not self.periodic:
                 return None
             self.cond.wait(min(self._due - now, MAIN_THREAD_CHECK))
-            if not threading.main_thread().is_alive():
-                # The thread we serve has ended (a child forked from a worker thread that
-                # returned, or interpreter shutdown): one last flush, then end, so that
-                # this thread never keeps the process alive. Exit still flushes after.
+            if not _process_kept_alive():
+                # No thread but ours keeps the process alive (a child forked from a worker
+                # thread that returned: no interpreter shutdown will end us): one last flush,
+                # then end, so that this thread never keeps the process alive.
                 self.periodic = False
                 self.asked = max(self.asked, self.begun + 1)
 
@@ -193,6 +193,18 @@ def _main(ref: weakref.ref[Flushing], schedule: Schedule) -> None:
         finally:
             del owner  # hold no strong reference while waiting
             schedule.finished(ticket, ok)
+
+
+def _process_kept_alive() -> bool:
+    """True while the main thread or another non-daemon thread runs.
+
+    A server whose main thread returned while its worker threads serve (Python waits for
+    them at exit) must go on delivering: the main thread alone does not say the process ends.
+    """
+    if threading.main_thread().is_alive():
+        return True
+    me = threading.current_thread()
+    return any(not t.daemon and t is not me and t.is_alive() for t in threading.enumerate())
 
 
 def watch(owner: object, schedule: Schedule) -> None:
