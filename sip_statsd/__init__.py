@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._core import process as _process
 from ._core.config import BACKENDS, DELIVERIES, FLAVORS, RECEIVERS, Config
 from ._core.family import Counter, Distribution, Family
 from ._core.gauge import Gauge, GaugeSeries
@@ -360,3 +361,7 @@ __all__ = [
     "voice_attach_mode_fallback",
     "voice_attach_native",
 ]
+
+# Last: atexit runs the last registered first, and the exit flush must follow what the
+# modules imported above registered (see _core.process._at_exit).
+_process.register_exit_flush()

@@ -262,6 +262,39 @@ def test_what_an_atexit_handler_registered_before_import_emits_goes_out(tmp_path
         assert len(totals.sample_list(sm.METRIC_CALL_DURATION_S)) == 500
 
 
+@pytest.mark.parametrize("before", [False, True], ids=["after-only", "before-and-after"])
+def test_an_atexit_handler_registered_after_import_runs_once_and_goes_out(tmp_path, before):
+    """The common order (import, then register the shutdown): its emits go out once, never twice."""
+    script = f"""
+    import atexit
+
+    def early():  # registered before the library: its emits may be lost, but it runs once
+        print("early ran")
+
+    if {before!r}:
+        atexit.register(early)
+    import sip_statsd
+
+    def shutdown():
+        print("shutdown ran")
+        for _ in range(500):
+            sip_statsd.bye("inbound", "local", "normal")
+            sip_statsd.call_ended("inbound", 1.5)
+
+    atexit.register(shutdown)
+    for _ in range(500):
+        sip_statsd.call_started("inbound")
+    """
+    with Receiver() as receiver:
+        out = run(script, receiver, tmp_path)
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 500, timeout=10)
+        assert totals.count(sm.METRIC_BYE_TOTAL) == 500
+        assert totals.gauge(sm.METRIC_ACTIVE_CALLS) == 0
+        assert len(totals.sample_list(sm.METRIC_CALL_DURATION_S)) == 500
+    assert out.stdout.count("shutdown ran") == 1, out.stdout
+    assert out.stdout.count("early ran") == (1 if before else 0), out.stdout
+
+
 def _wait_ready(process: subprocess.Popen[str]) -> None:
     assert process.stdout is not None
     readable, _, _ = select.select([process.stdout], [], [], DEADLINE)

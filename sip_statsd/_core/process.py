@@ -20,8 +20,9 @@ Imported once with the package (by `_sip.api`), for these registrations.
 - Exit: one budget of `DEFAULT_TIMEOUT` for all recorders, their last flushes asked for at
   once; run once, from `atexit` or from multiprocessing's finalizers (a multiprocessing child
   ends with `os._exit`, past `atexit`, but after those). atexit runs the last registered
-  first, and ours is registered at import: so ours first runs the handlers registered before
-  it (an application's shutdown that still emits), then flushes.
+  first, and ours is registered at import: so, when no handler was registered after it, ours
+  first runs those registered before it (an application's shutdown that still emits), then
+  flushes (see `_at_exit`).
 - SIGTERM: its default disposition ends the process at once (what was not flushed is lost);
   `flush_on_sigterm()` flushes first and then lets the previous disposition act.
 """
@@ -97,19 +98,38 @@ _at_exit_ran = False
 
 
 def _at_exit() -> None:
-    """The exit flush, after every atexit handler registered before ours (run here, first)."""
+    """The exit flush, after the atexit handlers registered before ours when that is safe.
+
+    atexit runs the last registered first: handlers registered after ours have run already.
+    Those registered before ours run after it, so ours runs them first (`_run_exitfuncs`),
+    then flushes; CPython 3.11-3.13 clear every entry at the end of that inner run, so the
+    outer loop finds nothing left. But the inner run calls every entry, the later ones too:
+    it is done only when no handler was registered after ours, which would run twice (the
+    count of registrations tells: it never goes down). Otherwise what handlers registered
+    before the library was imported emit is lost (the README says: import it first).
+    """
     global _at_exit_ran
     if _at_exit_ran:
         return
     _at_exit_ran = True
+    nothing_after_ours = atexit._ncallbacks() == _REGISTERED_BEFORE_OURS + 1
     atexit.unregister(_at_exit)
-    # atexit's own loop skips what this inner run consumed (CPython 3.11-3.13 clear each entry).
-    with contextlib.suppress(Exception):
-        atexit._run_exitfuncs()
+    if nothing_after_ours:
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()
     close_all()
 
 
-atexit.register(_at_exit)
+_REGISTERED_BEFORE_OURS = 0
+
+
+def register_exit_flush() -> None:
+    """Register the exit flush: called last at `import sip_statsd`, once the modules it imports
+    (logging, multiprocessing, the clients' certifi, weakref.finalize) have registered theirs."""
+    global _REGISTERED_BEFORE_OURS
+    atexit.unregister(_at_exit)
+    _REGISTERED_BEFORE_OURS = atexit._ncallbacks()
+    atexit.register(_at_exit)
 
 
 def flush_on_sigterm(timeout: float = 2.0) -> None:
