@@ -9,12 +9,15 @@ waits for a resolver (see `Config`).
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Sized
 from typing import TYPE_CHECKING
 
 from .series import OwnedLock
 
 if TYPE_CHECKING:
+    from .batch import Batch
     from .config import Config
     from .flusher import Schedule
 
@@ -32,12 +35,23 @@ class HostDelivery:
 
     config: Config
     _schedule: Schedule
+    _lock: OwnedLock
+    _pid: int
+    _switches: Sized
 
     if TYPE_CHECKING:  # the recorder's
 
         def flush(self, timeout: float | None = ...) -> bool: ...
 
         def _serve(self) -> bool: ...
+
+        def _take_some(self, names: tuple[str, ...]) -> Batch | None: ...
+
+        def _account(self, batch: Batch) -> None: ...
+
+        def _send(self, batch: Batch) -> None: ...
+
+        def _log_once(self, key: object, message: str, *args: object) -> None: ...
 
     def _init_host(self) -> None:
         self._host_lock = OwnedLock()  # one caller sends at a time
@@ -49,14 +63,18 @@ class HostDelivery:
         self._schedule.threadless = config.delivery == "host"
         self._host_due = _monotonic() if config.delivery == "host" else _NEVER
 
-    def host_tick(self, recorded: bool = False) -> None:
+    def host_tick(self, recorded: bool = False, metrics: tuple[str, ...] | None = None) -> None:
         """delivery="host": at the end of a host's handler, send from this thread what is due.
 
-        `recorded=True` (the handler recorded something): send it now, one datagram. Without
-        it: once flush_interval has passed since the last send, checked every
-        `TICKS_PER_CLOCK_READ` calls (a safety net for recordings nobody flagged); otherwise
-        it returns at once, for about the cost of a function call. With thread delivery it
-        does nothing: the flusher thread sends.
+        `recorded=True` (the handler recorded something): send it now, one datagram. With
+        `metrics` (a tuple of the metric names the handler recorded to, made once), only
+        those families are taken and sent, with their drop counts: a few dozen series read
+        instead of every one; the rest goes at the next full flush (`flush()`, `close()`,
+        exit, or a tick once flush_interval has passed). Without `recorded`: once
+        flush_interval has passed since the last full flush, checked every
+        `TICKS_PER_CLOCK_READ` calls (a safety net for recordings nobody flagged);
+        otherwise it returns at once, for about the cost of a function call. With thread
+        delivery it does nothing: the flusher thread sends.
         """
         if not recorded:
             ticks = self._host_ticks - 1
@@ -67,8 +85,43 @@ class HostDelivery:
             if _monotonic() < self._host_due:
                 return
         if self._schedule.threadless:
-            self._host_due = _monotonic() + self.config.flush_interval
-            self.flush(0.0)
+            now = _monotonic()
+            if metrics is None or not recorded or now >= self._host_due or self._switches or self._pid != os.getpid():
+                # A full flush: asked, due, or what a configure() left must go first (to its backend).
+                self._host_due = now + self.config.flush_interval
+                self.flush(0.0)
+            elif not self._send_some(metrics):
+                self._host_due = now + self.config.flush_interval
+                self.flush(0.0)  # a name that is not a family here: everything, as before
+
+    def _send_some(self, metrics: tuple[str, ...]) -> bool:
+        """Send what the families `metrics` names hold, on this thread; False if one is unknown.
+
+        No flush number, no condition: nobody waits for a partial send. Never waits for our
+        flusher (still in its last send after a switch from thread delivery), and a signal
+        handler that interrupted a take or a send on this thread: the cells stay for the next tick.
+        """
+        thread = self._schedule.thread
+        if thread is not None and thread.is_alive():
+            return True
+        lock = self._host_lock
+        if not lock.acquire_for_fork(HOST_LOCK_TIMEOUT):
+            return True  # this thread is in a send already: the next tick sends this
+        try:
+            if self._lock.held_here():
+                return True
+            with self._lock:
+                batch = self._take_some(metrics)
+            if batch is None:
+                return False
+            if batch:
+                self._account(batch)
+                self._send(batch)
+        except Exception as error:  # a bug of ours must not reach the host
+            self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
+        finally:
+            lock.release()
+        return True
 
     def _sender_lock(self) -> OwnedLock:
         """Held by whoever sends (the flusher, or a host's thread): one sender at a time."""

@@ -163,40 +163,51 @@ class CounterSeries(Series):
         source._feeds = (*source._feeds, self)
 
 
-_PLUS_ONE = (1).__add__
-
-
 class CounterScan:
-    """One pass over a counter family's counts in C: which series counted since the last pass.
+    """Passes over counter families' counts in C: which series counted since the last pass.
 
-    Every count is read with one next(), all at once (`map`), and compared with what each
-    read returns when no emitter counted (`_expect`): a family where nothing happened costs
-    a few C loops, not a Python step per series. Made again when the family grows.
+    Every count is read with one next(), all at once (`map`), and subtracted from its
+    previous read (`last`): a series nobody counted reads exactly one more (our own next()),
+    and `list.count(1)` says in C whether that holds for all. A family where nothing happened
+    costs a few C loops, not a Python step per series. `take_span` reads one contiguous part
+    (a family: host delivery's partial take); each series' last read lives here only, so a
+    series is never counted by two passes. Made again when a family grows.
     """
 
-    __slots__ = ("counts", "expect", "series")
+    __slots__ = ("counts", "last", "series")
 
     def __init__(self, series: tuple[CounterSeries, ...]) -> None:
         self.series = series
         self.counts = tuple(s._count for s in series)
-        self.expect = [s._expect for s in series]
+        self.last = [s._expect - 1 for s in series]
 
     def take(self) -> list[tuple[CounterSeries, int]]:
         """(series, emitter increments since the last take) for each series that counted."""
         now = list(map(next, self.counts))
-        expect = self.expect
-        self.expect = list(map(_PLUS_ONE, now))
-        if now == expect:
+        diffs = list(map(operator.sub, now, self.last))
+        self.last = now
+        if diffs.count(1) == len(diffs):
             return []
         series = self.series
-        return [
-            (series[i], now[i] - expect[i]) for i in itertools.compress(range(len(now)), map(operator.ne, now, expect))
-        ]
+        return [(series[i], d - 1) for i, d in enumerate(diffs) if d != 1]
+
+    def take_span(
+        self, start: int, stop: int, counts: tuple[itertools.count[int], ...]
+    ) -> list[tuple[CounterSeries, int]]:
+        """`take` for the series from `start` to `stop` only (`counts` is `self.counts[start:stop]`)."""
+        now = list(map(next, counts))
+        last = self.last
+        diffs = list(map(operator.sub, now, last[start:stop]))
+        last[start:stop] = now
+        if diffs.count(1) == len(diffs):
+            return []
+        series = self.series
+        return [(series[start + i], d - 1) for i, d in enumerate(diffs) if d != 1]
 
     def keep(self) -> None:
         """Hand each series its next expected read (before the scan is made again)."""
-        for series, expect in zip(self.series, self.expect, strict=True):
-            series._expect = expect
+        for series, last in zip(self.series, self.last, strict=True):
+            series._expect = last + 1
 
 
 class DistributionSeries(Series):

@@ -38,10 +38,12 @@ provisional replies, retransmissions (absorbed by tm, or by the once-per-transac
 
 Delivery: Kamailio holds the GIL between SIP messages, so no thread of ours runs there. The
 configuration is `delivery="host"`: every function here that recorded something ends with
-`sip_statsd.host_tick(recorded=True)`, which sends from Kamailio's own process, at most one
-datagram per handler. Per-call state lives in Kamailio (transaction AVPs, dialog variables),
-since one call's messages land in different processes; times are CLOCK_MONOTONIC, the
-same in every process. Kamailio is imported by name (`KSR`) only when a handler runs.
+`sip_statsd.host_tick(True, metrics)`, naming the metrics it recorded to, which sends those from
+Kamailio's own process, at most one datagram per handler (the rest of the catalog is read at
+the next full flush, once flush_interval has passed, or at exit). Per-call state lives in
+Kamailio (transaction AVPs, dialog variables), since one call's messages land in different
+processes; times are CLOCK_MONOTONIC, the same in every process. Kamailio is imported by
+name (`KSR`) only when a handler runs.
 """
 
 from __future__ import annotations
@@ -61,6 +63,17 @@ _NO_DELAY_CODES = frozenset({401, 402, 407})  # RFC 6076 section 4.2: challenges
 REPLY_ROUTE = "ksr_metrics_reply"
 FAILURE_ROUTE = "ksr_metrics_failure"
 DIALOG_CALLBACK = "ksr_metrics_dialog"
+
+# What each handler records to, for host_tick: only these families are read and sent at once.
+_INVITE_METRICS = (
+    sip_statsd.METRIC_INVITE_RESPONSE_TOTAL,
+    sip_statsd.METRIC_INVITE_RESULT_TOTAL,
+    sip_statsd.METRIC_SESSION_REQUEST_DELAY_MS,
+)
+_REQUEST_METRICS = (sip_statsd.METRIC_REQUEST_RESULT_TOTAL,)
+_BYE_METRICS = (sip_statsd.METRIC_BYE_TOTAL,)
+_TIMEOUT_METRICS = (sip_statsd.METRIC_TRANSACTION_TIMEOUT_TOTAL,)
+_DIALOG_METRICS = (sip_statsd.METRIC_ACTIVE_CALLS, sip_statsd.METRIC_CALL_DURATION_S)
 
 
 def _ksr() -> Any:
@@ -142,7 +155,7 @@ class KemiMetrics:
                 return  # a retransmission, absorbed by tm (or no transaction: nothing to count)
             if ksr.dialog.is_known_dlg() > 0:
                 sip_statsd.bye(self.metrics_direction, sip_statsd.BY_REMOTE, sip_statsd.BYE_REASON_USER_HANGUP)
-                sip_statsd.host_tick(recorded=True)
+                sip_statsd.host_tick(True, _BYE_METRICS)
         ksr.tm.t_on_reply(REPLY_ROUTE)
         ksr.tm.t_on_failure(FAILURE_ROUTE)
 
@@ -165,7 +178,7 @@ class KemiMetrics:
         ksr = _ksr()
         code = int(ksr.pv.get("$rs"))
         method = ksr.pv.get("$rm")
-        recorded = False
+        recorded: tuple[str, ...] | None = None
         if method == "INVITE":
             start = ksr.pv.get(_AVP_START)
             if start is None:
@@ -175,24 +188,24 @@ class KemiMetrics:
                 if code < 300 or (code >= 400 and code not in _NO_DELAY_CODES):
                     delay = max(0.0, _now_ms() - float(start))
                     sip_statsd.observe_setup_delay(self.metrics_direction, delay, code < 300)
-                    recorded = True
+                    recorded = _INVITE_METRICS
             if code >= 200 and ksr.pv.is_null(_AVP_FINAL):
                 ksr.pv.seti(_AVP_FINAL, 1)
                 sip_statsd.invite_result(self.metrics_direction, code)
-                recorded = True
+                recorded = _INVITE_METRICS
         elif code >= 200 and ksr.pv.is_null(_AVP_FINAL):
             ksr.pv.seti(_AVP_FINAL, 1)
             sip_statsd.request_result(self.metrics_direction, method, code)
-            recorded = True
-        if recorded:
-            sip_statsd.host_tick(recorded=True)
+            recorded = _REQUEST_METRICS
+        if recorded is not None:
+            sip_statsd.host_tick(True, recorded)
 
     def metrics_failure(self) -> None:
         """Every branch failed (tm's failure route): a branch that timed out without any reply is a timeout."""
         ksr = _ksr()
         if ksr.tm.t_branch_timeout() > 0 and ksr.tm.t_branch_replied() < 0:
             sip_statsd.transaction_timeout(ksr.pv.get("$rm"))
-            sip_statsd.host_tick(recorded=True)
+            sip_statsd.host_tick(True, _TIMEOUT_METRICS)
 
     def metrics_dialog(self, event: str) -> None:
         """The dialog module's event callback: `dialog:start` (its 2xx) and `dialog:end`."""
@@ -206,4 +219,4 @@ class KemiMetrics:
             sip_statsd.call_ended(self.metrics_direction, duration)
         else:
             return
-        sip_statsd.host_tick(recorded=True)
+        sip_statsd.host_tick(True, _DIALOG_METRICS)

@@ -49,7 +49,7 @@ if CONFIGURE_IN == "statsd":
         def configure(self, **options):
             pass
 
-        def host_tick(self, recorded=False):
+        def host_tick(self, recorded=False, metrics=None):
             pass
 
         def invite_result(self, direction, code):
