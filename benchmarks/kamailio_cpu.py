@@ -2,7 +2,8 @@
 
     python benchmarks/kamailio_cpu.py [--rounds 3] [--calls 2000] [--rate 400]
 
-Also the host hook's cost next to invite_result's (timeit, interleaved rounds, best of N).
+Also the host hook's cost next to invite_result's, and a recording handler's tick with a full
+flush against a partial one (`host_tick(True, metrics)`) (timeit, interleaved rounds, best of N).
 
 Each round starts Debian's Kamailio (the stateful proxy of tests/test_kamailio.py, KEMI in
 Python) once per variant, in rotating order, and drives it with the same sipp load of answered
@@ -78,6 +79,39 @@ def hook_cost(rounds: int, number: int) -> dict[str, float]:
     return best
 
 
+def tick_cost(rounds: int, number: int) -> dict[str, dict[str, float]]:
+    """us per recording handler (its helper calls, then its tick): a full flush against a partial tick."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    invite = (sm.METRIC_INVITE_RESPONSE_TOTAL, sm.METRIC_INVITE_RESULT_TOTAL, sm.METRIC_SESSION_REQUEST_DELAY_MS)
+    handlers: dict[str, tuple[Any, tuple[str, ...]]] = {
+        "invite_result, observe_setup_delay": (
+            lambda: (sm.invite_result("inbound", 200), sm.observe_setup_delay("inbound", 80.0, True)),
+            invite,
+        ),
+        "request_result": (lambda: sm.request_result("inbound", "BYE", 200), (sm.METRIC_REQUEST_RESULT_TOTAL,)),
+        "bye": (lambda: sm.bye("inbound", "remote", "user-hangup"), (sm.METRIC_BYE_TOTAL,)),
+        "call_ended": (lambda: sm.call_ended("inbound", 1.5), (sm.METRIC_ACTIVE_CALLS, sm.METRIC_CALL_DURATION_S)),
+    }
+    best = {label: {"full": float("inf"), "partial": float("inf")} for label in handlers}
+    sm.configure(host="127.0.0.1", port=sink.getsockname()[1], delivery="host", flush_interval=3600)
+    sm.host_tick(True)
+    for _ in range(rounds):
+        for label, (record, metrics) in handlers.items():
+            for kind in ("full", "partial"):
+
+                def handler(record: Any = record, names: Any = metrics if kind == "partial" else None) -> None:
+                    record()
+                    sm.host_tick(True, names)
+
+                t = timeit.timeit(handler, number=number) / number * 1e6
+                best[label][kind] = min(best[label][kind], t)
+    sm.configure(backend="off")
+    sm.flush()  # what was left goes to the sink (the gauge's level), before it closes
+    sink.close()
+    return best
+
+
 def cpu_ns(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -138,11 +172,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=400)
     parser.add_argument("--hook-number", type=int, default=1_000_000)
+    parser.add_argument("--tick-number", type=int, default=5_000)
     args = parser.parse_args()
     skip = require_kamailio_or_skip()
     if skip:
         sys.exit(skip)
     hook = hook_cost(5, args.hook_number)
+    ticks = tick_cost(5, args.tick_number)
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     with Receiver(keep_datagrams=False, keep_samples=False) as receiver:
         for r in range(args.rounds):
@@ -155,18 +191,23 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared with other jobs (loaded)",
         "args": vars(args),
         "hook_ns": hook,
+        "recording_handler_us": ticks,
+        "load_average": os.getloadavg(),
         "runs": runs,
         "cpu_us_per_call_median": cpu,
         "ratio_to_none": {v: cpu[v] / cpu["none"] for v in VARIANTS},
     }
     lines = ["host hook next to invite_result (ns per call, best of 5 interleaved rounds):"]
     lines += [f"  {label:42} {ns:8.1f}" for label, ns in hook.items()]
+    lines.append("a recording handler and its host_tick (us, best of 5 interleaved rounds): full flush, partial tick")
+    lines += [f"  {label:42} {t['full']:8.1f} {t['partial']:8.1f}" for label, t in ticks.items()]
     load = f"{args.calls} calls at {args.rate}/s, median of {args.rounds} rounds"
     lines.append(f"Kamailio CPU per answered call ({load}):")
     for v in VARIANTS:
         per = [f"{x['cpu_us_per_call']:.1f}" for x in runs[v]]
         dg = statistics.median(x["datagrams_per_call"] for x in runs[v])
         lines.append(f"  {v:14} {cpu[v]:8.1f} us  x{cpu[v] / cpu['none']:.2f}  rounds {per}  datagrams/call {dg:.2f}")
+    lines.append(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
