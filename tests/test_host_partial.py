@@ -130,7 +130,9 @@ def test_partial_ticks_full_flushes_and_configure_interleaved_lose_and_double_no
             elif roll < 0.97:
                 assert metrics.flush(timeout=10)
             else:
-                metrics.configure(delivery="host", host=receiver.host, port=receiver.port, flush_interval=3000 + step % 500)
+                metrics.configure(
+                    delivery="host", host=receiver.host, port=receiver.port, flush_interval=3000 + step % 500
+                )
         stop.set()
         thread.join()
         assert metrics.flush(timeout=10)
