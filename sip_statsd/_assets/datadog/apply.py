@@ -295,6 +295,9 @@ class _Run:
         done = Applied(url=host)
         report = self.report
         with ApiClient(self.config) as client:
+            # Older clients (2.17 among them) have no retry_policy: urllib3's default then sleeps a 429's
+            # Retry-After (an hour, say) itself. The pools it makes take their retries from here.
+            client.rest_client.pool_manager.connection_pool_kw["retries"] = False
             self.client = client
             dashboards, monitors_api = DashboardsApi(client), MonitorsApi(client)
             title = dashboard["title"]
