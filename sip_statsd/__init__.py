@@ -32,6 +32,10 @@ from ._sip.catalog import SipCatalog
 from ._sip.emodel import estimate_mos, r_factor
 from ._sip.quality import QualityThresholds
 from ._sip.values import (
+    ATTESTATION_A,
+    ATTESTATION_B,
+    ATTESTATION_C,
+    ATTESTATIONS,
     BY_LOCAL,
     BY_REMOTE,
     BY_SIDES,
@@ -59,6 +63,7 @@ from ._sip.values import (
     DTLS_OK,
     DTLS_RESULTS,
     DTLS_TIMEOUT,
+    MAX_PEERS,
     MAX_RESPONSE_CODES,
     METHOD_ACK,
     METHOD_BYE,
@@ -88,9 +93,13 @@ from ._sip.values import (
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
+    METRIC_REGISTER_RESULT_TOTAL,
+    METRIC_REGISTERED_CONTACTS,
+    METRIC_REGISTRATION_REQUEST_DELAY_MS,
     METRIC_REQUEST_RESULT_TOTAL,
     METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
+    METRIC_STIR_ATTESTATION_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
     METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL,
@@ -99,6 +108,7 @@ from ._sip.values import (
     NATIVE_RESULT_ERR,
     NATIVE_RESULT_OK,
     NATIVE_RESULTS,
+    PEER_OTHER,
     QUALITY_GRADE_BEST,
     QUALITY_GRADE_HIGH,
     QUALITY_GRADE_LOW,
@@ -118,6 +128,11 @@ from ._sip.values import (
     REFRESH_OK,
     REFRESH_RESULTS,
     REFRESH_ROLE_SWAP,
+    REGISTER_CHALLENGED,
+    REGISTER_FAILURE,
+    REGISTER_RESULTS,
+    REGISTER_SUCCESS,
+    REGISTER_TIMEOUT,
     REQUEST_METHODS,
     SETUP_RESULT_FAILURE,
     SETUP_RESULT_SUCCESS,
@@ -134,6 +149,7 @@ from ._sip.values import (
     VOICE_RESULT_CONFIG_ERROR,
     VOICE_RESULT_OK,
     VOICE_RESULTS,
+    Attestation,
     By,
     ByeReason,
     Codec,
@@ -145,6 +161,7 @@ from ._sip.values import (
     QualityGrade,
     QualityIssue,
     RefreshResult,
+    RegisterResult,
     SetupResult,
     StirResult,
     VoiceMode,
@@ -173,6 +190,10 @@ request_result = _DEFAULT.request_result
 call_started = _DEFAULT.call_started
 call_ended = _DEFAULT.call_ended
 observe_setup_delay = _DEFAULT.observe_setup_delay
+# Registration KPIs.
+register_result = _DEFAULT.register_result
+observe_registration_delay = _DEFAULT.observe_registration_delay
+registered_contacts = _DEFAULT.registered_contacts
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush
@@ -189,6 +210,10 @@ def default() -> SipMetrics:
 
 
 __all__ = [
+    "ATTESTATIONS",
+    "ATTESTATION_A",
+    "ATTESTATION_B",
+    "ATTESTATION_C",
     "BACKENDS",
     "BYE_REASONS",
     "BYE_REASON_ERROR",
@@ -224,6 +249,7 @@ __all__ = [
     "DTLS_TIMEOUT",
     "FAULT_KINDS",
     "FLAVORS",
+    "MAX_PEERS",
     "MAX_RESPONSE_CODES",
     "METHODS",
     "METHOD_ACK",
@@ -254,11 +280,15 @@ __all__ = [
     "METRIC_DTLS_HANDSHAKE_TOTAL",
     "METRIC_INVITE_RESPONSE_TOTAL",
     "METRIC_INVITE_RESULT_TOTAL",
+    "METRIC_REGISTERED_CONTACTS",
+    "METRIC_REGISTER_RESULT_TOTAL",
+    "METRIC_REGISTRATION_REQUEST_DELAY_MS",
     "METRIC_REQUEST_RESULT_TOTAL",
     "METRIC_SAMPLED_AWAY_TOTAL",
     "METRIC_SEND_ERRORS_TOTAL",
     "METRIC_SESSION_REQUEST_DELAY_MS",
     "METRIC_SESSION_TIMER_REFRESH_TOTAL",
+    "METRIC_STIR_ATTESTATION_TOTAL",
     "METRIC_STIR_VERIFY_TOTAL",
     "METRIC_TRANSACTION_TIMEOUT_TOTAL",
     "METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL",
@@ -267,6 +297,7 @@ __all__ = [
     "NATIVE_RESULTS",
     "NATIVE_RESULT_ERR",
     "NATIVE_RESULT_OK",
+    "PEER_OTHER",
     "QUALITY_GRADES",
     "QUALITY_GRADE_BEST",
     "QUALITY_GRADE_HIGH",
@@ -287,6 +318,11 @@ __all__ = [
     "REFRESH_OK",
     "REFRESH_RESULTS",
     "REFRESH_ROLE_SWAP",
+    "REGISTER_CHALLENGED",
+    "REGISTER_FAILURE",
+    "REGISTER_RESULTS",
+    "REGISTER_SUCCESS",
+    "REGISTER_TIMEOUT",
     "REQUEST_METHODS",
     "SETUP_RESULTS",
     "SETUP_RESULT_FAILURE",
@@ -303,6 +339,7 @@ __all__ = [
     "VOICE_RESULTS",
     "VOICE_RESULT_CONFIG_ERROR",
     "VOICE_RESULT_OK",
+    "Attestation",
     "By",
     "ByeReason",
     "CodeClass",
@@ -326,6 +363,7 @@ __all__ = [
     "QualityIssue",
     "QualityThresholds",
     "RefreshResult",
+    "RegisterResult",
     "Series",
     "SetupResult",
     "SipCatalog",
@@ -350,8 +388,11 @@ __all__ = [
     "host_tick",
     "invite_result",
     "observe_call_qos",
+    "observe_registration_delay",
     "observe_setup_delay",
     "r_factor",
+    "register_result",
+    "registered_contacts",
     "request_result",
     "session_timer_refresh",
     "stats",

@@ -50,10 +50,10 @@ def _is_in(value: object, allowed: Container[object]) -> bool:
 
 @dataclass(frozen=True)
 class KpiHelpers:
-    request_result: Callable[[str, str, int], None]
-    call_started: Callable[[str], None]
+    request_result: Callable[..., None]
+    call_started: Callable[..., None]
     call_ended: Callable[..., None]
-    observe_setup_delay: Callable[[str, float, bool], None]
+    observe_setup_delay: Callable[..., None]
 
 
 def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one closure per helper
@@ -102,7 +102,7 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             except Exception:
                 _drop(rr, "method", method, "a SIP method name")
 
-    def request_result(direction: str, method: str, code: int) -> None:
+    def request_result(direction: str, method: str, code: int, peer: str | None = None) -> None:
         """Count the final response of a non-INVITE transaction, by method and class.
 
         `method` in exact upper case (REGISTER, OPTIONS, BYE, ...; any other → `other`);
@@ -124,7 +124,7 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
     duration_get = durations.get
     ac_miss = ac._miss
 
-    def call_started(direction: str) -> None:
+    def call_started(direction: str, peer: str | None = None) -> None:
         """A call started (an INVITE dialog confirmed, or however your service counts one).
 
         >>> call_started("inbound")   # sip_active_calls{direction:inbound} + 1
@@ -134,7 +134,7 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
         except Exception:
             _drop(ac, "direction", direction, _DIRECTION)
 
-    def call_ended(direction: str, duration_s: float | None = None) -> None:
+    def call_ended(direction: str, duration_s: float | None = None, peer: str | None = None) -> None:
         """A call ended: one fewer in progress; `duration_s` (>= 0) also goes to sip_call_duration_s.
 
         >>> call_ended("inbound", duration_s=93.4)
@@ -166,7 +166,7 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
     }
     sd_get = sd_table.get
 
-    def observe_setup_delay(direction: str, delay_ms: float, success: bool) -> None:
+    def observe_setup_delay(direction: str, delay_ms: float, success: bool, peer: str | None = None) -> None:
         """Record an RFC 6076 session request delay (SRD), in milliseconds (>= 0).
 
         `success` True: INVITE to its first non-100 provisional or 2xx; False: INVITE to a
