@@ -29,8 +29,11 @@ ROOT = Path(__file__).parent.parent
 
 TERM = re.compile(
     r"(?P<agg>[a-z0-9]+):(?P<name>[A-Za-z][\w.]*)\{(?P<filters>[^{}]*)\}"
-    r"(?: by \{(?P<by>[^{}]*)\})?(?P<fn>\.as_count\(\)|\.as_rate\(\))?"
+    r"(?: by \{(?P<by>[^{}]*)\})?(?P<fn>\.as_count\(\)|\.as_rate\(\))?(?:\.rollup\(sum, \d+\))?"
 )
+# Families that get a `peer` label on an instance with declared peers: queries may filter on
+# `peer:*` and group by it (the per-peer widgets read nothing on an instance without peers).
+PEERED = {f.name for f in SipMetrics(backend="off", peers=["p"]).families if "peer" in f.label_keys}
 MONITOR = re.compile(
     r"(?P<time>avg|sum|min|max)\(last_(?P<n>\d+)(?P<unit>[mhd])\):(?P<expr>.+) (?P<op><=|>=|<|>) (?P<threshold>[\d.]+)"
 )
@@ -67,10 +70,14 @@ class Catalog:
                     assert item[1:] in self.tags, f"{text}: unknown template variable {item}"
                     continue
                 key, _, value = item.lstrip("!").partition(":")
+                if key == "peer" and family.name in PEERED:
+                    assert value == "*", f"{text}: a peer filter is peer:* (the names are the service's)"
+                    continue
                 assert key in family.allowed, f"{text}: {key!r} is not a label of {family.name}"
                 assert value in family.allowed[key], f"{text}: {key}:{value} is not declared"
         for key in (term["by"] or "").split(",") if term["by"] else ():
-            assert key in family.allowed or (monitor and key in self.tags), f"{text}: cannot group by {key!r}"
+            peer = key == "peer" and family.name in PEERED
+            assert key in family.allowed or peer or (monitor and key in self.tags), f"{text}: cannot group by {key!r}"
         return family.name
 
     def check_query(self, query: str) -> str:
@@ -93,6 +100,12 @@ class Catalog:
             assert shape["time"] == "sum", f"{query}: .as_count() is summed over the window"
         arithmetic = TERM.sub("x", shape["expr"])
         for node in ast.walk(ast.parse(arithmetic, mode="eval")):
+            if isinstance(node, ast.Call):  # the one function: no value below a minimum count
+                assert isinstance(node.func, ast.Name), query
+                assert node.func.id == "cutoff_min", query
+                assert len(node.args) == 2, query
+                assert isinstance(node.args[1], ast.Constant), query
+                continue
             assert isinstance(node, ast.Expression | ast.BinOp | ast.Name | ast.Constant | ast.operator | ast.Load), (
                 f"{query}: {ast.dump(node)} in the arithmetic"
             )
@@ -314,6 +327,7 @@ def test_the_monitors_the_issue_asks_for_are_there(fresh):
         "no_invite_outcomes",
         "asr",
         "error_share",
+        "peer_asr",
         "isa",
         "transaction_timeouts",
         "dtls_failures",

@@ -192,16 +192,22 @@ def make_peered_kpis(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
 
         >>> call_ended("outbound", duration_s=93.4, peer="carrier-a")
         """
-        if not _hashable(peer):
-            peer = None
         try:
             next(down_get(peer, down_other).get(direction, ac_miss))
         except Exception:
-            _drop(ac, "direction", direction, _DIRECTION)
+            if _hashable(peer):
+                _drop(ac, "direction", direction, _DIRECTION)
+            else:
+                call_ended(direction, duration_s)
             return
         if duration_s is not None:
             series: DistributionSeries | None = dur_get(peer, dur_other).get(direction)
-            if series is not None:
+            if series is None:
+                return
+            samples = series._samples  # the peerless fast path; observe() checks the rest
+            if type(duration_s) is float and 0.0 <= duration_s <= series._hi and len(samples) < series._cap:
+                samples.append(duration_s)
+            else:
                 series.observe(duration_s)
 
     ac._follow_miss(lambda miss: _set_cell(call_started, "ac_miss", miss))
@@ -225,14 +231,19 @@ def make_peered_kpis(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
 
         >>> observe_setup_delay("outbound", 182.0, True, peer="carrier-a")
         """
-        if not _hashable(peer):
-            peer = None
         try:
             series = sd_get(peer, sd_other).get(direction, _NOWHERE).get(success)
         except Exception:
+            if not _hashable(peer):
+                observe_setup_delay(direction, delay_ms, success)
+                return
             series = None
         if series is not None:
-            series.observe(delay_ms)
+            samples = series._samples  # the peerless fast path; observe() checks the rest
+            if type(delay_ms) is float and 0.0 <= delay_ms <= series._hi and len(samples) < series._cap:
+                samples.append(delay_ms)
+            else:
+                series.observe(delay_ms)
         elif not _is_in(direction, DIRECTIONS):
             _drop(sd, "direction", direction, _DIRECTION)
         else:
@@ -263,6 +274,9 @@ def make_peered_qos(cat: SipCatalog) -> Callable[..., None]:
             emit = qos_get(peer, other)
         except Exception:
             emit = other
-        emit(rtt_ms, jitter_ms, loss_fraction, mos_estimate, zero_is_measured=zero_is_measured)
+        if zero_is_measured:
+            emit(rtt_ms, jitter_ms, loss_fraction, mos_estimate, zero_is_measured=True)
+        else:
+            emit(rtt_ms, jitter_ms, loss_fraction, mos_estimate)
 
     return observe_call_qos
