@@ -160,3 +160,9 @@ def test_per_peer_rules_and_alert(promtool: str, tmp_path: Path) -> None:
         [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_docs_panel_count_is_the_built_dashboards() -> None:
+    panels = [p for p in build().dashboard["panels"] if p["type"] not in ("row", "text")]
+    text = " ".join((Path(__file__).parents[1] / "docs" / "prometheus.md").read_text().split())
+    assert f"each with its note, {len(panels)} panels" in text
