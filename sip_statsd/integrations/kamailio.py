@@ -33,8 +33,13 @@ dialog's end count under the peer of their request.
 
 Registrar: `metrics_register(code)` where the script answers a REGISTER (after
 `KSR.registrar.save()`, or the 401 of `KSR.auth.auth_challenge`) counts `register_result`, and
-`metrics_contacts()` (from a timer route, or after `save()`) sets `sip_registered_contacts`
-to usrloc's contact count (`$stat(location-contacts)`, what `kamcmd ul.dump` lists).
+`ksr_metrics_contacts`, run by one rtimer process, sets `sip_registered_contacts` to usrloc's
+contact count (`$stat(location_contacts)`, what `kamcmd ul.dump` lists). One process, so one
+series for the host (every worker carries its own `kamailio_proc` tag):
+
+    loadmodule "rtimer.so"
+    modparam("rtimer", "timer", "name=contacts;interval=10;mode=1;")
+    modparam("rtimer", "exec", "timer=contacts;route=ksr_metrics_contacts")
 
 What it records (`direction` is the proxy's: `inbound` by default, every request came to us):
 - an initial INVITE's first final reply, once per transaction: `invite_result`; its first
@@ -120,7 +125,7 @@ class KemiMetrics:
     metrics_direction: str = sip_statsd.DIRECTION_INBOUND
     # The next hop's "host:port" or "host" -> its peer name (declared in SIP_STATSD_PEERS).
     metrics_peer_map: Mapping[str, str] = {}
-    metrics_contacts_stat: str = "$stat(location-contacts)"
+    metrics_contacts_stat: str = "$stat(location_contacts)"
     _metrics_options: dict[str, Any] | None = None
 
     # --- configuration --------------------------------------------------------------------
@@ -209,6 +214,11 @@ class KemiMetrics:
 
     def ksr_metrics_failure(self, msg: Any) -> int:
         self.metrics_failure()
+        return 1
+
+    def ksr_metrics_contacts(self, msg: Any, event: Any = None) -> int:
+        """rtimer's route (it passes the message and the timer's event name)."""
+        self.metrics_contacts()
         return 1
 
     def ksr_metrics_dialog(self, msg: Any, event: str) -> int:

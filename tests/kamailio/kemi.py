@@ -123,8 +123,7 @@ class Router(Base):
         else:
             KSR.sl.sl_reply_error()
             self.metrics_register(500)
-        self.metrics_contacts()
-        return 1
+        return 1  # the contacts: ksr_metrics_contacts, from one rtimer process
 
 
 def mod_init():
