@@ -62,8 +62,8 @@ def ua(tmp_path: Path, receiver: Receiver, name: str, *args: str) -> Example:
 
 
 def expected_quality(reports: list[dict[str, Any]]) -> dict[str, int]:
-    """Series from PJSIP's RTCP figures: one sample per value the stack measured (zero is "no
-    data", skipped), a grade per call from its MOS, the issues over the default thresholds."""
+    """Series from PJSIP's RTCP figures: one sample per value the stack measured (a measured zero
+    is a sample: 0 lost of a clean stream), a grade per call from its MOS, the issues over the defaults."""
     out: dict[str, int] = {}
     thresholds = sm.QualityThresholds()
 
@@ -77,7 +77,7 @@ def expected_quality(reports: list[dict[str, Any]]) -> dict[str, int]:
         mos = sm.estimate_mos(rtt, jitter or 0.0, loss or 0.0, "G.711") if rtt is not None else None
         assert rtcp["codec"] == "PCMU"
         for name, value in (("rtt_ms", rtt), ("jitter_ms", jitter), ("loss_fraction", loss), ("mos_estimate", mos)):
-            if value:
+            if value is not None and value >= 0:  # measured: a clean stream's 0 lost is a sample (issue 27)
                 add(f"sip_call_{name}|n")
         grade = next((g for floor, g in GRADE_FLOORS if mos is not None and mos >= floor), "unknown")
         add(f"sip_call_quality_total{{grade:{grade}}}")
