@@ -182,3 +182,41 @@ def test_an_instance_reads_sip_statsd_peers(monkeypatch):
     assert metrics.peers == ("carrier-a", "carrier-b")
     assert sm.SipMetrics(backend="off", peers=()).peers == ()
     metrics.close()
+
+
+def test_a_peer_view_counts_in_its_peers_series(receiver: Receiver, make_metrics: Any) -> None:
+    """`metrics.peer(name)`: the helpers bound to one peer; an undeclared name is `other`'s view."""
+    metrics = make_metrics(peers=PEERS, host=receiver.host, port=receiver.port, flush_interval=3600)
+    carrier = metrics.peer("carrier-b")
+    assert metrics.peer("carrier-b") is carrier
+    assert metrics.peer("10.0.0.9") is metrics.peer(None) is metrics.peer("other")
+    for _ in range(3):
+        carrier.invite_result("outbound", 200)
+        carrier.call_started("outbound")
+        carrier.call_ended("outbound", 2.5)
+        carrier.observe_setup_delay("outbound", 90.0, True)
+        carrier.request_result("outbound", "OPTIONS", 200)
+        carrier.transaction_timeout("BYE")
+        carrier.observe_call_qos(rtt_ms=10.0, loss_fraction=0.0, zero_is_measured=True)
+    metrics.peer("10.0.0.9").invite_result("outbound", 503)
+    carrier.invite_result("sideways", 200)  # dropped and counted, as by the peerless helper
+    assert metrics.flush(10)
+    totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 4)
+    b = {"peer": "carrier-b"}
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="2xx", **b) == 3
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="5xx", peer="other") == 1
+    assert totals.count(sm.METRIC_REQUEST_RESULT_TOTAL, method="OPTIONS", **b) == 3
+    assert totals.count(sm.METRIC_TRANSACTION_TIMEOUT_TOTAL, method="BYE", **b) == 3
+    assert totals.gauge(sm.METRIC_ACTIVE_CALLS, direction="outbound", **b) == 0
+    assert totals.sample_list(sm.METRIC_CALL_DURATION_S, **b) == [2.5, 2.5, 2.5]
+    assert totals.sample_list(sm.METRIC_SESSION_REQUEST_DELAY_MS, **b) == [90.0] * 3
+    assert totals.sample_list(sm.METRIC_CALL_LOSS_FRACTION, **b) == [0.0] * 3
+    assert metrics.stats().dropped_inputs == {(sm.METRIC_INVITE_RESULT_TOTAL, "unknown_value"): 1}
+
+
+def test_without_peers_a_view_is_the_instance_itself() -> None:
+    metrics = sm.SipMetrics(backend="off", peers=())
+    view = metrics.peer("carrier-a")
+    assert view.invite_result is metrics.invite_result
+    assert view.observe_call_qos is metrics.observe_call_qos
+    metrics.close()

@@ -19,8 +19,9 @@ from .._core.series import FLOAT_MAX
 from .._wire import backends as _backends  # noqa: F401 - registers the datadog and statsd backends
 from .catalog import SipCatalog, build_catalog, check_peers, check_response_codes
 from .helpers import Helpers
+from .peered import PeerView, make_peer_view
 from .quality import QualityThresholds
-from .values import DEFAULT_RESPONSE_CODES
+from .values import DEFAULT_RESPONSE_CODES, PEER_OTHER
 
 log = logging.getLogger("sip_statsd")
 
@@ -115,7 +116,37 @@ class SipMetrics(Helpers):
         self.host_tick: Callable[..., None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes, peer_names)
         self.peers: tuple[str, ...] = peer_names
+        self._views: dict[str, PeerView] = {}
         super().__init__(self.catalog)
+
+    def peer(self, name: str | None) -> PeerView:
+        """The hot helpers bound to peer `name` (an undeclared name: `other`), made once and kept.
+
+        Each costs what the helper costs on an instance without peers: bind the view where
+        the peer is known (a trunk, a call leg) instead of passing `peer=` on every call.
+        Without declared peers the view's helpers are this instance's own.
+
+        >>> carrier = metrics.peer("carrier-a")
+        >>> carrier.invite_result("outbound", 486)
+        """
+        key = name if name in self.peers else PEER_OTHER
+        view = self._views.get(key)
+        if view is None:
+            if self.peers:
+                view = make_peer_view(self.catalog, key)
+            else:
+                view = PeerView(
+                    key,
+                    self.invite_result,
+                    self.transaction_timeout,
+                    self.request_result,
+                    self.call_started,
+                    self.call_ended,
+                    self.observe_setup_delay,
+                    self.observe_call_qos,
+                )
+            view = self._views.setdefault(key, view)
+        return view
 
     def configure(self, **options: Unpack[Options]) -> None:
         """Replace the whole configuration (unnamed options take their defaults).

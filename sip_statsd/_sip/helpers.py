@@ -8,16 +8,15 @@ exception (an unhashable argument, or the strict-mode miss) takes the slow path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Container, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from .._core.drops import allowed_text
-from .._core.family import Counter, Family
-from .._core.names import DROP_UNKNOWN_VALUE
+from .._core.family import Counter
 from .._core.series import CounterSeries
-from .catalog import SIP_CODES, SipCatalog, code_class
+from .catalog import SipCatalog
 from .kpis import make_kpi_helpers
 from .peered import make_peered_helpers, make_peered_kpis, make_peered_qos
+from .peerless import _NOWHERE, _arg, _follow_miss, _slow, make_origin_peerless
 from .qos import make_observe_call_qos
 from .registration import make_registration_helpers, make_stir_verify
 from .values import (
@@ -25,7 +24,6 @@ from .values import (
     BYE_REASONS,
     DIRECTION_OUTBOUND,
     DIRECTIONS,
-    METHOD_OTHER,
     NATIVE_RESULT_ERR,
     NATIVE_RESULT_OK,
     VOICE_ATTACH_MODES,
@@ -35,39 +33,15 @@ from .values import (
     VOICE_RESULT_OK,
 )
 
-_Arg = tuple[str, Container[object], str]  # label key, allowed values, what is expected
-_NOWHERE: dict[object, Any] = {}  # the next level for an undeclared value: every .get() misses
 _BOOLS = (True, False)
 _Emit = Callable[..., None]
 
 
-def _one_of(values: Iterable[object]) -> str:
-    return f"one of {allowed_text(values)}"
-
-
-def _arg(key: str, allowed: Collection[object], expected: str | None = None) -> _Arg:
-    return key, allowed, expected or _one_of(allowed)
-
-
 # What each helper's arguments may be, for naming the bad one on the slow path (made once).
-_INVITE_ARGS = (_arg("direction", DIRECTIONS), _arg("code", SIP_CODES, "a SIP response code from 100 to 699"))
 _BYE_ARGS = (_arg("direction", DIRECTIONS), _arg("by", BY_SIDES), _arg("reason_class", BYE_REASONS))
 _VOICE_ATTACH_ARGS = (_arg("mode", VOICE_ATTACH_MODES), _arg("ok", _BOOLS, "True or False"))
 _FALLBACK_ARGS = (_arg("from", (VOICE_MODE_PIPELINE,)), _arg("to", (VOICE_MODE_REALTIME,)))
 _NATIVE_ARGS = (_arg("ok", _BOOLS, "True or False"),)
-
-
-def _slow(family: Family, args: tuple[_Arg, ...], *values: object) -> None:
-    """Name the first bad argument and drop it (or raise, strict). Off the hot path."""
-    for (key, allowed, expected), value in zip(args, values, strict=True):
-        try:
-            ok = value in allowed
-        except Exception:
-            ok = False
-        if not ok:
-            family.recorder._drop(family, DROP_UNKNOWN_VALUE, key, value, expected)
-            return
-    family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", values, "valid")
 
 
 def _counts(family: Counter, *keys: str) -> dict[object, Any]:
@@ -80,22 +54,6 @@ def _counts(family: Counter, *keys: str) -> dict[object, Any]:
             level = level.setdefault(series.labels[key], {})
         level[series.labels[keys[-1]]] = series._count
     return table
-
-
-def _follow_miss(family: Family, emit: _Emit, name: str) -> None:
-    """Keep the closure variable `name` of `emit` equal to `family`'s miss iterator.
-
-    The helpers read their miss iterator from a closure cell, which costs nothing on the
-    hot path; turning strict mode on or off rewrites the cell (shared by every helper that
-    closes over the same variable).
-    """
-    assert emit.__closure__ is not None
-    cell = emit.__closure__[emit.__code__.co_freevars.index(name)]
-
-    def set_miss(miss: Iterator[object]) -> None:
-        cell.cell_contents = miss
-
-    family._follow_miss(set_miss)
 
 
 class Helpers:
@@ -135,52 +93,7 @@ class Helpers:
             peered = make_peered_helpers(cat)
             self.invite_result, self.transaction_timeout = peered.invite_result, peered.transaction_timeout
         else:
-            inv = cat.invite_result
-            resp = cat.invite_response
-            exact = {code for code in SIP_CODES if str(code) in resp.allowed["code"]}
-            inv_table: dict[object, Any] = {
-                # Plain str keys: a dict whose keys are all exact str takes CPython's faster look-up.
-                # One count per (direction, code): sip_invite_response_total's series (the exact
-                # code, or its class); sip_invite_result_total is derived from them at flush.
-                str(d): {
-                    code: resp.series(direction=d, code=str(code) if code in exact else code_class(code))._count
-                    for code in SIP_CODES
-                }
-                for d in DIRECTIONS
-            }
-            inv_get = inv_table.get
-            inv_miss = inv._miss
-
-            def invite_result(direction: str, code: int, peer: str | None = None) -> None:
-                """Count a final INVITE outcome: `direction` inbound/outbound, `code` 100-699.
-
-                `peer`: the far end, counted only on an instance that declares peers.
-
-                >>> invite_result("inbound", 486)   # sip_invite_result_total{direction:inbound,code_class:4xx}
-                """
-                try:
-                    next(inv_get(direction, _NOWHERE).get(code, inv_miss))
-                except Exception:
-                    _slow(inv, _INVITE_ARGS, direction, code)
-
-            _follow_miss(inv, invite_result, "inv_miss")
-
-            tt = cat.transaction_timeout
-            tt_get = _counts(tt, "method").get
-            tt_other = tt.series(method=METHOD_OTHER)._count
-
-            def transaction_timeout(method: str, peer: str | None = None) -> None:
-                """Count a transaction timeout by SIP method (exact upper case); any other → `other`.
-
-                >>> transaction_timeout("INVITE")
-                """
-                try:
-                    next(tt_get(method, tt_other))
-                except Exception:
-                    next(tt_other)  # unhashable: still a timeout, of an unknown method
-
-            self.invite_result = invite_result
-            self.transaction_timeout = transaction_timeout
+            self.invite_result, self.transaction_timeout = make_origin_peerless(cat)
 
         bye_f = cat.bye
         bye_table = _counts(bye_f, "direction", "by", "reason_class")

@@ -56,11 +56,15 @@ class KpiHelpers:
     observe_setup_delay: Callable[..., None]
 
 
-def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one closure per helper
+def make_kpi_helpers(  # noqa: PLR0915 - one closure per helper
+    cat: SipCatalog, extra: dict[str, str] | None = None
+) -> KpiHelpers:
+    """The helpers over all the series (no peers), or one peer's (`extra`: its label, a `PeerView`)."""
+    extra = extra or {}
     rr = cat.request_result
 
     def count(direction: str, method: str, klass: str) -> Iterator[object]:
-        series = rr.series(direction=direction, method=method, code_class=klass)
+        series = rr.series(direction=direction, method=method, code_class=klass, **extra)
         assert isinstance(series, CounterSeries)
         return series._count
 
@@ -116,11 +120,13 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             request_result_slow(direction, method, code)
 
     ac = cat.active_calls
-    gauges = {str(d): ac.series(direction=d) for d in DIRECTIONS}
+    gauges = {str(d): ac.series(direction=d, **extra) for d in DIRECTIONS}
     assert all(isinstance(g, GaugeSeries) for g in gauges.values())
     up_get = {d: g._up for d, g in gauges.items()}.get
     down_get = {d: g._down for d, g in gauges.items()}.get
-    durations: dict[object, DistributionSeries] = {str(d): cat.call_duration_s.series(direction=d) for d in DIRECTIONS}
+    durations: dict[object, DistributionSeries] = {
+        str(d): cat.call_duration_s.series(direction=d, **extra) for d in DIRECTIONS
+    }
     duration_get = durations.get
     ac_miss = ac._miss
 
@@ -159,8 +165,8 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
     sd = cat.session_request_delay_ms
     sd_table: dict[object, dict[object, DistributionSeries]] = {
         str(d): {
-            True: sd.series(direction=d, result=SETUP_RESULT_SUCCESS),
-            False: sd.series(direction=d, result=SETUP_RESULT_FAILURE),
+            True: sd.series(direction=d, result=SETUP_RESULT_SUCCESS, **extra),
+            False: sd.series(direction=d, result=SETUP_RESULT_FAILURE, **extra),
         }
         for d in DIRECTIONS
     }

@@ -14,7 +14,8 @@ from typing import Any
 from .._core.gauge import GaugeSeries
 from .._core.series import DistributionSeries
 from .catalog import SIP_CODES, SipCatalog, code_class
-from .kpis import _CLASS_INDEX, _MISS, _NOT_HERE, KpiHelpers, _drop, _is_in, _set_cell
+from .kpis import _CLASS_INDEX, _MISS, _NOT_HERE, KpiHelpers, _drop, _is_in, _set_cell, make_kpi_helpers
+from .peerless import make_origin_peerless
 from .qos import make_observe_call_qos
 from .registration import _hashable, peer_labels
 from .values import (
@@ -280,3 +281,39 @@ def make_peered_qos(cat: SipCatalog) -> Callable[..., None]:
             emit(rtt_ms, jitter_ms, loss_fraction, mos_estimate)
 
     return observe_call_qos
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """The hot helpers bound to one peer: the peerless closures over that peer's series.
+
+    `metrics.peer("carrier-a").invite_result("outbound", 486)` costs what `invite_result`
+    costs on an instance without peers (no look-up of the peer per call): bind the view
+    once per call leg or trunk, where the peer is known.
+    """
+
+    name: str
+    invite_result: Callable[..., None]
+    transaction_timeout: Callable[..., None]
+    request_result: Callable[..., None]
+    call_started: Callable[..., None]
+    call_ended: Callable[..., None]
+    observe_setup_delay: Callable[..., None]
+    observe_call_qos: Callable[..., None]
+
+
+def make_peer_view(cat: SipCatalog, name: str) -> PeerView:
+    """The view of `name` (a declared peer or `other`) on an instance with peers."""
+    extra = {"peer": name}
+    invite_result, transaction_timeout = make_origin_peerless(cat, extra)
+    kpis = make_kpi_helpers(cat, extra)
+    return PeerView(
+        name,
+        invite_result,
+        transaction_timeout,
+        kpis.request_result,
+        kpis.call_started,
+        kpis.call_ended,
+        kpis.observe_setup_delay,
+        make_observe_call_qos(cat, extra),
+    )

@@ -25,19 +25,16 @@ from ..._sip.values import (
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
-    METRIC_REGISTER_RESULT_TOTAL,
-    METRIC_REGISTERED_CONTACTS,
-    METRIC_REGISTRATION_REQUEST_DELAY_MS,
     METRIC_REQUEST_RESULT_TOTAL,
     METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
-    METRIC_STIR_ATTESTATION_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
     METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL,
     METRIC_VOICE_ATTACH_NATIVE_TOTAL,
     METRIC_VOICE_ATTACH_TOTAL,
 )
+from . import peers
 from .kpis import (
     active_calls_widgets,
     duration_widgets,
@@ -52,7 +49,6 @@ from .kpis import (
     setup_delay_widgets,
 )
 from .parts import Monitor, Queries, Thresholds, Widget, monitor, number, timeseries, toplist, value
-from .peers import PEER_GROUP, REGISTRATION_GROUP, attestation_widgets, contacts_widgets, register_widgets, rrd_widgets
 
 Widgets = Callable[[Queries], list[Widget]]
 Monitors = Callable[[Queries, Thresholds, str], list[Monitor]]
@@ -76,7 +72,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "service or its upstreams (check the logs and the transaction timeouts below); rising **6xx** at "
         "the far end (declines, global busy); rising 4xx at dialling, routing or authentication.",
     ),
-    "peers": PEER_GROUP,
+    "peers": peers.PEER_GROUP,
     "teardown": (
         "Call teardown",
         "BYEs by the side that hung up and its reason. Many `timer-expired` or `error` BYEs mean calls "
@@ -87,7 +83,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Transaction timeouts (Timer B / F) by method. A peak for one method usually means an unreachable "
         "next hop; for all methods, a network partition or an overloaded proxy.",
     ),
-    "registration": REGISTRATION_GROUP,
+    "registration": peers.REGISTRATION_GROUP,
     "session_timers": (
         "Session timers",
         "RFC 4028 refresh outcomes. `422-gave-up` and `481` mean refreshes that failed and calls that will "
@@ -377,13 +373,9 @@ VIEWS: dict[str, View] = {
     METRIC_BYE_TOTAL: View("teardown", bye_widgets),
     METRIC_TRANSACTION_TIMEOUT_TOTAL: View("transactions", timeout_widgets, timeout_monitors),
     METRIC_REQUEST_RESULT_TOTAL: View("transactions", request_widgets),
-    METRIC_REGISTER_RESULT_TOTAL: View("registration", register_widgets),
-    METRIC_REGISTRATION_REQUEST_DELAY_MS: View("registration", rrd_widgets),
-    METRIC_REGISTERED_CONTACTS: View("registration", contacts_widgets),
     METRIC_SESSION_TIMER_REFRESH_TOTAL: View("session_timers", refresh_widgets),
     METRIC_DTLS_HANDSHAKE_TOTAL: View("security", dtls_widgets, dtls_monitors),
     METRIC_STIR_VERIFY_TOTAL: View("security", stir_widgets, stir_monitors),
-    METRIC_STIR_ATTESTATION_TOTAL: View("security", attestation_widgets),
     METRIC_VOICE_ATTACH_TOTAL: View("voice_attach", voice_attach_widgets),
     METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL: View("voice_attach", fallback_widgets),
     METRIC_VOICE_ATTACH_NATIVE_TOTAL: View("voice_attach", native_widgets),
@@ -398,4 +390,5 @@ VIEWS: dict[str, View] = {
     METRIC_DROPPED_INPUTS_TOTAL: View("health", dropped_widgets, dropped_monitors),
     METRIC_SEND_ERRORS_TOTAL: View("health", send_error_widgets, send_error_monitors),
     METRIC_SAMPLED_AWAY_TOTAL: View("health", sampled_widgets, None),
+    **{name: View(group, widgets) for name, (group, widgets) in peers.VIEWS.items()},  # registration, attestation
 }

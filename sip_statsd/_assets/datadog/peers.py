@@ -10,6 +10,8 @@ stay empty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..._sip.values import (
     METRIC_ACTIVE_CALLS,
     METRIC_CALL_DURATION_S,
@@ -173,3 +175,12 @@ REGISTRATION_GROUP: tuple[str, str] = (
     "failed and timed-out attempts over success + failure + timeout), **RRD** (first REGISTER to its final "
     "response, across the challenge) and the registrar's contacts.",
 )
+
+
+# The families of issue 27 on the dashboard: family -> (group, widgets), for `families.VIEWS`.
+VIEWS: dict[str, tuple[str, Callable[[Queries], list[Widget]]]] = {
+    METRIC_REGISTER_RESULT_TOTAL: ("registration", register_widgets),
+    METRIC_REGISTRATION_REQUEST_DELAY_MS: ("registration", rrd_widgets),
+    METRIC_REGISTERED_CONTACTS: ("registration", contacts_widgets),
+    METRIC_STIR_ATTESTATION_TOTAL: ("security", attestation_widgets),
+}
