@@ -283,3 +283,29 @@ def test_pjsua2_lossy_calls_are_graded_from_pjsip_rtcp(tmp_path: Path, receiver:
         print(f"{key:<90} expected {expected.get(key, 0):>4}  received {got.get(key, 0):>4}")
     print("RTCP as PJSIP reported it:", reports)
     assert got == series(expected)
+
+
+@pytest.mark.parametrize(
+    ("uri", "peer"),
+    [
+        ('"Carrier" <sip:+4930123@10.0.0.5:5070;transport=udp>', "by-port"),
+        ("<sip:alice@10.0.0.5>", "by-host"),
+        ("sip:10.0.0.5:5999", "by-host"),
+        ("<sips:bob@[2001:db8::1]:5061>", "v6"),
+        ("<sip:carol@192.0.2.9>", None),
+        ("", None),
+    ],
+)
+def test_pjsua2_names_the_peer_of_the_remote_uri(uri: str, peer: str | None) -> None:
+    """`MeteredCall.peer_of` over the remote URI's host and port, as onCallState reads it."""
+    _pjsua2_or_skip()
+    from sip_statsd.integrations import pjsua2 as integration
+
+    peer_map = {"10.0.0.5:5070": "by-port", "10.0.0.5": "by-host", "[2001:db8::1]:5061": "v6"}
+    found = integration._URI_HOST.search(uri)
+    named = None
+    if found is not None:
+        from sip_statsd.integrations._calls import peer_in
+
+        named = peer_in(peer_map, found[1], int(found[2]) if found[2] else None)
+    assert named == peer
