@@ -29,7 +29,7 @@ ROOT = Path(__file__).parent.parent
 
 TERM = re.compile(
     r"(?P<agg>[a-z0-9]+):(?P<name>[A-Za-z][\w.]*)\{(?P<filters>[^{}]*)\}"
-    r"(?: by \{(?P<by>[^{}]*)\})?(?P<fn>\.as_count\(\)|\.as_rate\(\))?(?:\.rollup\(sum, \d+\))?"
+    r"(?: by \{(?P<by>[^{}]*)\})?(?P<fn>\.as_count\(\)|\.as_rate\(\))?"
 )
 # Families that get a `peer` label on an instance with declared peers: queries may filter on
 # `peer:*` and group by it (the per-peer widgets read nothing on an instance without peers).
@@ -96,15 +96,16 @@ class Catalog:
         terms = list(TERM.finditer(shape["expr"]))
         assert terms, query
         names = [self.check_term(t, monitor=True) for t in terms]
-        if any(t["fn"] == ".as_count()" for t in terms):
+        windowed = "moving_rollup(" in shape["expr"]  # each point already a sum over a window of its own
+        if any(t["fn"] == ".as_count()" for t in terms) and not windowed:
             assert shape["time"] == "sum", f"{query}: .as_count() is summed over the window"
         arithmetic = TERM.sub("x", shape["expr"])
         for node in ast.walk(ast.parse(arithmetic, mode="eval")):
-            if isinstance(node, ast.Call):  # the one function: no value below a minimum count
+            if isinstance(node, ast.Call):  # a window's sum at each point; no value below a minimum count
                 assert isinstance(node.func, ast.Name), query
-                assert node.func.id == "cutoff_min", query
-                assert len(node.args) == 2, query
-                assert isinstance(node.args[1], ast.Constant), query
+                assert node.func.id in ("cutoff_min", "moving_rollup"), query
+                assert all(isinstance(a, ast.Constant) for a in node.args[1:]), query
+                assert len(node.args) == (2 if node.func.id == "cutoff_min" else 3), query
                 continue
             assert isinstance(node, ast.Expression | ast.BinOp | ast.Name | ast.Constant | ast.operator | ast.Load), (
                 f"{query}: {ast.dump(node)} in the arithmetic"

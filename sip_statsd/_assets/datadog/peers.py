@@ -105,18 +105,19 @@ def peer_widgets(q: Queries) -> list[Widget]:
 def peer_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
     """ASR per peer, judged only where the peer had at least `peer_min_attempts` final outcomes.
 
-    `cutoff_min` turns a 15-minute count below the minimum into no value, so a peer with a
-    handful of attempts gives no ratio to compare (Datadog's query functions; untested against
-    a live account here, validated as a model like every monitor).
+    At each point, `moving_rollup(..., 900, 'sum')` is the last 15 minutes' count and
+    `cutoff_min` turns a count below the minimum into no value, so a peer with a handful of
+    attempts gives no ratio to compare; the monitor averages that 15-minute ASR over 5 minutes.
+    (Datadog's query functions; validated as a model like every monitor, not against an account.)
     """
     ok = q.count(METRIC_INVITE_RESULT_TOTAL, "code_class:2xx", _PEER, by=_BY_PEER)
     final = q.count(METRIC_INVITE_RESULT_TOTAL, _FINAL, _PEER, by=_BY_PEER)
-    judged = f"cutoff_min({final}.rollup(sum, 900), {number(t.peer_min_attempts)})"
+    judged = f"cutoff_min(moving_rollup({final}, 900, 'sum'), {number(t.peer_min_attempts)})"
     return [
         monitor(
             "peer_asr",
             f"[{title}] Answer-seizure ratio is low on a peer",
-            f"sum(last_15m):100 * {ok}.rollup(sum, 900) / {judged} < {number(t.asr_percent)}",
+            f"avg(last_5m):100 * moving_rollup({ok}, 900, 'sum') / {judged} < {number(t.asr_percent)}",
             t.asr_percent,
             "Only {{value}}% of final INVITE outcomes on peer {{peer.name}} over 15 minutes are 2xx (judged "
             f"from {number(t.peer_min_attempts)} attempts on). One peer low while the others hold: that carrier "
