@@ -220,3 +220,22 @@ def test_without_peers_a_view_is_the_instance_itself() -> None:
     assert view.invite_result is metrics.invite_result
     assert view.observe_call_qos is metrics.observe_call_qos
     metrics.close()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.invite_result("sideways", 200, peer="gw-1"),
+        lambda m: m.invite_result("inbound", 99, peer="gw-1"),
+        lambda m: m.request_result("inbound", "INVITE", 200, peer="gw-1"),
+        lambda m: m.call_started("sideways", peer="gw-1"),
+        lambda m: m.observe_setup_delay("inbound", 10.0, "yes", peer="gw-1"),
+        lambda m: m.register_result("inbound", 150, peer="gw-1"),
+        lambda m: m.peer("gw-1").invite_result("sideways", 200),
+    ],
+)
+def test_strict_mode_names_the_bad_argument_with_peers(call: Any) -> None:
+    metrics = sm.SipMetrics(backend="off", peers=PEERS)
+    with capture_metrics(metrics=metrics), pytest.raises(sm.InvalidInputError):
+        call(metrics)
+    metrics.close()
