@@ -140,7 +140,10 @@ def test_each_peer_adds_the_documented_series():
     assert total(five) == total(none) + 5 * SERIES_PER_PEER == 1693
     assert "1,693 possible SIP series" in (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
     five.close()
-    assert f"{SERIES_PER_PEER} series" in (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    docs = Path(__file__).parents[1] / "docs"
+    assert f"{SERIES_PER_PEER} series" in (docs / "metrics.md").read_text()
+    for page in ("dashboards.md", "prometheus.md", "operating.md"):  # each says it too
+        assert f"{SERIES_PER_PEER} " in " ".join((docs / page).read_text().split()), page
     assert not any("peer" in f.label_keys for f in none.catalog.families)
     for m in (none, one, two):
         m.close()
