@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,9 @@ def test_each_peer_adds_the_documented_series():
     assert f"{SERIES_PER_PEER} series" in (docs / "metrics.md").read_text()
     for page in ("dashboards.md", "prometheus.md", "operating.md"):  # each says it too
         assert f"{SERIES_PER_PEER} " in " ".join((docs / page).read_text().split()), page
+    from sip_statsd.dashboard import build as datadog_build
+
+    assert f"adds {SERIES_PER_PEER} possible series" in json.dumps(datadog_build(none)[0])  # the group's note
     assert not any("peer" in f.label_keys for f in none.catalog.families)
     for m in (none, one, two):
         m.close()
