@@ -143,12 +143,34 @@ def test_listen_shows_the_last_level_of_each_gauge():
     assert re.search(r"sip_active_calls\{direction:inbound\}\s+3$", out.getvalue(), re.M)
 
 
-def test_demo_to_an_agent_address(receiver):
-    result = run("demo", "--calls", "200", "--agent", f"{receiver.host}:{receiver.port}")
+def test_demo_to_an_agent_address_says_it_is_a_demo(receiver):
+    production = {"DD_ENV": "prod", "DD_SERVICE": "sbc"}
+    result = run("demo", "--calls", "200", "--agent", f"{receiver.host}:{receiver.port}", env=production)
     assert result.returncode == 0, result.stderr
     assert "arrival is not checked" in result.stdout
+    assert "tagging env:sip-statsd-demo, not DD_ENV='prod'" in result.stdout
     totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 200)
-    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 200
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, env="sip-statsd-demo", sip_statsd_demo="true") == 200
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, env="prod") == 0
+
+
+@pytest.mark.parametrize("how", ["host", "url"])
+def test_demo_never_sends_to_the_agent_the_environment_names(receiver, how):
+    """With DD_AGENT_HOST (or DD_DOGSTATSD_URL) set, as on any host with an Agent, the demo stays local."""
+    agent = (
+        {"DD_AGENT_HOST": receiver.host, "DD_DOGSTATSD_PORT": str(receiver.port)}
+        if how == "host"
+        else {"DD_DOGSTATSD_URL": f"udp://{receiver.host}:{receiver.port}"}
+    )
+    result = run("demo", "--calls", "300", "--seed", "2", env={**agent, "DD_ENV": "prod", "DD_SERVICE": "sbc"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every series arrived as sent" in result.stdout
+    assert "sip-statsd demo: not sending to the agent of DD_" in result.stdout
+    # A marker after the run: the socket's queue is FIFO, so whatever the demo sent is read first.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+        marker.sendto(b"marker:1|c", (receiver.host, receiver.port))
+    arrived = receiver.wait_for(lambda t: t.count("marker") >= 1)
+    assert arrived.counts == {"marker": 1}, arrived.counts
 
 
 @pytest.mark.parametrize(
