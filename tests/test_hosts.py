@@ -298,8 +298,13 @@ def test_an_atexit_handler_registered_after_import_runs_once_and_goes_out(tmp_pa
 def _wait_ready(process: subprocess.Popen[str]) -> None:
     assert process.stdout is not None
     readable, _, _ = select.select([process.stdout], [], [], DEADLINE)
-    assert readable, "the script printed nothing"
-    assert process.stdout.readline().strip() == "ready", process.stderr
+    if not readable:
+        process.kill()
+    first = process.stdout.readline() if readable else ""
+    if first.strip() != "ready":
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the script printed {first + out!r} (exit {process.returncode}), stderr {err!r}")
 
 
 @pytest.mark.parametrize("previous", ["default", "handler"])
@@ -339,9 +344,10 @@ def test_sigterm_opt_in_flushes_then_does_what_sigterm_did_before(tmp_path, prev
                 process.kill()
                 process.communicate()
         if previous == "default":
-            assert process.returncode == -signal.SIGTERM, err
+            assert process.returncode == -signal.SIGTERM, f"exit {process.returncode}, printed {out!r}, stderr {err!r}"
         else:
-            assert (process.returncode, out.split()[-1]) == (7, "previous"), err
+            printed = f"the child exited {process.returncode}, printed {out!r}, stderr {err!r}"
+            assert (process.returncode, out.split()[-1:]) == (7, ["previous"]), printed
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1000, timeout=10)
         assert totals.count(sm.METRIC_BYE_TOTAL) == 1000
 
