@@ -5,7 +5,9 @@ Read here, not from the datadog client's private attributes (which changed under
 `statsd.New` are followed for the address, datadog-go's `tag_cardinality.go`,
 `external_env.go` and `isOriginDetectionEnabled` (with datadogpy's
 `_is_origin_detection_enabled` for the values that mean "off") for the origin fields. The
-container ID is read by the datadog package's public `datadog.dogstatsd.container.Cgroup`.
+container ID is read by the datadog package's public `datadog.dogstatsd.container.Cgroup`,
+loaded from its file alone: importing any part of the package the usual way runs
+`datadog/__init__.py`, which imports its HTTP API client and `requests` (~100 ms, ~200 modules).
 
 Everything from the environment is user data: a field that would carry wire syntax
 (`|`, `#`, `,`, `:` where not allowed, a newline, any unprintable character) is cleaned as
@@ -14,21 +16,56 @@ datadog-go cleans it, or left out.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import re
 from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
-
-# Imported here, never later: a lazy import on the flusher thread could leave a forked child
-# the import lock as it was (STYLE.md, "A thread of ours owns its fork story").
-from datadog.dogstatsd.container import Cgroup
-from datadog.util.format import normalize_tags
 
 from .._core.config import CARDINALITIES
 from .origin import checked_tags, origin_detection_enabled
 from .origin import origin_fields as _origin_fields  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
 
 log = logging.getLogger("sip_statsd")
+
+
+def _load_alone(path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sip_statsd._wire._datadog_container", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cgroup_module() -> ModuleType:
+    """`datadog.dogstatsd.container` without `datadog/__init__.py` (it needs only the standard
+    library); the usual import if the file cannot be found or loaded alone."""
+    try:
+        found = importlib.util.find_spec("datadog")  # a top-level spec: nothing is imported
+        places = list(found.submodule_search_locations or ()) if found is not None else []
+        module = _load_alone(os.path.join(places[0], "dogstatsd", "container.py"))
+        module.Cgroup  # noqa: B018 - the part we use must be there
+    except Exception:
+        import datadog.dogstatsd.container as module
+    return module
+
+
+# Loaded here, never later: a lazy import on the flusher thread could leave a forked child
+# the import lock as it was (STYLE.md, "A thread of ours owns its fork story").
+Cgroup: Any = _cgroup_module().Cgroup
+
+# datadog.util.format.normalize_tags (datadogpy 0.49-0.56): every character that is not a
+# word character, `-`, `:`, `/` or `.` becomes `_`.
+_TAG_INVALID_CHARS = re.compile(r"[^\w\d_\-:/\.]", re.UNICODE)
+
+
+def normalize_tags(tags: list[str]) -> list[str]:
+    return [_TAG_INVALID_CHARS.sub("_", tag) for tag in tags]
+
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8125
