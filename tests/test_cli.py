@@ -293,3 +293,86 @@ def test_demo_sends_only_bye_combinations_the_event_table_allows():
     rows = re.findall(r"sip_bye_total\{direction:\w+,by:(\w+),reason_class:([\w-]+)\}", result.stdout)
     assert {reason for by, reason in rows if by == "remote"} == {"user-hangup"}
     assert {reason for by, reason in rows if by == "local"} == {"normal", "user-hangup", "timer-expired", "error"}
+
+
+def _listen(port: int, *extra: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sip_statsd", "listen", "--port", str(port), "--interval", "0.2", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert "listening on" in proc.stdout.readline()
+    return proc
+
+
+def _table_with(proc: subprocess.Popen[str], marker: str) -> str:
+    """The first whole table (they end with a blank line) that shows `marker`."""
+    assert proc.stdout is not None
+    table: list[str] = []
+    for line in proc.stdout:
+        table = [] if line.startswith("-- ") else table
+        table.append(line)
+        if line == "\n" and marker in "".join(table):
+            return "".join(table)
+    raise AssertionError(f"listen ended without showing {marker}: {proc.communicate()}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+
+
+def test_listen_reads_what_the_library_and_the_datadog_client_send_as_the_agent_would():
+    """Sampled distributions count 1/rate each; sets, service checks and events are read, not malformed."""
+    from datadog.dogstatsd.base import DogStatsd
+
+    port = free_port()
+    proc = _listen(port)
+    try:
+        metrics = sm.SipMetrics(host="127.0.0.1", port=port)
+        family = sm.Distribution("acme_hold_ms", recorder=metrics.recorder, max_samples=10)
+        for n in range(40):  # past the reservoir's 10: the 10 kept go out `|@0.25`
+            family.observe(float(n + 1))
+        assert metrics.flush()
+        metrics.close()
+        client = DogStatsd(host="127.0.0.1", port=port, disable_telemetry=True, origin_detection_enabled=False)
+        for user in ("alice", "bob", "alice"):
+            client.set("acme.users", user, tags=["env:lab"])
+        client.service_check("acme.trunk_up", DogStatsd.CRITICAL, tags=["trunk:b"], message="no OPTIONS answer")
+        client.event("Deploy | v2", "rolled out\nto 3 hosts", alert_type="info", tags=["env:lab"])
+        client.increment("zz.marker")
+        client.flush()
+        client.close_socket()
+        table = _table_with(proc, "zz.marker")
+        _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "malformed 0" in table, table
+    assert re.search(r"^acme_hold_ms\s+40\s+10\s", table, re.M), table
+    assert re.search(r"^acme\.users\{env:lab\}\s+2$", table, re.M), table
+    assert re.search(r"^acme\.trunk_up\{trunk:b\}\s+CRITICAL\s+no OPTIONS answer$", table, re.M), table
+    assert re.search(r"^Deploy \| v2\{env:lab\}\s+1\s+rolled out\\nto 3 hosts$", table, re.M), table
+
+
+def test_listen_keeps_at_most_max_series_and_says_what_it_evicted():
+    port = free_port()
+    proc = _listen(port, "--max-series", "50")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for n in range(200):
+                s.sendto(f"acme.series_{n:03d}:1|c".encode(), ("127.0.0.1", port))
+            s.sendto(b"zz.marker:1|c", ("127.0.0.1", port))
+        table = _table_with(proc, "zz.marker")
+        _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    rows = re.findall(r"^acme\.series_\d+", table, re.M)
+    assert len(rows) == 49, table  # 50 kept: the marker and the newest 49
+    assert "evicted 151 series, oldest first (the latest: acme.series_150)" in table, table

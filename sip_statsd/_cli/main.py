@@ -6,15 +6,12 @@ import argparse
 import importlib
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from typing import Any, TextIO
 
 import sip_statsd as sm
 
-from .._wire.receiver import Receiver, Totals, percentile
+from .listen import listen, render_window  # noqa: F401 - render_window: the tests render a window
 
 
 def catalog_entries() -> list[dict[str, Any]]:
@@ -57,70 +54,6 @@ def render_catalog(fmt: str, out: TextIO) -> None:
         for e in entries:
             out.write(f"{e['name']:{width}}  {e['type']:12}  {e['series']:>6}  {_labels_text(e['labels'])}\n")
         out.write(f"\nseries budget: {sip + own} ({sip} SIP, {own} the library's own)\n")
-
-
-def render_window(total: Totals, window: Totals, interval: float, address: str, out: TextIO) -> None:
-    """One refresh of `listen`: counters with totals and rates, distributions of the window."""
-    stamp = time.strftime("%H:%M:%S")
-    out.write(
-        f"-- {stamp}  {address}  datagrams {total.datagrams:,} (+{window.datagrams:,})  "
-        f"lines {total.lines:,} (+{window.lines:,})  malformed {total.malformed_count:,} --\n"
-    )
-    if not total.lines and not total.malformed:
-        out.write("waiting for datagrams...\n\n")
-        return
-    if total.counts:
-        width = max(len("counter"), *(len(k) for k in total.counts))
-        out.write(f"{'counter':{width}}  {'total':>12}  {'rate/s':>10}\n")
-        for key in sorted(total.counts):
-            rate = window.counts.get(key, 0) / interval
-            out.write(f"{key:{width}}  {total.counts[key]:>12,.6g}  {rate:>10,.1f}\n")
-    if total.gauges:
-        width = max(len("gauge (last level)"), *(len(k) for k in total.gauges))
-        out.write(f"{'gauge (last level)':{width}}  {'level':>12}\n")
-        for key in sorted(total.gauges):
-            out.write(f"{key:{width}}  {total.gauges[key]:>12,.6g}\n")
-    if window.samples:
-        width = max(len("distribution (this window)"), *(len(k) for k in window.samples))
-        out.write(
-            f"{'distribution (this window)':{width}}  {'count':>7}  {'min':>9}  {'p50':>9}  {'p95':>9}  {'max':>9}\n"
-        )
-        for key in sorted(window.samples):
-            v = window.samples[key]
-            row = (min(v), percentile(v, 0.5), percentile(v, 0.95), max(v))
-            out.write(f"{key:{width}}  {len(v):>7,}  " + "  ".join(f"{x:>9.4g}" for x in row) + "\n")
-    if window.malformed:
-        out.write("malformed (this window, last 5):\n")
-        for line, why in window.malformed[-5:]:
-            out.write(f"  {line!r}: {why}\n")
-    out.write("\n")
-    out.flush()
-
-
-def listen(host: str, port: int, interval: float, out: TextIO) -> int:
-    try:
-        receiver = Receiver(host, port, keep_datagrams=False, keep_samples=False)
-    except OSError as error:  # socket.gaierror included: a name that does not resolve
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        print(f"sip-statsd listen: cannot listen on {where}: {error.strerror or error}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background with SIGINT ignored
-        signal.signal(sig, lambda *_: stop.set())
-    tty = out.isatty()
-    print(f"listening on udp://{receiver.address} (Ctrl-C to stop)", file=out, flush=True)
-    try:
-        while not stop.wait(interval):
-            window = receiver.take_window()
-            if tty:  # a refreshed screen
-                out.write("\x1b[H\x1b[2J")
-            elif not window.datagrams:
-                continue  # a log: a new table only when something arrived
-            render_window(receiver.totals(), window, interval, receiver.address, out)
-    finally:
-        receiver.close()
-    print("stopped", file=out, flush=True)
-    return 0
 
 
 def _agent(text: str) -> tuple[str, int]:
@@ -168,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
     lis.add_argument("--host", default="127.0.0.1", help="address to bind, IPv4 or IPv6 (default: %(default)s)")
     lis.add_argument("--port", type=_port, default=8125, help="UDP port (default: %(default)s)")
     lis.add_argument("--interval", type=_positive(float), default=2.0, help="seconds between tables (default: 2)")
+    lis.add_argument(
+        "--max-series",
+        type=_positive(int),
+        default=10_000,
+        help="series kept per kind; a new one evicts the oldest, and the table says so (default: %(default)s)",
+    )
 
     dem = sub.add_parser("demo", help="simulate SIP traffic through the real helpers and check what arrives")
     dem.add_argument("--calls", type=_positive(int), default=20_000, help="calls to simulate (default: 20000)")
@@ -186,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             render_catalog(args.fmt or "table", sys.stdout)
             return 0
         if args.command == "listen":
-            return listen(args.host, args.port, args.interval, sys.stdout)
+            return listen(args.host, args.port, args.interval, sys.stdout, args.max_series)
         if args.command in ("dashboard", "prometheus"):
             return (dashboard if args.command == "dashboard" else prometheus)(args, sys.stdout)
         from .demo import demo
