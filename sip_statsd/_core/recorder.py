@@ -28,7 +28,7 @@ from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
 from .config import Config
-from .drops import STRICT_MISS, explain, show
+from .drops import FIRST_MISS, STRICT_MISS, explain, show
 from .family import Counter, Family
 from .flusher import Schedule, watch
 from .host import HostDelivery
@@ -132,9 +132,16 @@ class Recorder(Sending, HostDelivery, Taking):
         return self.config.strict
 
     def _apply_strict(self, family: Family) -> None:
-        """Point `family`'s helpers at the strict-mode miss, or at its unknown_value drop counter."""
+        """Point `family`'s helpers at the strict-mode miss; else, until its first bad value is
+        kept for the log, at the first-miss (the slow path names it), then at its drop counter."""
         if family._drops:
-            family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+            first = (family.name, DROP_UNKNOWN_VALUE) not in self._first_drops
+            if self.strict:
+                family._set_miss(STRICT_MISS)
+            elif first and (family.name, DROP_UNKNOWN_VALUE) not in self._logged:
+                family._set_miss(FIRST_MISS)
+            else:
+                family._set_miss(family._drops[DROP_UNKNOWN_VALUE]._count)
 
     def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
         """Count (or, strict, raise) one input that is not in `family`'s declaration.
@@ -153,6 +160,8 @@ class Recorder(Sending, HostDelivery, Taking):
         where = (family.name, reason)
         if where not in self._logged:
             self._first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
+        if family._miss is FIRST_MISS:  # kept: the helpers' fast path counts the next ones
+            self._apply_strict(family)
 
     # --- asking the flusher (any thread) -------------------------------------------------
 
