@@ -376,3 +376,48 @@ def test_listen_keeps_at_most_max_series_and_says_what_it_evicted():
     rows = re.findall(r"^acme\.series_\d+", table, re.M)
     assert len(rows) == 49, table  # 50 kept: the marker and the newest 49
     assert "evicted 151 series, oldest first (the latest: acme.series_150)" in table, table
+
+
+def test_docs_billing_block_is_the_commands_output():
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    block = re.search(r"<!-- billing:start -->\n```\n(.*?)```\n<!-- billing:end -->", text, re.S)
+    assert block, "docs/metrics.md lacks the generated billing block"
+    assert block.group(1) == run("catalog", "--billing").stdout, "regenerate: sip-statsd catalog --billing"
+
+
+def test_billing_counts_each_series_once_and_a_distribution_five_times_from_the_catalog(tmp_path):
+    (tmp_path / "mymetrics.py").write_text(
+        "import sip_statsd\n"
+        "sip_statsd.Counter('acme_transfers_total', labels={'kind': ('blind', 'attended')})\n"
+        "sip_statsd.Distribution('acme_hold_ms', labels={'queue': ('a', 'b', 'c')})\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path)}
+    plain = json.loads(run("catalog", "--billing", "--json").stdout)
+    mine = json.loads(
+        run(
+            "catalog",
+            "--billing",
+            "--json",
+            "--percentiles",
+            "--import",
+            "mymetrics",
+            "--response-codes",
+            "200,486",
+            env=env,
+        ).stdout
+    )
+    families = sm.default().families
+    dist = sum(len(f.all_series) for f in families if f.kind == "distribution")
+    series = sum(len(f.all_series) for f in families)
+    assert plain["total"] == series - dist + 5 * dist
+    assert plain["custom_metrics"]["library"] == sum(
+        len(f.all_series) for f in families if f.name.startswith("sip_statsd_")
+    )
+    by_name = {m["name"]: m for m in mine["metrics"]}
+    assert by_name["acme_transfers_total"]["custom"] == 2
+    assert (by_name["acme_hold_ms"]["custom"], by_name["acme_hold_ms"]["percentiles"]) == (15, 20)
+    assert by_name["sip_invite_response_total"]["series"] == 2 * (2 + 6)
+    assert by_name["sip_session_request_delay_ms"]["percentiles"] == 5 * 3 * 3
+    # the library's own grow with the two families: three drop reasons each, one sampled_away for the distribution
+    assert mine["custom_metrics"]["library"] == plain["custom_metrics"]["library"] + 3 * 2 + 1
+    assert mine["total"] == sum(m["custom"] + m["percentiles"] for m in mine["metrics"])

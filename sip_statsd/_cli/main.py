@@ -66,6 +66,13 @@ def _agent(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _codes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(code) for code in text.split(",") if code.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of SIP codes") from None
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a UDP port (1 to 65535)")
@@ -96,6 +103,28 @@ def parser() -> argparse.ArgumentParser:
     fmt = cat.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="fmt", action="store_const", const="json", help="JSON for machines")
     fmt.add_argument("--markdown", dest="fmt", action="store_const", const="markdown", help="a Markdown table")
+    cat.add_argument(
+        "--billing",
+        action="store_true",
+        help="the Datadog custom metrics it can send, per host and env/service/version (table or --json)",
+    )
+    cat.add_argument(
+        "--percentiles", action="store_true", help="with --billing: percentiles enabled on the distributions"
+    )
+    cat.add_argument(
+        "--response-codes",
+        type=_codes,
+        metavar="CODE,...",
+        help="with --billing: the exact codes sip_invite_response_total keeps (SipMetrics(response_codes=...))",
+    )
+    cat.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE[:NAME]",
+        help="import MODULE first, so that your families count too (MODULE:NAME: that SipMetrics instance)",
+    )
 
     lis = sub.add_parser("listen", help="an embedded DogStatsD/StatsD receiver that prints what arrives")
     lis.add_argument("--host", default="127.0.0.1", help="address to bind, IPv4 or IPv6 (default: %(default)s)")
@@ -122,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "catalog":
-            render_catalog(args.fmt or "table", sys.stdout)
-            return 0
+            return catalog(args, sys.stdout)
         if args.command == "listen":
             return listen(args.host, args.port, args.interval, sys.stdout, args.max_series)
         if args.command in ("dashboard", "prometheus"):
@@ -222,6 +250,35 @@ def _import_metrics(specs: list[str]) -> sm.SipMetrics | None:
             raise ValueError(f"{spec!r}: --import names more than one SipMetrics instance")
         found = instance
     return found
+
+
+def catalog(args: argparse.Namespace, out: TextIO) -> int:
+    if args.billing or args.modules or args.response_codes or args.percentiles:
+        return billing(args, out)
+    render_catalog(args.fmt or "table", out)
+    return 0
+
+
+def billing(args: argparse.Namespace, out: TextIO) -> int:
+    """`catalog --billing`: the custom metrics of the catalog, your families and your allowlist."""
+    from .billing import render_billing
+
+    try:
+        base = _import_metrics(args.modules) or sm.default()
+        families = list(base.families)
+        if args.response_codes is not None:
+            # The SIP families as that allowlist makes them; the rest (yours, the library's own,
+            # which count your families' drops) as imported.
+            own = sm.SipMetrics(backend="off", response_codes=args.response_codes)
+            sip = [f for f in own.families if not f.name.startswith("sip_statsd_")]
+            names = {f.name for f in sip}
+            families = [*sip, *(f for f in families if f.name not in names)]
+            own.close()
+    except ValueError as error:
+        print(f"sip-statsd catalog: {error}", file=sys.stderr)
+        return 2
+    render_billing(families, args.percentiles, args.fmt, out)
+    return 0
 
 
 def dashboard(args: argparse.Namespace, out: TextIO) -> int:
