@@ -72,3 +72,17 @@ def test_metrics_response_code_series_count_is_the_catalogs():
     codes = len(sm.DEFAULT_RESPONSE_CODES)
     family = next(f for f in sm.catalog.families if f.name == sm.METRIC_INVITE_RESPONSE_TOTAL)
     assert f"(2 \u00d7 ({codes} + 6) = {len(family.all_series)} series)" in text
+
+
+def test_every_install_command_names_an_extra_that_installs_today():
+    """Not on an index yet: `pip install 'sip-statsd[x]'` fails; `'.[x]'` from a checkout works (issue 25 item 7)."""
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    texts = {p.name: p.read_text() for p in PAGES}
+    texts |= {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "sip_statsd").rglob("*.py")}
+    for name, text in texts.items():
+        assert not re.search(r"sip-statsd\[", text), f"{name}: `sip-statsd[...]` is not installable until published"
+        for extra in re.findall(r"pip install '\.\[([\w,-]+)\]'", text):
+            assert set(extra.split(",")) <= extras, f"{name}: no extra {extra!r}"
+        assert not re.search(r"pip install \"\.\[", text), f"{name}: spell it '.[extra]' as everywhere else"

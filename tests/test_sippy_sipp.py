@@ -36,7 +36,7 @@ def _sippy_or_skip() -> None:
         except ImportError:
             if os.environ.get("CI"):
                 raise
-            reason = 'sippy not installed (pip install "sip-statsd[sippy]")'
+            reason = "sippy not installed (python -m pip install '.[sippy]' from a checkout)"
     if reason:
         pytest.skip(reason)
 

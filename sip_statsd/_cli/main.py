@@ -312,7 +312,7 @@ def dashboard(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .._assets.datadog.apply import ApplyError, InvalidDocumentError, apply
     except ImportError:
-        return _fail("--apply needs datadog-api-client: pip install 'sip-statsd[dashboard]'")
+        return _fail("--apply needs datadog-api-client: python -m pip install '.[dashboard]' in a sip-statsd checkout")
     try:
         apply(board, monitors, api_url=args.api_url, report=lambda line: print(line, file=out, flush=True))
     except (ApplyError, InvalidDocumentError) as error:
