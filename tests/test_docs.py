@@ -86,3 +86,48 @@ def test_every_install_command_names_an_extra_that_installs_today():
         for extra in re.findall(r"pip install '\.\[([\w,-]+)\]'", text):
             assert set(extra.split(",")) <= extras, f"{name}: no extra {extra!r}"
         assert not re.search(r"pip install \"\.\[", text), f"{name}: spell it '.[extra]' as everywhere else"
+
+
+def _stated(page: str, pattern: str) -> tuple[int, ...]:
+    found = re.search(pattern, (ROOT / "docs" / page).read_text(), re.S)
+    assert found, f"docs/{page} no longer states {pattern!r}: keep the figure and this test together"
+    return tuple(int(n.replace(",", "")) for n in found.groups())
+
+
+def test_the_figures_the_docs_state_about_generated_output_are_the_generators():
+    """A figure in the docs is a test (issue 25 item 8): the dashboard, the Grafana panels, the series."""
+    from sip_statsd import dashboard, prometheus
+
+    board, _ = dashboard.build()
+    groups = board["widgets"]
+    notes = sum(1 for g in groups for w in g["definition"]["widgets"] if w["definition"]["type"] == "note")
+    total = dashboard.count_widgets(groups)
+    stated = _stated("dashboards.md", r"(\d+) widgets: (\d+) groups, their (\d+) notes, (\d+) charts")
+    assert stated == (total, len(groups), notes, total - len(groups) - notes)
+
+    panels = prometheus.build().dashboard["panels"]
+    kinds = [p["type"] for p in panels]
+    stated = _stated("prometheus.md", r"\((\d+)\s+panels: (\d+) rows, their (\d+) notes, (\d+) charts")
+    assert stated == (
+        len(panels),
+        kinds.count("row"),
+        kinds.count("text"),
+        len(panels) - kinds.count("row") - kinds.count("text"),
+    )
+
+    families = {f.name: f for f in sm.catalog.families}
+    assert _stated("metrics.md", r"= (\d+) series\)") == (len(families["sip_invite_response_total"].all_series),)
+    assert _stated("performance.md", r"the catalog \((\d+) series made at import\)") == (
+        sum(len(f.all_series) for f in families.values()),
+    )
+    assert _stated("performance.md", r"`request_result` \((\d+) series\)") == (
+        len(families["sip_request_result_total"].all_series),
+    )
+    assert _stated("performance.md", r"`bye` \((\d+) series\)") == (len(families["sip_bye_total"].all_series),)
+
+
+def test_no_example_sends_a_bye_the_event_table_never_produces():
+    """A BYE we receive is user-hangup in the event table: no example shows ("remote", "normal")."""
+    for page in PAGES:
+        text = page.read_text()
+        assert not re.search(r"bye(_outbound)?\([^)]*\"remote\", \"(normal|timer-expired|error)\"", text), page.name
