@@ -1,4 +1,4 @@
-"""The `sip-statsd` command: catalog, listen, demo, dashboard."""
+"""The `sip-statsd` command: catalog, listen, demo, dashboard, prometheus."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def _positive(kind: type[int] | type[float], allow_zero: bool = False) -> Any:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="sip-statsd", description="SIP signalling metrics for StatsD / DogStatsD: inspect, listen, demo."
+        prog="sip-statsd",
+        description="SIP signalling metrics for StatsD / DogStatsD: catalog, listen, demo, dashboard, prometheus.",
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {sm.__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -175,9 +176,21 @@ def _threshold(text: str) -> tuple[str, float]:
     if not sep or name not in Thresholds.names():
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with NAME one of {', '.join(Thresholds.names())}")
     try:
-        return name, float(raw)
+        value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: {raw!r} is not a number") from None
+    try:
+        Thresholds(**{name: value})  # type: ignore[arg-type]  # its own range check: a usage error (exit 2)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name, value
+
+
+def _handle(text: str) -> str:
+    """A Datadog notification handle: `@` then no white space (`@pagerduty-sip`, `@ops@example.com`)."""
+    if not text.startswith("@") or len(text) < 2 or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Datadog handle: @pagerduty-NAME, @slack-CHANNEL, @EMAIL")
+    return text
 
 
 def add_dashboard_parser(sub: Any) -> None:
@@ -207,7 +220,9 @@ def add_dashboard_parser(sub: Any) -> None:
         metavar="NAME=VALUE",
         help=f"a monitor threshold, repeatable; NAME one of {', '.join(Thresholds.names())}",
     )
-    das.add_argument("--notify", action="append", default=[], metavar="@HANDLE", help="add to every monitor message")
+    das.add_argument(
+        "--notify", action="append", default=[], type=_handle, metavar="@HANDLE", help="add to every monitor message"
+    )
     das.add_argument(
         "--import",
         dest="modules",

@@ -102,15 +102,16 @@ def parse_dogstatsd_url(url: str) -> tuple[str, str | None, int | None]:
 def env_address(environ: Mapping[str, str] | None = None) -> tuple[str | None, int | None, str | None, str]:
     """(host, port, socket path, unix scheme) from `DD_DOGSTATSD_URL`, else `DD_AGENT_HOST`/`DD_DOGSTATSD_PORT`.
 
-    A bad value is logged and skipped, as the datadog clients do: the next source applies.
+    A bad value is skipped, as the datadog clients do: the next source applies. It is logged
+    once per process, in one wording, by the sender (`config.datadog_target` names it), not here.
     """
     environ = os.environ if environ is None else environ
     url = environ.get("DD_DOGSTATSD_URL", "")
     if url.strip():
         try:
             scheme, where, port = parse_dogstatsd_url(url)
-        except ValueError as error:
-            log.warning("sip-statsd: ignoring DD_DOGSTATSD_URL: %s", error)
+        except ValueError:
+            pass
         else:
             if scheme == "udp":
                 return where, port, None, UNIX_ANY
@@ -119,7 +120,6 @@ def env_address(environ: Mapping[str, str] | None = None) -> tuple[str | None, i
     text = environ.get("DD_DOGSTATSD_PORT", "").strip()
     agent_port = int(text) if text.isdigit() else 0
     if text and not 0 < agent_port < 65536:
-        log.warning("sip-statsd: ignoring DD_DOGSTATSD_PORT=%r (not a port number)", text)
         agent_port = 0
     return host, agent_port or DEFAULT_PORT, None, UNIX_ANY
 
