@@ -124,6 +124,11 @@ def test_the_figures_the_docs_state_about_generated_output_are_the_generators():
         len(families["sip_request_result_total"].all_series),
     )
     assert _stated("performance.md", r"`bye` \((\d+) series\)") == (len(families["sip_bye_total"].all_series),)
+    billed = re.search(r"can bill per host \((\d+) with the default catalog", (ROOT / "README.md").read_text())
+    stated_total = re.search(r"at most ([\d,]+) \(", (ROOT / "docs" / "metrics.md").read_text())
+    assert billed, "the README states the billing figure"
+    assert stated_total, "docs/metrics.md states the billing figure"
+    assert billed.group(1) == stated_total.group(1).replace(",", "")  # docs/metrics.md's block is the command's
 
 
 def test_no_example_sends_a_bye_the_event_table_never_produces():
