@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from ._core import process as _process
 from ._core.config import BACKENDS, DELIVERIES, FLAVORS, RECEIVERS, Config
@@ -26,12 +26,13 @@ from ._core.names import (
 from ._core.process import flush_on_sigterm
 from ._core.sending import Stats
 from ._core.series import CounterSeries, DistributionSeries, InvalidInputError, Series
-from ._sip import values as _v
+from ._sip import operator_view as _operator_view
 from ._sip.api import DEFAULT as _DEFAULT
 from ._sip.api import Options, SipMetrics
 from ._sip.catalog import SipCatalog
 from ._sip.emodel import estimate_mos, r_factor
-from ._sip.peered import PeerView
+from ._sip.helpers import Helpers as _Helpers
+from ._sip.operator_view import *  # noqa: F403 - peers, registration, STIR attestation: its __all__
 from ._sip.quality import QualityThresholds
 from ._sip.values import (
     BY_LOCAL,
@@ -136,7 +137,6 @@ from ._sip.values import (
     VOICE_RESULT_CONFIG_ERROR,
     VOICE_RESULT_OK,
     VOICE_RESULTS,
-    Attestation,
     By,
     ByeReason,
     Codec,
@@ -148,7 +148,6 @@ from ._sip.values import (
     QualityGrade,
     QualityIssue,
     RefreshResult,
-    RegisterResult,
     SetupResult,
     StirResult,
     VoiceMode,
@@ -156,44 +155,51 @@ from ._sip.values import (
 )
 from ._wire.transport import FAULT_KINDS
 
-# Issue 27 (peers, registration KPIs, STIR attestation), a few to a line: the module stays under 400.
-# fmt: off
-ATTESTATION_A, ATTESTATION_B, ATTESTATION_C = _v.ATTESTATION_A, _v.ATTESTATION_B, _v.ATTESTATION_C
-ATTESTATIONS, MAX_PEERS, PEER_OTHER = _v.ATTESTATIONS, _v.MAX_PEERS, _v.PEER_OTHER
-REGISTER_RESULTS, METRIC_REGISTER_RESULT_TOTAL = _v.REGISTER_RESULTS, _v.METRIC_REGISTER_RESULT_TOTAL
-METRIC_REGISTERED_CONTACTS = _v.METRIC_REGISTERED_CONTACTS
-METRIC_REGISTRATION_REQUEST_DELAY_MS = _v.METRIC_REGISTRATION_REQUEST_DELAY_MS
-METRIC_STIR_ATTESTATION_TOTAL = _v.METRIC_STIR_ATTESTATION_TOTAL
-REGISTER_CHALLENGED, REGISTER_FAILURE = _v.REGISTER_CHALLENGED, _v.REGISTER_FAILURE
-REGISTER_SUCCESS, REGISTER_TIMEOUT = _v.REGISTER_SUCCESS, _v.REGISTER_TIMEOUT
-# fmt: on
 
-try:
-    __version__ = version("sip-statsd")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+def __getattr__(name: str) -> Any:
+    """A recording helper (its first look-up starts delivery), or `__version__`, read from
+    the installed metadata when asked (importlib.metadata costs ~60 ms)."""
+    if name in _RECORDING:
+        _DEFAULT.recorder.wake()
+        helper = getattr(_DEFAULT, name)
+        globals()[name] = helper  # later look-ups find it here, at no cost
+        return helper
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
 
-invite_result = _DEFAULT.invite_result
-bye = _DEFAULT.bye
-bye_outbound = _DEFAULT.bye_outbound
-transaction_timeout = _DEFAULT.transaction_timeout
-session_timer_refresh = _DEFAULT.session_timer_refresh
-dtls_handshake = _DEFAULT.dtls_handshake
-stir_verify = _DEFAULT.stir_verify
-voice_attach = _DEFAULT.voice_attach
-voice_attach_mode_fallback = _DEFAULT.voice_attach_mode_fallback
-voice_attach_native = _DEFAULT.voice_attach_native
-observe_call_qos = _DEFAULT.observe_call_qos
-# Beyond the origin.
-request_result = _DEFAULT.request_result
-call_started = _DEFAULT.call_started
-call_ended = _DEFAULT.call_ended
-observe_setup_delay = _DEFAULT.observe_setup_delay
-# Registration KPIs.
-register_result = _DEFAULT.register_result
-observe_registration_delay = _DEFAULT.observe_registration_delay
-registered_contacts = _DEFAULT.registered_contacts
-peer = _DEFAULT.peer  # the hot helpers bound to one peer: peer("carrier-a").invite_result(...)
+    try:
+        found = version("sip-statsd")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
+
+
+# The recording helpers (and the catalog) are looked up on first use, through `__getattr__`
+# below, which starts the process-wide instance's delivery: `import sip_statsd` starts no thread.
+_RECORDING = frozenset((*_Helpers.__annotations__, "catalog", "peer"))  # every helper (Helpers), peer views
+if TYPE_CHECKING:
+    invite_result = _DEFAULT.invite_result
+    bye = _DEFAULT.bye
+    bye_outbound = _DEFAULT.bye_outbound
+    transaction_timeout = _DEFAULT.transaction_timeout
+    session_timer_refresh = _DEFAULT.session_timer_refresh
+    dtls_handshake = _DEFAULT.dtls_handshake
+    stir_verify = _DEFAULT.stir_verify
+    voice_attach = _DEFAULT.voice_attach
+    voice_attach_mode_fallback = _DEFAULT.voice_attach_mode_fallback
+    voice_attach_native = _DEFAULT.voice_attach_native
+    observe_call_qos = _DEFAULT.observe_call_qos
+    request_result = _DEFAULT.request_result
+    call_started = _DEFAULT.call_started
+    call_ended = _DEFAULT.call_ended
+    observe_setup_delay = _DEFAULT.observe_setup_delay
+    register_result = _DEFAULT.register_result
+    observe_registration_delay = _DEFAULT.observe_registration_delay
+    registered_contacts = _DEFAULT.registered_contacts
+    peer = _DEFAULT.peer  # the hot helpers bound to one peer: peer("carrier-a").invite_result(...)
+    catalog = _DEFAULT.catalog
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush
@@ -355,7 +361,7 @@ __all__ = [
     "StirResult",
     "VoiceMode",
     "VoiceResult",
-    "__version__",
+    "__version__",  # noqa: F405 - module __getattr__ gives it
     "bye",
     "bye_outbound",
     "call_ended",
@@ -383,15 +389,8 @@ __all__ = [
     "voice_attach_native",
 ]
 
-# fmt: off
-__all__ += [  # issue 27
-    "ATTESTATIONS", "ATTESTATION_A", "ATTESTATION_B", "ATTESTATION_C", "MAX_PEERS", "METRIC_REGISTERED_CONTACTS",
-    "METRIC_REGISTER_RESULT_TOTAL", "METRIC_REGISTRATION_REQUEST_DELAY_MS", "METRIC_STIR_ATTESTATION_TOTAL",
-    "PEER_OTHER", "REGISTER_CHALLENGED", "REGISTER_FAILURE", "REGISTER_RESULTS", "REGISTER_SUCCESS",
-    "REGISTER_TIMEOUT", "Attestation", "PeerView", "RegisterResult", "observe_registration_delay", "peer",
-    "register_result", "registered_contacts",
-]
-# fmt: on
+__all__ += _operator_view.__all__
+__all__ += ["observe_registration_delay", "peer", "register_result", "registered_contacts"]
 
 # Last: atexit runs the last registered first, and the exit flush must follow what the
 # modules imported above registered (see _core.process._at_exit).

@@ -145,7 +145,15 @@ def test_each_peer_adds_the_documented_series():
     assert f"{SERIES_PER_PEER} series" in (docs / "metrics.md").read_text()
     for page in ("dashboards.md", "prometheus.md", "operating.md"):  # each says it too
         assert f"{SERIES_PER_PEER} " in " ".join((docs / page).read_text().split()), page
+    from sip_statsd._cli.billing import billed
     from sip_statsd.dashboard import build as datadog_build
+
+    def custom(metrics: sm.SipMetrics, percentiles: bool = False) -> int:
+        return sum(b.custom + (b.percentiles if percentiles else 0) for b in map(billed, metrics.catalog.families))
+
+    page = " ".join((docs / "metrics.md").read_text().split())
+    assert f"adds {SERIES_PER_PEER} series, {custom(one) - custom(none)} custom metrics" in page
+    assert f"the first peer adds {custom(one, True) - custom(none, True) - (custom(one) - custom(none))} more" in page
 
     assert f"adds {SERIES_PER_PEER} possible series" in json.dumps(datadog_build(none)[0])  # the group's note
     assert not any("peer" in f.label_keys for f in none.catalog.families)

@@ -104,7 +104,7 @@ class Helpers:
         def bye(direction: str, by: str, reason_class: str) -> None:
             """Count a BYE: `by` local/remote, `reason_class` normal/timer-expired/error/user-hangup.
 
-            >>> bye("inbound", "remote", "normal")
+            >>> bye("inbound", "remote", "user-hangup")  # the far end hung up
             """
             try:
                 next(bye_get(direction, _NOWHERE).get(by, _NOWHERE).get(reason_class, bye_miss))

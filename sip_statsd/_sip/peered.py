@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core.gauge import GaugeSeries
-from .._core.series import DistributionSeries
+from .._core.series import CounterSeries, DistributionSeries
 from .catalog import SIP_CODES, SipCatalog, code_class
 from .kpis import _CLASS_INDEX, _MISS, _NOT_HERE, KpiHelpers, _drop, _is_in, _set_cell, make_kpi_helpers
 from .peerless import make_origin_peerless
@@ -48,14 +48,12 @@ def make_peered_helpers(cat: SipCatalog) -> PeeredHelpers:
     inv, resp = cat.invite_result, cat.invite_response
     exact = {code for code in SIP_CODES if str(code) in resp.allowed["code"]}
 
+    # Read from the family's table (1,200 entries a peer), not through series(), which checks.
+    shown = {c: str(c) if c in exact else code_class(c) for c in SIP_CODES}
+    cells = {v: s._count for v, s in resp._by_values.items() if isinstance(s, CounterSeries)}  # (direction, code, peer)
+
     def codes(extra: dict[str, str]) -> dict[object, Any]:  # direction → code → count
-        return {
-            str(d): {
-                c: resp.series(direction=d, code=str(c) if c in exact else code_class(c), **extra)._count
-                for c in SIP_CODES
-            }
-            for d in DIRECTIONS
-        }
+        return {str(d): {c: cells[(d, shown[c], extra["peer"])] for c in SIP_CODES} for d in DIRECTIONS}
 
     inv_peers, inv_other = _split(cat, codes)
     inv_get = inv_peers.get
