@@ -287,17 +287,20 @@ class Recorder(Sending, HostDelivery, Taking):
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
 
     def _serve_here(self, want: int) -> bool:
-        """No thread can start (interpreter shutdown): flush on this thread, the last one left.
+        """No thread can start (shutdown: 3.12 refuses threads in atexit): flush on this thread.
 
-        Only through a backend that exists: making one may resolve a name, which must not
-        hold the exit (a hung resolver would hold it for ever). Without one, what is left is
-        counted and logged as lost.
+        A backend is made here only when sending looks up no name (a Unix socket, an address
+        literal, `localhost`): a hung resolver must not hold the exit. For another name, only
+        a backend that exists sends; without one, what is left is counted lost and logged.
         """
         schedule = self._schedule
         with schedule.cond:
             schedule.begun = max(schedule.begun, want)
+        if self._backend is None and self._active.name_to_resolve() in (None, "localhost"):
+            self._make()  # never raises: a failure is counted below as the batch's fault
         self._retry_at = float("inf")  # no new backend from here on
-        self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
+        if self._backend is None:
+            self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
         ok = self._serve()
         self._retire()
         schedule.finished(want, ok)
