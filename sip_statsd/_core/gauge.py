@@ -116,6 +116,7 @@ class GaugeSeries(Series):
                         return
                     with self._lock:
                         self._fold()
+                    self._settle()
         except InvalidInputError:
             raise  # strict mode
         except Exception:
@@ -135,10 +136,20 @@ class GaugeSeries(Series):
             self._deferred[0] = level
             return
         with self._lock:
-            self._fold()  # what came before the set is overridden
+            self._fold(apply_deferred=False)  # what came before the set is overridden
             _, ups, downs = self._state
             self._state = (level, ups, downs)
             self._active = True
+            if self._deferred:  # a handler's set() that interrupted this one came after it
+                self._fold()
+        self._settle()
+
+    def _settle(self) -> None:
+        """Apply a handler's set() that interrupted this thread inside the lock, before the
+        thread goes on: its later moves then come after that set, in the order of the calls."""
+        while self._deferred and not self._lock.held_here():
+            with self._lock:
+                self._fold()
 
     def _read(self) -> tuple[int, int]:
         """Emitters' inc() and dec() calls so far (under the lock)."""
@@ -148,8 +159,11 @@ class GaugeSeries(Series):
         self._down_reads += 1
         return ups, downs
 
-    def _fold(self) -> bool:
-        """Fold the moves made since the last fold into the level (under the lock); True if any."""
+    def _fold(self, apply_deferred: bool = True) -> bool:
+        """Fold the moves made since the last fold into the level (under the lock); True if any.
+
+        With `apply_deferred`, a set() a signal handler left (it interrupted this thread inside the
+        lock) then overrides them: it came after every move of this thread folded here."""
         ups, downs = self._read()
         level, ups0, downs0 = self._state
         extra = self._extra
@@ -163,7 +177,7 @@ class GaugeSeries(Series):
             if drops:
                 drops[DROP_INVALID_NUMBER].inc()
             new = self._state[0]
-        deferred = self._deferred.pop(0, None) if self._deferred else None
+        deferred = self._deferred.pop(0, None) if apply_deferred and self._deferred else None
         if deferred is not None:  # a set() from a signal handler: over the moves made before it
             new = deferred
             self._active = True
@@ -176,7 +190,10 @@ class GaugeSeries(Series):
         with self._lock:
             if self._fold():
                 self._active = True
-            return self._state[0] if self._active else None
+            level = self._state[0] if self._active else None
+        if self._deferred:  # a handler's set() during this take: it goes with the next one
+            self._settle()
+        return level
 
     def _quiet(self) -> bool:
         """Stop sending until the next set or move, keeping the level; True if it was being sent."""
@@ -184,7 +201,8 @@ class GaugeSeries(Series):
         with self._lock:
             self._fold()
             was, self._active = self._active, False
-            return was
+        self._settle()
+        return was
 
     def _resume(self) -> None:
         with self._lock:

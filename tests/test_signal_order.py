@@ -1,0 +1,81 @@
+"""What a signal handler records lands in the order of the calls (issue 24 item 7).
+
+A real signal (SIGUSR1, raised by the main thread) is delivered exactly where the probe saw
+it land by chance: inside the lock of the gauge's `set()` the main thread is making, just
+after it is taken or just before it is released. CPython runs a Python handler from
+`signal.raise_signal()` itself, so the handler runs inside that lock. Each case is its own
+interpreter; the level is read off a real UDP socket.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from test_signal_reentry import received
+
+SCRIPT = """
+import signal, sys
+import sip_statsd as sm
+from sip_statsd._core.series import OwnedLock
+
+where, port = sys.argv[1], int(sys.argv[2])
+m = sm.SipMetrics(host="127.0.0.1", port=port, flush_interval=3600)
+g = sm.Gauge("sip_h24_level", recorder=m.recorder).series()
+armed = []
+
+class Interrupted(OwnedLock):
+    # The signal arrives while this thread holds the gauge's lock: at `where`.
+    __slots__ = ()
+
+    def __enter__(self):
+        super().__enter__()
+        if armed and where == "enter":
+            armed.pop()
+            signal.raise_signal(signal.SIGUSR1)
+        return self
+
+    def __exit__(self, *exc):
+        if armed and where == "exit":
+            armed.pop()
+            signal.raise_signal(signal.SIGUSR1)
+        super().__exit__(*exc)
+
+g._lock = Interrupted()
+signal.signal(signal.SIGUSR1, lambda *_: g.set(1000))
+armed.append(1)
+g.set(0)  # the handler's set(1000) lands inside this one: it comes after it
+assert not armed
+for _ in range(5):
+    g.inc()
+assert m.flush(timeout=10)
+m.close()
+"""
+
+
+@pytest.fixture
+def udp() -> Iterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock
+
+
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_a_handlers_set_inside_a_set_comes_before_the_moves_after_it(udp, where):
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, where, str(udp.getsockname()[1])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("DD_", "SIP_STATSD_"))},
+    )
+    assert done.returncode == 0, done.stderr
+    levels = re.findall(r"^sip_h24_level:([-\d.]+)\|g", received(udp), re.M)
+    assert levels, done.stderr
+    assert float(levels[-1]) == 1005, levels  # set(0), set(1000), then 5 inc()
