@@ -50,6 +50,7 @@ class Schedule:
         self.paused = False  # a fork is under way: no thread may start
         self.gone = False  # the recorder was collected
         self.threadless = False  # delivery="host": the caller's thread sends, no thread starts
+        self.refused = False  # the last start() could not start a thread (interpreter shutdown)
         self.thread: threading.Thread | None = None
         self._due = time.monotonic() + interval
 
@@ -77,8 +78,10 @@ class Schedule:
             thread.start()
         except RuntimeError:  # "can't create new thread at interpreter shutdown"
             self.thread = None
+            self.refused = True
             return False
         self.thread = thread
+        self.refused = False
         return True
 
     def wait(self, want: int, timeout: float | None) -> bool:

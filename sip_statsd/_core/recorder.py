@@ -165,10 +165,12 @@ class Recorder(Sending, HostDelivery, Taking):
         if started and self._holds_a_take_lock():
             return False  # a signal handler inside a lock the flusher needs: the flush is asked, not awaited
         with schedule.cond:
+            if not started and not schedule.refused and not schedule.threadless:
+                started = schedule.start(self)  # a signal handler's configure() switched to thread delivery
             if started:
                 return schedule.wait(want, timeout)
-            threadless = schedule.threadless
-        return self._serve_on_caller(want, timeout) if threadless else self._serve_here(want)
+            refused = schedule.refused  # no thread can start: shutdown (not a delivery of "host")
+        return self._serve_here(want) if refused else self._serve_on_caller(want, timeout)
 
     def _check_pid(self) -> None:
         """In a child forked without Python's fork hooks (from C): start our own delivery.
@@ -201,12 +203,12 @@ class Recorder(Sending, HostDelivery, Taking):
 
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
-        if not started and self._schedule.threadless:
+        if not started and self._schedule.refused:  # no thread can start: interpreter shutdown
+            return self._serve_here(want)
+        if not started:  # delivery="host" (a handler may have switched it since: served here all the same)
             done = self._serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
             self._retire()
             return done
-        if not started:  # no thread can start: interpreter shutdown
-            return self._serve_here(want)
         schedule = self._schedule
         with schedule.cond:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -298,11 +300,12 @@ class Recorder(Sending, HostDelivery, Taking):
             schedule.begun = max(schedule.begun, want)
         if self._backend is None and self._active.name_to_resolve() in (None, "localhost"):
             self._make()  # never raises: a failure is counted below as the batch's fault
-        self._retry_at = float("inf")  # no new backend from here on
+        self._retry_at = float("inf")  # no new backend in this flush
         if self._backend is None:
             self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
         ok = self._serve()
         self._retire()
+        self._retry_at = 0.0
         schedule.finished(want, ok)
         return ok
 
