@@ -141,11 +141,27 @@ class HostDelivery:
                 return False
         if not lock.acquire_for_fork(HOST_LOCK_TIMEOUT):
             return False  # this thread is in a send already (a signal handler interrupted it)
+        return self._serve_locked(want)
+
+    def _serve_unwaited(self, want: int) -> bool:
+        """One flush on this thread, waiting for nothing: False if a send is under way.
+
+        For a flush() that cannot wait: under eventlet or gevent, a signal handler (SIGTERM's)
+        run while the process idles runs in the hub, which cannot block on a lock or a
+        condition; it sends itself, as a host's thread does, one sender at a time.
+        """
+        if not self._host_lock.try_acquire():
+            return False
+        return self._serve_locked(want)
+
+    def _serve_locked(self, want: int) -> bool:
+        """Serve flush `want` here, holding the sender lock (released here)."""
+        schedule = self._schedule
         try:
             with schedule.cond:
                 schedule.begun = max(schedule.begun, want)
             ok = self._serve()
             schedule.finished(want, ok)
         finally:
-            lock.release()
+            self._host_lock.release()
         return ok

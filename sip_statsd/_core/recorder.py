@@ -168,8 +168,14 @@ class Recorder(Sending, HostDelivery, Taking):
             if not started and not schedule.refused and not schedule.threadless:
                 started = schedule.start(self)  # a signal handler's configure() switched to thread delivery
             if started:
-                return schedule.wait(want, timeout)
-            refused = schedule.refused  # no thread can start: shutdown (not a delivery of "host")
+                try:
+                    return schedule.wait(want, timeout)
+                except Exception:  # eventlet, gevent: a signal handler their hub runs cannot block
+                    refused = None
+            else:
+                refused = schedule.refused  # no thread can start: shutdown (not a delivery of "host")
+        if refused is None:
+            return self._serve_unwaited(want)
         return self._serve_here(want) if refused else self._serve_on_caller(want, timeout)
 
     def _check_pid(self) -> None:

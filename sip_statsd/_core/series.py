@@ -83,6 +83,10 @@ class OwnedLock:
             return False
         return self._lock.acquire(timeout=max(0.0, timeout))
 
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, never waiting (a green hub cannot wait)."""
+        return bool(self._lock.acquire(blocking=False))
+
     def release(self) -> None:
         self._lock.release()
 
