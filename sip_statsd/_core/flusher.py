@@ -15,6 +15,7 @@ import time
 import weakref
 from typing import Protocol
 
+from .cpython import held_by_this_thread
 from .series import OwnedLock
 
 # How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
@@ -146,7 +147,7 @@ class Schedule:
         signal handler that interrupted this thread while it held `cond` (starting the
         flusher, say), since the flusher cannot end without taking `cond` itself.
         """
-        holding = self.cond._is_owned()  # type: ignore[attr-defined]  # threading's own test, no public one
+        holding = held_by_this_thread(self.cond)
         with self.cond:
             self.paused = True
             self.cond.notify_all()

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._wire.transport import FAULT_KINDS, FAULT_OTHER
+from .._wire.transport import FAULT_KINDS
 from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
@@ -293,27 +293,6 @@ class Recorder(Sending, HostDelivery, Taking):
         self.flush(timeout)
         s = self._stats
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
-
-    def _serve_here(self, want: int) -> bool:
-        """No thread can start (shutdown: 3.12 refuses threads in atexit): flush on this thread.
-
-        A backend is made here only when sending looks up no name (a Unix socket, an address
-        literal, `localhost`): a hung resolver must not hold the exit. For another name, only
-        a backend that exists sends; without one, what is left is counted lost and logged.
-        """
-        schedule = self._schedule
-        with schedule.cond:
-            schedule.begun = max(schedule.begun, want)
-        if self._backend is None and self._active.name_to_resolve() in (None, "localhost"):
-            self._make()  # never raises: a failure is counted below as the batch's fault
-        self._retry_at = float("inf")  # no new backend in this flush
-        if self._backend is None:
-            self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
-        ok = self._serve()
-        self._retire()
-        self._retry_at = 0.0
-        schedule.finished(want, ok)
-        return ok
 
     # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
 
