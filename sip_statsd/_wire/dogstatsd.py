@@ -97,8 +97,8 @@ class DatadogBackend:
         self._ends: dict[Series, tuple[str, str, str]] = {}
         self._texts = FamilyTexts(config.precision)
         self._transport = Transport(_address(config, dialect), on_fault)
-        # Every declared counter series once as 0 with the first flush (see Sending._with_zeros).
-        self.zeros_pending = dialect.zeros
+        # Every declared counter series once as 0 (see Sending._unzeroed): the families had them.
+        self.zeroed: set[object] | None = set() if dialect.zeros else None
 
     @property
     def lines_sent(self) -> int:
