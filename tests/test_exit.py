@@ -7,7 +7,13 @@ this file on 3.11, 3.12 and 3.13) against a real loopback receiver.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from test_hosts import C_FORK, run
@@ -59,3 +65,51 @@ def test_a_child_forked_from_c_that_calls_sys_exit_delivers(tmp_path):
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1000, timeout=10)
     assert totals.count(sm.METRIC_BYE_TOTAL) == 1000
     assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="2xx") == 1
+
+
+PID1 = """
+    import sys, time, sip_statsd
+    sip_statsd.configure(host="127.0.0.1", port=int(sys.argv[1]), flush_interval=3600)
+    sip_statsd.flush_on_sigterm()
+    for _ in range(100):
+        sip_statsd.bye("outbound", "local", "normal")
+    print("ready", flush=True)
+    while True:
+        time.sleep(1)
+"""
+
+
+def _pid_namespaces() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    done = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(not _pid_namespaces(), reason="needs unshare --pid (root or user namespaces)")
+def test_flush_on_sigterm_ends_a_containers_first_process(tmp_path):
+    """As PID 1 the kernel gives SIGTERM no default action: flushed, then exit status 143."""
+    path = tmp_path / "init.py"
+    path.write_text(textwrap.dedent(PID1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "SIP_STATSD_"))}
+    with Receiver() as receiver:
+        outer = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", sys.executable, str(path), str(receiver.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert outer.stdout is not None
+            assert outer.stdout.readline().strip() == "ready"
+            (init,) = Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()
+            os.kill(int(init), signal.SIGTERM)
+            assert outer.wait(30) == 143  # unshare reports its child's status; a hang fails here
+        finally:
+            if outer.poll() is None:
+                outer.kill()
+                outer.wait()
+            if outer.stdout is not None:
+                outer.stdout.close()
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 100, timeout=10)
+    assert totals.count(sm.METRIC_BYE_TOTAL) == 100

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -146,7 +147,9 @@ def flush_on_sigterm(timeout: float = 2.0) -> None:
     One line, in the main thread, after any SIGTERM handler of your own:
     `sip_statsd.flush_on_sigterm()`. The previous disposition then acts: the default ends
     the process by the signal (its exit status says SIGTERM), a Python handler is called,
-    an ignored signal stays ignored (and keeps flushing).
+    an ignored signal stays ignored (and keeps flushing). As PID 1 (a container's first
+    process), where the kernel gives SIGTERM no default action, the default becomes
+    `sys.exit(143)` (atexit handlers and `finally` blocks run).
     """
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -158,6 +161,10 @@ def flush_on_sigterm(timeout: float = 2.0) -> None:
         if callable(previous):
             previous(signum, frame)
         elif previous in (signal.SIG_DFL, None):
+            if os.getpid() == 1:
+                # A PID namespace's init (a container's first process) has no default action:
+                # the kernel drops the signal. End as a shell reports a death by it (143).
+                sys.exit(128 + signum)
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
