@@ -24,7 +24,7 @@ import signal, sys
 import sip_statsd as sm
 from sip_statsd._core.series import OwnedLock
 
-where, port = sys.argv[1], int(sys.argv[2])
+where, port, handler = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 m = sm.SipMetrics(host="127.0.0.1", port=port, flush_interval=3600)
 g = sm.Gauge("sip_h24_level", recorder=m.recorder).series()
 armed = []
@@ -47,7 +47,7 @@ class Interrupted(OwnedLock):
         super().__exit__(*exc)
 
 g._lock = Interrupted()
-signal.signal(signal.SIGUSR1, lambda *_: g.set(1000))
+signal.signal(signal.SIGUSR1, lambda *_: exec(handler))
 armed.append(1)
 g.set(0)  # the handler's set(1000) lands inside this one: it comes after it
 assert not armed
@@ -65,10 +65,18 @@ def udp() -> Iterator[socket.socket]:
         yield sock
 
 
+@pytest.mark.parametrize(
+    ("handler", "level"),
+    [
+        ("g.set(1000)", 1005),  # set(0), set(1000), then the main thread's 5 inc()
+        ("g.set(1000); g.inc()", 1006),  # the handler's own move comes after its set
+        ("g.set(1000); g.inc(); g.dec(); g.dec()", 1004),
+    ],
+)
 @pytest.mark.parametrize("where", ["enter", "exit"])
-def test_a_handlers_set_inside_a_set_comes_before_the_moves_after_it(udp, where):
+def test_a_handlers_set_inside_a_set_comes_before_the_moves_after_it(udp, where, handler, level):
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, where, str(udp.getsockname()[1])],
+        [sys.executable, "-c", SCRIPT, where, str(udp.getsockname()[1]), handler],
         capture_output=True,
         text=True,
         timeout=30,
@@ -78,7 +86,7 @@ def test_a_handlers_set_inside_a_set_comes_before_the_moves_after_it(udp, where)
     assert done.returncode == 0, done.stderr
     levels = re.findall(r"^sip_h24_level:([-\d.]+)\|g", received(udp), re.M)
     assert levels, done.stderr
-    assert float(levels[-1]) == 1005, levels  # set(0), set(1000), then 5 inc()
+    assert float(levels[-1]) == level, levels
 
 
 # Item 6: a signal handler's configure() switches host delivery to thread delivery between

@@ -61,13 +61,16 @@ class GaugeSeries(Series):
         self._pid = os.getpid()
         self._lock = OwnedLock()  # set() and the flusher; never inc()/dec()
         # A set() from a signal handler that interrupted this thread inside the lock: the
-        # level, applied by the next fold (one slot: dict.pop reads and clears it at once).
-        self._deferred: dict[int, float] = {}
+        # level and the emitters' ups and downs when it was made, applied by the next fold
+        # (one slot: dict.pop reads and clears it at once).
+        self._deferred: dict[int, tuple[float, int, int]] = {}
         # The counts are never replaced (the helpers hold them), only read.
         self._up = itertools.count()
         self._down = itertools.count()
-        self._up_reads = 0  # next() calls made by set() and the flusher, not by emitters
-        self._down_reads = 0
+        # next() calls made by our reads, not by emitters: counted in the same C call as the
+        # read itself (`_read`), so a signal handler's read never falls between the two.
+        self._up_reads = itertools.count()
+        self._down_reads = itertools.count()
         self._extra: list[float] = []  # inc(n) / dec(n): signed, list.append is atomic
         # The level, and the emitters' ups and downs it already holds (at the last fold).
         self._state: tuple[float, int, int] = (0, 0, 0)
@@ -133,7 +136,8 @@ class GaugeSeries(Series):
             return
         self._check_pid()
         if self._lock.held_here():  # a signal handler interrupted this thread inside the lock
-            self._deferred[0] = level
+            ups, downs = self._read()  # the moves made after this set go on top of it
+            self._deferred[0] = (level, ups, downs)
             return
         with self._lock:
             self._fold(apply_deferred=False)  # what came before the set is overridden
@@ -153,17 +157,17 @@ class GaugeSeries(Series):
 
     def _read(self) -> tuple[int, int]:
         """Emitters' inc() and dec() calls so far (under the lock)."""
-        ups = next(self._up) - self._up_reads
-        self._up_reads += 1
-        downs = next(self._down) - self._down_reads
-        self._down_reads += 1
-        return ups, downs
+        # One C call (no bytecode, so no signal handler, between the four nexts): each count
+        # and the number of our reads before it, read together.
+        up, up_reads, down, down_reads = map(next, (self._up, self._up_reads, self._down, self._down_reads))
+        return up - up_reads, down - down_reads
 
     def _fold(self, apply_deferred: bool = True) -> bool:
         """Fold the moves made since the last fold into the level (under the lock); True if any.
 
         With `apply_deferred`, a set() a signal handler left (it interrupted this thread inside the
-        lock) then overrides them: it came after every move of this thread folded here."""
+        lock) then overrides the moves made before it, and the inc()/dec() calls made after it
+        (the handler's own) go on top of it."""
         ups, downs = self._read()
         level, ups0, downs0 = self._state
         extra = self._extra
@@ -178,8 +182,11 @@ class GaugeSeries(Series):
                 drops[DROP_INVALID_NUMBER].inc()
             new = self._state[0]
         deferred = self._deferred.pop(0, None) if apply_deferred and self._deferred else None
-        if deferred is not None:  # a set() from a signal handler: over the moves made before it
-            new = deferred
+        if deferred is not None:  # a set() from a signal handler: over the moves made before it,
+            # under those made after it (its read may follow this fold's: then none yet).
+            new, ups_then, downs_then = deferred
+            ups, downs = max(ups, ups_then), max(downs, downs_then)
+            new += (ups - ups_then) - (downs - downs_then)
             self._active = True
         self._state = (new, ups, downs)
         return bool(k) or ups != ups0 or downs != downs0 or deferred is not None
