@@ -35,6 +35,7 @@ from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
 from .series import CounterSeries, InvalidInputError, OwnedLock
+from .shared import SharedDelivery, rebind
 from .taking import Taking, sampled_counter
 
 log = logging.getLogger("sip_statsd")
@@ -66,6 +67,8 @@ class Recorder(Sending, HostDelivery, Taking):
         self._schedule = Schedule(self.config.flush_interval)
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
+        self._shared: SharedDelivery | None = None  # delivery="shared": the mapping, made once
+        self._helper_roots: list[object] = []  # objects whose functions hold cells (the SIP helpers)
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
         self._init_taking()
@@ -104,6 +107,12 @@ class Recorder(Sending, HostDelivery, Taking):
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
+            shared = self._shared
+            if shared is not None and not shared.in_creator():
+                raise ValueError(
+                    f"{family.name}: with delivery='shared', define metrics before the host forks "
+                    "(the shared mapping's layout is fixed then)"
+                )
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
@@ -111,6 +120,10 @@ class Recorder(Sending, HostDelivery, Taking):
                 sampled._add_value("metric", family.name)
             self._families[family.name] = family
             self._families_changed()
+            if shared is not None:  # the family and the drop counters it grew get shared cells
+                for grown in (dropped, sampled, family):
+                    if grown is not None:
+                        shared.add(grown)
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
@@ -335,6 +348,24 @@ class Recorder(Sending, HostDelivery, Taking):
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
         return not self._failed
 
+    # --- shared delivery (see shared) ---------------------------------------------------------
+
+    def _set_delivery(self, config: Config) -> None:
+        """Thread, host or shared delivery (hold the schedule's condition)."""
+        super()._set_delivery(config)
+        if config.delivery != "shared":
+            return
+        shared = self._shared
+        if shared is None:
+            with self._lock:
+                shared = self._shared = SharedDelivery(self._families.values())
+            # Helpers made before hold the old cells in their tables: point them at the shared ones.
+            rebind((f for root in self._helper_roots for f in vars(root).values() if callable(f)), shared.replaced)
+            for family in self._families.values():
+                self._apply_strict(family)
+        else:
+            shared.claim()  # a child forked from C: its own slot from now on
+
     # --- fork (see process) -----------------------------------------------------------------
 
     def _pause_for_fork(self) -> threading.Thread | None:
@@ -360,7 +391,7 @@ class Recorder(Sending, HostDelivery, Taking):
         watch(self, schedule)
         # The parent sends what it had recorded; the child starts from zero. A fold that a
         # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-        if not keep_cells:
+        if not keep_cells and self._shared is None:  # shared cells: the parent's slot stays the parent's
             self._discard_cells()
             for family in self._families.values():
                 for series in family._by_values.values():
