@@ -109,12 +109,25 @@ class SharedDelivery:
         self.cells: list[object] = []
         self.claim()
         for family in families:
-            self.add(family)
+            self._add(family)
 
     # --- layout: each series' cells, the same in every process --------------------------------
 
-    def add(self, family: Family) -> None:
-        """Give `family`'s series their cells (before the fork: the layout is the same in every process)."""
+    def check_can_add(self, name: str) -> None:
+        """Families join the layout in the process that made it, before the fork; else ValueError."""
+        if os.getpid() != self.creator:
+            raise ValueError(
+                f"{name}: with delivery='shared', define metrics before the host forks "
+                "(the shared mapping's layout is fixed then)"
+            )
+
+    def add(self, *families: Family | None) -> None:
+        """Give the families' new series their cells (before the fork: the layout is the same in every process)."""
+        for family in families:
+            if family is not None:
+                self._add(family)
+
+    def _add(self, family: Family) -> None:
         fresh = [s for s in family._by_values.values() if type(s) in (CounterSeries, GaugeSeries, DistributionSeries)]
         for series in fresh:
             if isinstance(series, CounterSeries):
@@ -192,10 +205,6 @@ class SharedDelivery:
             self.slot = slot
         else:
             self._shift(slot)
-
-    def in_creator(self) -> bool:
-        """True in the process that made the mapping (families may still join the layout)."""
-        return os.getpid() == self.creator
 
     # --- the sender --------------------------------------------------------------------------------
 
@@ -276,16 +285,17 @@ class SharedDelivery:
         batch.counts.extend(away.items())
 
 
-def rebind(functions: Iterable[object], replaced: dict[int, tuple[object, object]]) -> None:
-    """Put the shared cells where helpers made before the mapping hold the old ones.
+def rebind(roots: Iterable[object], replaced: dict[int, tuple[object, object]]) -> None:
+    """Put the shared cells where the helpers of `roots` (made before the mapping) hold the old ones.
 
     The SIP helpers keep each series' cell in tables their closures hold (dicts, lists,
     tuples, a dict's bound `get`): those are walked once, at configure(), and every old
     cell replaced in place (a tuple is made again and put where it was).
     """
     walk = _Rebind(replaced)
-    for function in functions:
-        walk.sub(function)
+    for root in roots:
+        for function in vars(root).values():
+            walk.sub(function)
 
 
 class _Rebind:
