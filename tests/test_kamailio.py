@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,15 @@ _SKIP = require_kamailio_or_skip()
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 ANSWERED, BUSY, TIMEOUTS, NON_INVITE = 40, 20, 10, 20  # calls per sipp client; NON_INVITE: OPTIONS + REGISTER
-DELIVERY_DEADLINE = 2.0  # seconds after the last SIP event: the bar
+SENDER_INTERVAL = 1.0  # rtimer's, with shared delivery
+DELIVERY_DEADLINE = 1.0 + SENDER_INTERVAL  # seconds after the last SIP event: the bar
 STOP_DEADLINE = 5.0
+# The shared sender: rtimer runs the integration's KEMI function every second, in a process of its own.
+RTIMER = (
+    'loadmodule "rtimer.so"\n--\n'
+    'modparam("rtimer", "timer", "name=metrics;interval=1;mode=1;")\n'
+    'modparam("rtimer", "exec", "timer=metrics;route=ksr_metrics_timer")'
+)
 
 
 @dataclass
@@ -171,18 +179,20 @@ def report(
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("configure_in", ["mod_init", "child_init"])
-def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_path, configure_in):
+@pytest.mark.parametrize(("configure_in", "delivery"), [("mod_init", "shared"), ("child_init", "host")])
+def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_path, configure_in, delivery):
     with Receiver() as receiver:
         port, silent_port = free_port(), free_port()
         env = {
             "KEMI_SILENT_PORT": str(silent_port),
             **os.environ,
             "KEMI_CONFIGURE_IN": configure_in,
+            "KEMI_DELIVERY": delivery,
             "KEMI_HOST": receiver.host,
             "KEMI_PORT": str(receiver.port),
         }
-        proxy = Kamailio(tmp_path, port, env)
+        started = time.monotonic()
+        proxy = Kamailio(tmp_path, port, env, extra=RTIMER if delivery == "shared" else "")
         try:
             traffic = drive(tmp_path, f"127.0.0.1:{port}", silent_port)
             # The last SIP event is behind us: the receiver has DELIVERY_DEADLINE to see it all.
@@ -192,15 +202,28 @@ def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_p
             # The INVITE timeouts were counted by tm's failure route in a timer process (rank -1).
             timeout_keys = [k for k in totals.counts if k.startswith(sm.METRIC_TRANSACTION_TIMEOUT_TOTAL)]
             assert timeout_keys, totals.counts
-            assert all("kamailio_proc:m1." in key for key in timeout_keys), timeout_keys
-            agreement = kamailio_agrees(proxy.statistics(), traffic)
+            gauge_keys = [k for k in totals.gauges if k.startswith(sm.METRIC_ACTIVE_CALLS)]
+            if delivery == "shared":  # one sender, one series per gauge for the whole proxy
+                assert not any("kamailio_proc" in key for key in [*totals.counts, *gauge_keys]), totals.counts
+                assert gauge_keys == ["sip_active_calls{direction:inbound}"], gauge_keys
+            else:
+                assert all("kamailio_proc:m1." in key for key in timeout_keys), timeout_keys
+            stats = proxy.statistics()
+            if delivery == "shared":  # rtimer runs its route with a faked OPTIONS, which Kamailio counts
+                timer_runs = stats["core:rcv_requests_options"] - traffic.non_invite.calls("SuccessfulCall")
+                assert 0 <= timer_runs <= (time.monotonic() - started) / SENDER_INTERVAL + 1
+                stats["core:rcv_requests_options"] -= timer_runs
+            agreement = kamailio_agrees(stats, traffic)
             assert {name: k for name, (k, _) in agreement.items()} == {name: s for name, (_, s) in agreement.items()}
-            # At most one datagram per handler that recorded something: an answered call has
-            # five (its 200, dialog start, BYE, BYE's 200, dialog end), a busy one its 486,
-            # a timeout its failure route, an OPTIONS/REGISTER pair two replies.
-            handlers = 5 * expected["invite 2xx"] + expected["invite 4xx"] + expected["INVITE timeouts"]  # type: ignore[operator]
+            # Host delivery: at most one datagram per handler that recorded something: an
+            # answered call has six (its 180 and 200, dialog start, BYE, BYE's 200, dialog
+            # end), a busy one its 486, a timeout its failure route, an OPTIONS/REGISTER pair
+            # two replies. Shared delivery: a few per second, whatever the traffic.
+            handlers = 6 * expected["invite 2xx"] + expected["invite 4xx"] + expected["INVITE timeouts"]  # type: ignore[operator]
             handlers += 2 * expected["OPTIONS 2xx"]  # type: ignore[operator]
             assert 0 < totals.datagrams <= handlers
+            if delivery == "shared":
+                assert totals.datagrams < handlers / 5
             took = proxy.stop(timeout=STOP_DEADLINE)
             assert took is not None, f"not stopped within {STOP_DEADLINE} s: {proxy.log()}"
             print(report(expected, received(totals), agreement, totals.datagrams, handlers, took))
