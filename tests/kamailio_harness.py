@@ -7,6 +7,7 @@ Debian's `/usr/bin/python3`, which finds sip_statsd and its dependencies through
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -59,6 +60,15 @@ def require_kamailio_or_skip() -> str | None:
     return None
 
 
+# The shared sender: rtimer runs the integration's KEMI function every second, in a process of
+# its own (modules, then "--", then parameters, as `Kamailio(extra=...)` takes them).
+RTIMER = (
+    'loadmodule "rtimer.so"\n--\n'
+    'modparam("rtimer", "timer", "name=metrics;interval=1;mode=1;")\n'
+    'modparam("rtimer", "exec", "timer=metrics;route=ksr_metrics_timer")'
+)
+
+
 def python_path() -> str:
     """sip_statsd and its dependencies (pure Python) for Kamailio's embedded interpreter."""
     dirs = []
@@ -101,8 +111,13 @@ class Kamailio:
             env={**env, "PYTHONPATH": python_path()},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a child that outlives the main one is ended too
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
         """Until the ctl socket answers (every process has forked and run child_init)."""
@@ -155,4 +170,6 @@ class Kamailio:
 
     def close(self) -> None:
         self.stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of its tree is left
         self._log.close()

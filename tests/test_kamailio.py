@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from kamailio_harness import Kamailio, require_kamailio_or_skip
+from kamailio_harness import RTIMER, Kamailio, require_kamailio_or_skip
 from sipp_harness import SippRun, finish_sipp, scenario, start_sipp
 
 import sip_statsd as sm
@@ -29,12 +29,6 @@ ANSWERED, BUSY, TIMEOUTS, NON_INVITE = 40, 20, 10, 20  # calls per sipp client; 
 SENDER_INTERVAL = 1.0  # rtimer's, with shared delivery
 DELIVERY_DEADLINE = 1.0 + SENDER_INTERVAL  # seconds after the last SIP event: the issue's bar
 STOP_DEADLINE = 5.0
-# The shared sender: rtimer runs the integration's KEMI function every second, in a process of its own.
-RTIMER = (
-    'loadmodule "rtimer.so"\n--\n'
-    'modparam("rtimer", "timer", "name=metrics;interval=1;mode=1;")\n'
-    'modparam("rtimer", "exec", "timer=metrics;route=ksr_metrics_timer")'
-)
 
 
 @dataclass
@@ -229,3 +223,11 @@ def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_p
             print(report(expected, received(totals), agreement, totals.datagrams, handlers, took))
         finally:
             proxy.close()
+
+
+def test_shared_delivery_configured_after_the_fork_stops_kamailio_with_the_reason(tmp_path):
+    """metrics_setup() in child_init with shared delivery: Kamailio never serves, and its log says why."""
+    env = {**os.environ, "KEMI_CONFIGURE_IN": "child_init", "KEMI_DELIVERY": "shared", "KEMI_PORT": "9"}
+    with pytest.raises(RuntimeError):
+        Kamailio(tmp_path, free_port(), env, extra=RTIMER).close()
+    assert "must run in mod_init, before Kamailio forks" in (tmp_path / "kamailio.log").read_text()
