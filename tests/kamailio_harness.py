@@ -82,12 +82,25 @@ def python_path() -> str:
 class Kamailio:
     """One Kamailio process tree, started with `kemi.py` and stopped with SIGTERM."""
 
-    def __init__(self, workdir: Path, port: int, env: dict[str, str], children: int = 4, extra: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        env: dict[str, str],
+        children: int = 4,
+        extra: str = "",
+        recipe: tuple[str, str] | None = None,
+    ) -> None:
+        """`recipe`: (kamailio.cfg, kemi.py) texts instead of tests/kamailio's, their @MARK@s filled the same way."""
         self.workdir = workdir
         self.ctl = workdir / "ctl.sock"
         script = workdir / "kemi.py"
-        shutil.copy(ASSETS / "kemi.py", script)
-        config = (ASSETS / "kamailio.cfg").read_text()
+        if recipe is None:
+            shutil.copy(ASSETS / "kemi.py", script)
+            config = (ASSETS / "kamailio.cfg").read_text()
+        else:
+            config, text = recipe
+            script.write_text(text)
         modules, _, params = extra.partition("\n--\n")
         marks = {
             "CHILDREN": str(children),
