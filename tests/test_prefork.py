@@ -82,7 +82,8 @@ def test_gunicorn_workers_count_in_shared_memory_and_the_master_sends(tmp_path):
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/start", timeout=5).read()
                     break
                 except OSError:
-                    assert server.poll() is None and time.monotonic() < deadline, server.stdout and server.stdout.read()
+                    assert server.poll() is None, server.stdout and server.stdout.read()
+                    assert time.monotonic() < deadline
                     time.sleep(0.1)
             for i in range(1, REQUESTS):
                 path = "/start" if i < REQUESTS // 2 else "/end"
