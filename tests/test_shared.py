@@ -208,3 +208,83 @@ def test_the_emit_path_of_a_forked_worker_makes_no_syscall(receiver, tmp_path):
     assert mine[start + 1 : end] == []
     totals = receiver.wait_for(lambda t: t.count("sip_invite_result_total") >= 25_001)
     assert totals.count("sip_invite_result_total") == 25_001
+
+
+def test_every_helper_made_before_configure_counts_in_the_shared_mapping(receiver, tmp_path):
+    """A worker that never flushes: whatever arrives went through its slot, helper by helper."""
+    run(
+        """
+        pid = os.fork()
+        if pid == 0:
+            sip_statsd.invite_result("inbound", 180)
+            sip_statsd.bye("inbound", "remote", "normal")
+            sip_statsd.bye_outbound("local", "timer-expired")
+            sip_statsd.transaction_timeout("OPTIONS")
+            sip_statsd.transaction_timeout("NOTAMETHOD")
+            sip_statsd.session_timer_refresh("ok")
+            sip_statsd.dtls_handshake("fail")
+            sip_statsd.stir_verify("verified")
+            sip_statsd.voice_attach("realtime", True)
+            sip_statsd.voice_attach_mode_fallback("pipeline", "realtime")
+            sip_statsd.voice_attach_native(False)
+            sip_statsd.observe_call_qos(rtt_ms=40.0, jitter_ms=5.0, loss_fraction=0.01, mos_estimate=4.1)
+            sip_statsd.request_result("outbound", "REGISTER", 401)
+            sip_statsd.call_started("outbound")
+            sip_statsd.observe_setup_delay("outbound", 7.0, False)
+            sip_statsd.bye("sideways", "remote", "normal")  # dropped: counted in the drop counter
+            os._exit(0)
+        wait_all([pid])
+        assert sip_statsd.flush(10)
+        """,
+        receiver,
+        tmp_path,
+    )
+    expected = {
+        "sip_invite_result_total": 1,
+        "sip_invite_response_total": 1,
+        "sip_bye_total": 2,
+        "sip_transaction_timeout_total": 2,
+        "sip_session_timer_refresh_total": 1,
+        "sip_dtls_handshake_total": 1,
+        "sip_stir_verify_total": 1,
+        "sip_voice_attach_total": 1,
+        "sip_voice_attach_mode_fallback_total": 1,
+        "sip_voice_attach_native_total": 1,
+        "sip_call_quality_total": 1,
+        "sip_request_result_total": 1,
+        "sip_statsd_dropped_inputs_total": 1,
+    }
+    totals = receiver.wait_for(lambda t: all(t.count(name) >= n for name, n in expected.items()))
+    assert {name: totals.count(name) for name in expected} == expected
+    assert totals.gauge("sip_active_calls", direction="outbound") == 1
+    for name in ("sip_call_rtt_ms", "sip_call_jitter_ms", "sip_call_loss_fraction", "sip_call_mos_estimate"):
+        assert len(totals.sample_list(name)) == 1, name
+    assert totals.sample_list("sip_session_request_delay_ms", result="failure") == [7.0]
+
+
+def test_threads_of_one_worker_lose_no_count(receiver, tmp_path):
+    """Eight threads in one forked worker, 20,000 emits each: the slot's cells are exact."""
+    run(
+        """
+        import threading
+        pid = os.fork()
+        if pid == 0:
+            def emit():
+                for _ in range(20_000):
+                    sip_statsd.invite_result("outbound", 200)
+                    sip_statsd.call_started("outbound")
+            threads = [threading.Thread(target=emit) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            os._exit(0)
+        wait_all([pid])
+        assert sip_statsd.flush(10)
+        """,
+        receiver,
+        tmp_path,
+    )
+    totals = receiver.wait_for(lambda t: t.count("sip_invite_result_total") >= 160_000)
+    assert totals.count("sip_invite_result_total", direction="outbound", code_class="2xx") == 160_000
+    assert totals.gauge("sip_active_calls", direction="outbound") == 160_000

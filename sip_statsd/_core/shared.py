@@ -144,6 +144,7 @@ class SharedDelivery:
                 if len(self.distributions) >= self.d_cap:
                     raise ValueError(f"{family.name}: no room left in the shared mapping for more distributions")
                 series.__class__ = SharedDistributionSeries
+                self.replaced[id(series._samples)] = (series._samples, _FULL)  # helpers' fast paths append there
                 series._samples = _FULL  # type: ignore[assignment]
                 self.distributions.append(series)
         self._bind(fresh)
