@@ -156,7 +156,12 @@ class Kamailio:
 
     def pids(self) -> list[int]:
         """Every process of the tree (`core.psx`)."""
-        return [int(p) for p in re.findall(r"PID:\s*(\d+)", self.rpc("core.psx").stdout)]
+        return list(self.processes())
+
+    def processes(self) -> dict[int, str]:
+        """Every process of the tree and what Kamailio says it is (`core.psx`: "udp receiver child=0 ...")."""
+        found = re.findall(r"PID:\s*(\d+)\s*DSC:\s*([^\n]*)", self.rpc("core.psx").stdout)
+        return {int(pid): what.strip() for pid, what in found}
 
     def stop(self, timeout: float = 10.0) -> float | None:
         """SIGTERM; the seconds it took the main process to exit, or None if it had to be killed."""

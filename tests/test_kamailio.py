@@ -9,7 +9,10 @@ Runs on the Python that matches Kamailio's embedded one (Debian's /usr/bin/pytho
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,3 +242,47 @@ def test_shared_delivery_configured_after_the_fork_stops_kamailio_with_the_reaso
     with pytest.raises(RuntimeError):
         Kamailio(tmp_path, free_port(), env, extra=RTIMER).close()
     assert "must run in mod_init, before Kamailio forks" in (tmp_path / "kamailio.log").read_text()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_with_shared_delivery_only_rtimer_s_process_sends_and_workers_make_no_metrics_syscall(tmp_path):
+    """strace on every Kamailio process under sipp: no worker opens, connects or sends to the agent."""
+    with Receiver() as receiver:
+        port, silent_port = free_port(), free_port()
+        env = {**os.environ, "KEMI_SILENT_PORT": str(silent_port), "KEMI_CONFIGURE_IN": "mod_init"}
+        env.update({"KEMI_HOST": receiver.host, "KEMI_PORT": str(receiver.port)})
+        proxy = Kamailio(tmp_path, port, env, extra=RTIMER)
+        log = tmp_path / "strace.log"
+        try:
+            processes = proxy.processes()
+            sender = {pid for pid, what in processes.items() if what.startswith("RTIMER EXEC")}
+            workers = {pid for pid, what in processes.items() if what.startswith("udp receiver")}
+            assert len(sender) == 1, processes
+            assert workers, processes
+            attach = [arg for pid in processes for arg in ("-p", str(pid))]
+            tracer = subprocess.Popen(
+                ["strace", "-f", "-s", "48", "-e", "trace=%network", "-o", str(log), *attach],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            attached = 0
+            assert tracer.stderr is not None
+            while attached < len(processes):  # strace says so for each process, then traces
+                line = tracer.stderr.readline()
+                assert line, "strace ended"
+                attached += "attached" in line
+            traffic = drive(tmp_path, f"127.0.0.1:{port}", silent_port)
+            expected = expected_from_sipp(traffic)
+            totals = receiver.wait_for(lambda t: received(t) == expected, timeout=DELIVERY_DEADLINE)
+            assert received(totals) == expected
+            tracer.send_signal(signal.SIGINT)
+            tracer.communicate(timeout=30)
+        finally:
+            proxy.close()
+    calls = [line.split(None, 1) for line in log.read_text().splitlines() if line[:1].isdigit()]
+    to_agent = {int(pid) for pid, call in calls if '"sip_' in call}  # a datagram of ours, by its first bytes
+    opened = {int(pid) for pid, call in calls if call.startswith(("socket(", "connect("))}
+    assert to_agent == sender, (to_agent, sender)
+    assert not opened & workers
+    handled = {int(pid) for pid, call in calls if call.startswith(("recvfrom(", "recvmsg("))}
+    assert handled & workers  # the workers were traced while they served the calls
