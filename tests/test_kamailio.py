@@ -45,8 +45,11 @@ class Traffic:
         return 0 if self.timeouts is None else self.timeouts.calls("SuccessfulCall")
 
 
-def drive(workdir: Path, proxy: str, silent_port: int, timeouts: bool = True) -> Traffic:
-    """sipp clients through the proxy (-rsa) to sipp servers and a callee that never answers."""
+def drive(workdir: Path, proxy: str, silent_port: int, timeouts: bool = True, scale: int = 1) -> Traffic:
+    """sipp clients through the proxy (-rsa) to sipp servers and a callee that never answers.
+
+    `scale`: that many times the calls of each client, at that many times the rate.
+    """
 
     def place(name: str) -> Path:
         path = workdir / name
@@ -71,7 +74,7 @@ def drive(workdir: Path, proxy: str, silent_port: int, timeouts: bool = True) ->
             where = place(f"uac_{name}")
             args = ["-sf", str(scenario(scen, where, **marks)), "-p", str(free_port()), "-rsa", proxy]
             return where, start_sipp(
-                where, *args, f"127.0.0.1:{ports[target]}", "-m", str(calls), "-r", "40", "-l", "20"
+                where, *args, f"127.0.0.1:{ports[target]}", "-m", str(calls * scale), "-r", str(40 * scale), "-l", "20"
             )
 
         started = [
@@ -184,8 +187,11 @@ def report(
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize(("configure_in", "delivery"), [("mod_init", "shared"), ("child_init", "host")])
-def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_path, configure_in, delivery):
+@pytest.mark.parametrize(
+    ("configure_in", "delivery", "scale"),
+    [("mod_init", "shared", 1), ("mod_init", "shared", 5), ("child_init", "host", 1)],
+)
+def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_path, configure_in, delivery, scale):
     with Receiver() as receiver:
         port, silent_port = free_port(), free_port()
         env = {
@@ -199,7 +205,7 @@ def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_p
         started = time.monotonic()
         proxy = Kamailio(tmp_path, port, env, extra=RTIMER if delivery == "shared" else "")
         try:
-            traffic = drive(tmp_path, f"127.0.0.1:{port}", silent_port)
+            traffic = drive(tmp_path, f"127.0.0.1:{port}", silent_port, scale=scale)
             # The last SIP event is behind us: the receiver has DELIVERY_DEADLINE to see it all.
             expected = expected_from_sipp(traffic)
             totals = receiver.wait_for(lambda t: received(t) == expected, timeout=DELIVERY_DEADLINE)
