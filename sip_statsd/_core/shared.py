@@ -259,13 +259,21 @@ class SharedDelivery:
         words, floats = self.words, self.floats
         kept: dict[DistributionSeries, list[float]] = {}
         seen: dict[DistributionSeries, int] = {}
+        n_d, step = len(self.distributions), 2 + RING
         for slot in claimed:
             base = self.slots_at + slot * self.slot_words + self.c_cap + _GAUGE_WORDS * self.g_cap
             marks = self.marks_at + slot * self.d_cap * 2
+            # Each series' two counts, then the sender's two marks, one slice each: the counts
+            # first, so the samples they count are in the ring.
+            end = base + step * n_d
+            written_all, over_all = words[base:end:step].tolist(), words[base + 1 : end : step].tolist()
+            marked = words[marks : marks + 2 * n_d].tolist()
+            if written_all == marked[0::2] and over_all == marked[1::2]:
+                continue  # nothing observed in this process since the last read
             for i, dist in enumerate(self.distributions):
-                at = base + (2 + RING) * i
-                written, over = words[at], words[at + 1]  # the count first: its samples are there
-                read, over_read = words[marks + 2 * i], words[marks + 2 * i + 1]
+                at = base + step * i
+                written, over = written_all[i], over_all[i]
+                read, over_read = marked[2 * i], marked[2 * i + 1]
                 if written == read and over == over_read:
                     continue
                 ring = floats[at + 2 : at + 2 + RING]
