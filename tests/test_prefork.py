@@ -1,13 +1,14 @@
-"""Shared delivery in a real prefork server: gunicorn with docs/configuration.md's `gunicorn.conf.py`,
+"""Shared delivery in real prefork servers: gunicorn with docs/configuration.md's `gunicorn.conf.py`,
 read from the page (only the agent's port replaced), three sync workers, real HTTP requests:
 every count exact at our receiver within 1 s plus the sender's interval, one gauge series back
-at 0, and nothing lost when the server stops.
+at 0, and nothing lost when the server stops; uWSGI (forking from C) with a mule as the sender.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,3 +105,72 @@ def test_gunicorn_workers_count_in_shared_memory_and_the_master_sends(tmp_path):
         assert totals.gauge("sip_active_calls") == 0
         assert len(totals.sample_list("sip_session_request_delay_ms")) == REQUESTS
         assert len(totals.sample_list("sip_call_duration_s")) == REQUESTS // 2
+
+
+UWSGI_APP = """
+import os
+
+import sip_statsd
+
+# Loaded by the master before it forks (uWSGI's default, without lazy-apps): the mapping is inherited.
+sip_statsd.configure(delivery="shared", host="127.0.0.1", port=int(os.environ["AGENT_PORT"]))
+
+
+def application(environ, start_response):
+    sip_statsd.invite_result("inbound", 200)
+    sip_statsd.call_started("inbound") if environ["PATH_INFO"] == "/start" else sip_statsd.call_ended("inbound")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+UWSGI_SENDER = """
+import threading
+
+import sip_statsd
+
+tick = threading.Event()
+while not tick.wait(1.0):  # a mule: a process of its own, as Kamailio's rtimer
+    sip_statsd.flush(0)
+"""
+
+
+def _uwsgi() -> str | None:
+    beside = Path(sys.executable).parent / "uwsgi"
+    return str(beside) if beside.exists() else shutil.which("uwsgi")
+
+
+@pytest.mark.skipif(_uwsgi() is None, reason="uwsgi is not installed (pip install uwsgi builds it from source)")
+def test_uwsgi_workers_forked_from_c_count_in_shared_memory_and_a_mule_sends(tmp_path):
+    """uWSGI forks from C: --py-call-uwsgi-fork-hooks lets each worker and the mule claim a slot."""
+    (tmp_path / "app.py").write_text(textwrap.dedent(UWSGI_APP))
+    (tmp_path / "sender.py").write_text(textwrap.dedent(UWSGI_SENDER))
+    port = free_port()
+    command = [_uwsgi() or "uwsgi", "--master", "--processes", "3", "--http-socket", f"127.0.0.1:{port}"]
+    command += ["--wsgi-file", "app.py", "--mule=sender.py", "--py-call-uwsgi-fork-hooks", "--need-app"]
+    command += ["--die-on-term", "--disable-logging"]
+    with Receiver() as receiver:
+        env = {**os.environ, "AGENT_PORT": str(receiver.port), "PYTHONPATH": os.pathsep.join(sys.path)}
+        server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # until it answers: a process we wait for, not a thread of ours
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/start", timeout=5).read()
+                    break
+                except OSError:
+                    assert server.poll() is None
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            for i in range(1, REQUESTS):
+                path = "/start" if i < REQUESTS // 2 else "/end"
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read()
+            totals = receiver.wait_for(
+                lambda t: t.count("sip_invite_result_total") >= REQUESTS and t.gauge("sip_active_calls") == 0,
+                timeout=DELIVERY_DEADLINE,
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            output, _ = server.communicate(timeout=30)
+        assert totals.count("sip_invite_result_total", code_class="2xx") == REQUESTS, output
+        assert totals.gauge("sip_active_calls") == 0
+        assert receiver.totals().count("sip_invite_result_total") == REQUESTS  # nothing twice, after the stop too
