@@ -288,3 +288,26 @@ def test_threads_of_one_worker_lose_no_count(receiver, tmp_path):
     totals = receiver.wait_for(lambda t: t.count("sip_invite_result_total") >= 160_000)
     assert totals.count("sip_invite_result_total", direction="outbound", code_class="2xx") == 160_000
     assert totals.gauge("sip_active_calls", direction="outbound") == 160_000
+
+
+def test_an_instance_made_with_shared_delivery_counts_its_workers(receiver, tmp_path):
+    """SipMetrics(delivery="shared"): its helpers are made on the shared cells; the module's are untouched."""
+    run(
+        """
+        metrics = sip_statsd.SipMetrics(delivery="shared", host="127.0.0.1", port=int(sys.argv[1]))
+        pids = []
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:
+                for _ in range(100):
+                    metrics.stir_verify("verified")
+                os._exit(0)
+            pids.append(pid)
+        wait_all(pids)
+        assert metrics.flush(10)
+        """,
+        receiver,
+        tmp_path,
+    )
+    totals = receiver.wait_for(lambda t: t.count("sip_stir_verify_total") >= 300)
+    assert totals.count("sip_stir_verify_total", result="verified") == 300

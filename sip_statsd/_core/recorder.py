@@ -68,7 +68,7 @@ class Recorder(Sending, HostDelivery, Taking):
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._shared: SharedDelivery | None = None  # delivery="shared": the mapping, made once
-        self._helper_roots: list[object] = []  # objects whose functions hold cells (the SIP helpers)
+        self._helper_roots: weakref.WeakSet[object] = weakref.WeakSet()  # whose functions hold cells (SIP helpers)
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
         self._init_taking()
