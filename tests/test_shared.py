@@ -311,3 +311,29 @@ def test_an_instance_made_with_shared_delivery_counts_its_workers(receiver, tmp_
     )
     totals = receiver.wait_for(lambda t: t.count("sip_stir_verify_total") >= 300)
     assert totals.count("sip_stir_verify_total", result="verified") == 300
+
+
+def test_a_host_that_replaces_its_workers_never_runs_out_of_slots(receiver, tmp_path):
+    """Three hundred short-lived workers, ten at a time (128 slots): each gets a slot of its own
+    (a dead worker's, its counts kept), and every count arrives once."""
+    run(
+        """
+        shared = sip_statsd.default().recorder._shared
+        for batch in range(30):
+            pids = []
+            for _ in range(10):
+                pid = os.fork()
+                if pid == 0:
+                    for _ in range(2000):
+                        sip_statsd.dtls_handshake("ok")
+                    os._exit(3 if shared.lost_claims else 0)  # 3: it found no slot of its own
+                pids.append(pid)
+            codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+            assert codes == [0] * 10, (batch, codes)
+            assert sip_statsd.flush(10)  # the sender hands the dead workers' slots on
+        """,
+        receiver,
+        tmp_path,
+    )
+    totals = receiver.wait_for(lambda t: t.count("sip_dtls_handshake_total") >= 600_000)
+    assert totals.count("sip_dtls_handshake_total", result="ok") == 600_000

@@ -104,7 +104,7 @@ class SharedDelivery:
         self._claims = free
         os.write(self._free, b"".join(_RECORD.pack(i) for i in range(SLOTS)))
         os.set_blocking(free, False)
-        self.lost_claims = 0  # processes that found no free slot (their counts stay in the creator's)
+        self.lost_claims = 0  # processes that found no free slot (they count in the creator's)
         self.replaced: dict[int, tuple[object, object]] = {}  # old cell objects, for `rebind`
         self.cells: list[object] = []
         self.claim()
@@ -195,7 +195,7 @@ class SharedDelivery:
             record = os.read(self._claims, _RECORD.size)
         except BlockingIOError:
             record = b""
-        if len(record) != _RECORD.size:  # every slot is taken: this process writes the creator's
+        if len(record) != _RECORD.size:  # every slot is held by a live process: this one counts in the creator's
             self.lost_claims += 1
             self.pid = pid
             return
@@ -206,6 +206,20 @@ class SharedDelivery:
             self.slot = slot
         else:
             self._shift(slot)
+
+    def _recycle(self, owners: list[int]) -> None:
+        """Hand the slot of a process that has exited to the next process (under the sender's lock).
+
+        Nothing in a slot belongs to its process's memory: a new owner goes on from the cells'
+        values, so the counts of the dead one stay counted, and a host that replaces workers
+        (gunicorn's max_requests, uWSGI's reloads) never runs out of slots. The slot stays
+        read (-1: free); a pid the system gave to another program since is only not recycled.
+        """
+        me = os.getpid()
+        for slot, pid in enumerate(owners):
+            if pid > 0 and pid != me and not _alive(pid):
+                self.words[slot] = -1
+                os.write(self._free, _RECORD.pack(slot))
 
     # --- the sender --------------------------------------------------------------------------------
 
@@ -224,7 +238,9 @@ class SharedDelivery:
 
     def _read(self) -> Batch:
         words, floats = self.words, self.floats
-        claimed = [i for i, pid in enumerate(words[:SLOTS].tolist()) if pid]
+        owners = words[:SLOTS].tolist()
+        claimed = [i for i, pid in enumerate(owners) if pid]
+        self._recycle(owners)
         n_c, n_g = len(self.counters), len(self.gauges)
         sums = [0] * n_c
         gauge_words = [0] * (_GAUGE_WORDS * n_g)
@@ -292,6 +308,16 @@ class SharedDelivery:
                 if sampled is not None:
                     away[sampled] = away.get(sampled, 0) + seen[dist] - len(values)
         batch.counts.extend(away.items())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: whether the process exists (a zombie does, until reaped)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: it exists
+        return True
+    return True
 
 
 def rebind(roots: Iterable[object], replaced: dict[int, tuple[object, object]]) -> None:
