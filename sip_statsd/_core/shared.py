@@ -19,11 +19,12 @@ lock or a syscall. Every cell of a slot has one writer, its process:
   keeps the read mark. Past the ring's size between two reads, the process keeps a uniform
   reservoir of them (algorithm R, as `DistributionSeries`), and the sender weights them.
 
-Within a process, `view[i] = view[i] + 1` is one Python statement with no point between the
-read and the write where CPython switches threads (the eval breaker is only checked at calls
-and backward jumps), so threads of one process do not lose counts either. The sender's reads
-are 8-byte aligned loads. A process that dies loses nothing it wrote: its slot stays, read
-like any other (slots are never handed out again). The sender holds a POSIX record lock
+Within a process, `view[i] += 1` is one Python statement with no point between the read and
+the write where CPython switches threads (the eval breaker is only checked at calls and
+backward jumps), so threads of one process do not lose counts either. The sender's reads are
+8-byte aligned loads. A process that dies loses nothing it wrote: its slot stays, read like
+any other, and the sender hands it to the next process, which goes on from its values (see
+`_recycle`). The sender holds a POSIX record lock
 (`lockf`) on a private temporary file while it reads and updates the marks, so two senders
 (an `rtimer` and an exit flush) never send one count twice; the kernel drops the lock of a
 process that dies.
