@@ -135,6 +135,8 @@ class Config:
     def _check_delivery(self) -> None:
         if self.delivery not in DELIVERIES:
             raise ValueError(f"delivery {self.delivery!r} is not one of {list(DELIVERIES)}")
+        if self.delivery == "shared" and not hasattr(os, "fork"):
+            raise ValueError("delivery='shared' is for hosts that fork their workers: this platform has no fork()")
         if self.delivery == "thread" or self.backend in ("memory", "off") or self.socket_path is not None:
             return
         # The host's thread sends: it must never wait for a resolver, so no name to resolve.
