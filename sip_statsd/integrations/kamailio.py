@@ -21,7 +21,8 @@ sender) runs in the functions this class defines and arms. docs/events.md has th
 
 and in kamailio.cfg: `modparam("dialog", "event_callback", "ksr_metrics_dialog")` (calls in
 progress and their duration), an `rtimer` timer that runs `ksr_metrics_timer` (the sender) in
-a process of its own, and `loadmodule "tm.so"`, `"tmx.so"`, `"dialog.so"`, `"siputils.so"`, `"rtimer.so"`.
+a process of its own, and the modules `pv`, `rr`, `sl`, `tm`, `tmx`, `siputils`, `dialog`,
+`rtimer` (docs/events.md's recipe also record-routes, which real phones' in-dialog requests need).
 
 What it records (`direction` is the proxy's: `inbound` by default, every request came to us):
 - an initial INVITE's first final reply, once per transaction: `invite_result`; its first
