@@ -244,9 +244,11 @@ def test_kamailio_proxy_delivers_every_series_exactly_and_stops_on_sigterm(tmp_p
 
 def test_shared_delivery_configured_after_the_fork_stops_kamailio_with_the_reason(tmp_path):
     """metrics_setup() in child_init with shared delivery: Kamailio never serves, and its log says why."""
-    env = {**os.environ, "KEMI_CONFIGURE_IN": "child_init", "KEMI_DELIVERY": "shared", "KEMI_PORT": "9"}
-    with pytest.raises(RuntimeError):
-        Kamailio(tmp_path, free_port(), env, extra=RTIMER).close()
+    with Receiver() as receiver:  # nothing should reach it; ours all the same
+        env = {**os.environ, "KEMI_CONFIGURE_IN": "child_init", "KEMI_DELIVERY": "shared"}
+        env.update({"KEMI_HOST": receiver.host, "KEMI_PORT": str(receiver.port)})
+        with pytest.raises(RuntimeError):
+            Kamailio(tmp_path, free_port(), env, extra=RTIMER).close()
     assert "must run in mod_init, before Kamailio forks" in (tmp_path / "kamailio.log").read_text()
 
 
