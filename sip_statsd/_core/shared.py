@@ -32,7 +32,6 @@ process that dies.
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import operator
 import os
@@ -59,6 +58,11 @@ from .shared_cells import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+
+try:
+    import fcntl  # POSIX; shared delivery is refused where there is no fork() (see Config)
+except ImportError:  # pragma: no cover - Windows: `import sip_statsd` must work there all the same
+    fcntl = None  # type: ignore[assignment]
 
 SLOTS = 128  # processes that can claim a slot (Kamailio's workers, timers, rtimer, main ...)
 RING = 512  # samples a process keeps per distribution series between two reads (then a reservoir)
