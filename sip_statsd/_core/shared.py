@@ -36,7 +36,6 @@ import mmap
 import operator
 import os
 import struct
-import tempfile
 import types
 from array import array
 from typing import TYPE_CHECKING, Any
@@ -104,6 +103,8 @@ class SharedDelivery:
         self.creator = os.getpid()
         self.pid = 0
         self.slot = -1
+        import tempfile  # here, at configure(): `import sip_statsd` stays light
+
         self._lock_file = tempfile.TemporaryFile()  # noqa: SIM115 - held for the mapping's life
         free, self._free = os.pipe()  # free slot numbers, one 4-byte record each: claims are atomic
         self._claims = free
