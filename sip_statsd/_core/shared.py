@@ -199,7 +199,7 @@ class SharedDelivery:
             return
         try:
             record = os.read(self._claims, _RECORD.size)
-        except BlockingIOError:
+        except OSError:  # empty (BlockingIOError), or a host that closed the fds it inherited
             record = b""
         if len(record) != _RECORD.size:  # every slot is held by a live process: this one counts in the creator's
             self.lost_claims += 1
@@ -224,8 +224,12 @@ class SharedDelivery:
         me = os.getpid()
         for slot, pid in enumerate(owners):
             if pid > 0 and pid != me and not _alive(pid):
-                self.words[slot] = -1
-                os.write(self._free, _RECORD.pack(slot))
+                self.words[slot] = -1  # before the slot is free: its next owner writes its own pid
+                try:
+                    os.write(self._free, _RECORD.pack(slot))
+                except OSError:  # this process closed the fds it inherited: the slot stays as it was
+                    self.words[slot] = pid
+                    return
 
     # --- the sender --------------------------------------------------------------------------------
 
