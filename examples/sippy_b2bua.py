@@ -1,4 +1,5 @@
-"""Sippy's simple B2BUA (sippy/b2bua_simple.py) with sip-statsd: one import changed.
+"""A small B2BUA on Sippy with sip-statsd, written for the tests in the manner of Sippy's
+`sippy/b2bua_simple.py` (not a copy: docs/integrations.md shows the change to that file itself).
 
 Every INVITE makes an A leg (inbound) and an O leg (outbound) to the next hop, chosen by
 the request-URI user (`--route user=host:port`, else `--next-hop`). The caller's hang-up is

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from ._core import process as _process
 from ._core.config import BACKENDS, DELIVERIES, FLAVORS, RECEIVERS, Config
@@ -30,6 +30,7 @@ from ._sip.api import DEFAULT as _DEFAULT
 from ._sip.api import Options, SipMetrics
 from ._sip.catalog import SipCatalog
 from ._sip.emodel import estimate_mos, r_factor
+from ._sip.helpers import Helpers as _Helpers
 from ._sip.quality import QualityThresholds
 from ._sip.values import (
     BY_LOCAL,
@@ -152,27 +153,47 @@ from ._sip.values import (
 )
 from ._wire.transport import FAULT_KINDS
 
-try:
-    __version__ = version("sip-statsd")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
 
-invite_result = _DEFAULT.invite_result
-bye = _DEFAULT.bye
-bye_outbound = _DEFAULT.bye_outbound
-transaction_timeout = _DEFAULT.transaction_timeout
-session_timer_refresh = _DEFAULT.session_timer_refresh
-dtls_handshake = _DEFAULT.dtls_handshake
-stir_verify = _DEFAULT.stir_verify
-voice_attach = _DEFAULT.voice_attach
-voice_attach_mode_fallback = _DEFAULT.voice_attach_mode_fallback
-voice_attach_native = _DEFAULT.voice_attach_native
-observe_call_qos = _DEFAULT.observe_call_qos
-# Beyond the origin.
-request_result = _DEFAULT.request_result
-call_started = _DEFAULT.call_started
-call_ended = _DEFAULT.call_ended
-observe_setup_delay = _DEFAULT.observe_setup_delay
+def __getattr__(name: str) -> Any:
+    """A recording helper (its first look-up starts delivery), or `__version__`, read from
+    the installed metadata when asked (importlib.metadata costs ~60 ms)."""
+    if name in _RECORDING:
+        _DEFAULT.recorder.wake()
+        helper = getattr(_DEFAULT, name)
+        globals()[name] = helper  # later look-ups find it here, at no cost
+        return helper
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("sip-statsd")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
+
+
+# The recording helpers (and the catalog) are looked up on first use, through `__getattr__`
+# below, which starts the process-wide instance's delivery: `import sip_statsd` starts no thread.
+_RECORDING = frozenset((*_Helpers.__annotations__, "catalog"))  # every helper, as Helpers declares them
+if TYPE_CHECKING:
+    invite_result = _DEFAULT.invite_result
+    bye = _DEFAULT.bye
+    bye_outbound = _DEFAULT.bye_outbound
+    transaction_timeout = _DEFAULT.transaction_timeout
+    session_timer_refresh = _DEFAULT.session_timer_refresh
+    dtls_handshake = _DEFAULT.dtls_handshake
+    stir_verify = _DEFAULT.stir_verify
+    voice_attach = _DEFAULT.voice_attach
+    voice_attach_mode_fallback = _DEFAULT.voice_attach_mode_fallback
+    voice_attach_native = _DEFAULT.voice_attach_native
+    observe_call_qos = _DEFAULT.observe_call_qos
+    request_result = _DEFAULT.request_result
+    call_started = _DEFAULT.call_started
+    call_ended = _DEFAULT.call_ended
+    observe_setup_delay = _DEFAULT.observe_setup_delay
+    catalog = _DEFAULT.catalog
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush

@@ -6,7 +6,7 @@
 >>> paths = write("datadog", dashboard, monitors)
 
 `apply(dashboard, monitors)` creates or updates them in a Datadog account; it needs the
-`dashboard` extra (`pip install 'sip-statsd[dashboard]'`), nothing else here does.
+`dashboard` extra (`python -m pip install '.[dashboard]'`), nothing else here does.
 """
 
 from __future__ import annotations

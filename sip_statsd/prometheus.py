@@ -10,7 +10,7 @@
 `grafana-dashboard.json` (import it in Grafana, pick the Prometheus data source) in a
 directory. The service sends with `configure(receiver="statsd_exporter")`. Thresholds are
 the Datadog monitors' (`sip_statsd.dashboard.Thresholds`). Only `validate` needs the
-`prometheus` extra (`pip install 'sip-statsd[prometheus]'`: Grafana's foundation SDK).
+`prometheus` extra (`python -m pip install '.[prometheus]'`: Grafana's foundation SDK).
 """
 
 from __future__ import annotations

@@ -159,6 +159,8 @@ _open_lock = threading.Lock()
 def capture_metrics(*, strict: bool = True, metrics: SipMetrics | None = None) -> Iterator[Capture]:
     """Send `metrics` (default: the process-wide instance) to memory for the block.
 
+    Only that instance is captured: with `metrics=SipMetrics()`, the module-level helpers
+    (`sip_statsd.invite_result`) still go where the process-wide instance sends.
     Strict by default: a bad input raises `InvalidInputError` (a ValueError) where it is
     made. What was recorded before the block goes to the previous backend first. The
     configured call-quality thresholds are kept. Blocks may nest or overlap (across threads:

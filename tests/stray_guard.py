@@ -2,18 +2,25 @@
 
 Imported by conftest.py before the library (importing it installs the guard). It clears the environment a StatsD
 client reads (`DD_*`, `DATADOG_*`, `SIP_STATSD_*`: a developer's own agent settings must not
-steer the suite) and, for the whole session, listens where every client sends by default:
-UDP 127.0.0.1:8125 and [::1]:8125. Whatever arrives there is attributed to the test that was
-running (or had just run), and the session fails at its end, naming them.
+steer the suite) and listens for the whole session in two kinds of places:
 
-If 8125 is taken (an agent runs on this machine), the guard says so in the header and points
-`DD_AGENT_HOST` / `DD_DOGSTATSD_PORT` at a port of its own instead, which still catches a test
-or a subprocess that sends "to the agent the environment names". `SIP_STATSD_TEST_STRAY_PORT`
-moves the fixed port (the guard's own test uses it); `SIP_STATSD_TEST_NO_GUARD=1` turns it off.
-On a shared machine another process may send to 8125 during the run (another checkout's suite,
-a script): on Linux, a datagram whose sending socket is still open in a process that is not
-this session or one of its children is left out (and listed in the summary); one whose socket
-is already closed counts, with the sender's port shown. (No reader thread looks sooner: a thread
+- a free loopback port of its own, which `DD_AGENT_HOST` / `DD_DOGSTATSD_PORT` name: "the agent
+  the environment names". No program outside the session knows it, so whatever arrives there is
+  ours: a test, or a subprocess of one, that sent to the default agent.
+- UDP 127.0.0.1:8125 and [::1]:8125, where every client sends when nothing is named. The port is
+  shared with the rest of the machine (a service emitting StatsD without an Agent, another
+  checkout's suite), so a datagram there counts only when its sender is known to be ours: on
+  Linux, its sending socket is open in this session's process or one of its descendants
+  (`/proc/net/udp` maps the source port to a socket, `/proc/<pid>/fd` the socket to a process).
+  One whose socket is already closed counts when this process sent to that address during the
+  test (an audit hook sees every `connect` / `sendto` / `sendmsg` of the session's own process,
+  whatever socket it used). Any other is left out and listed in the summary: another program's,
+  or a subprocess of ours that cleared the environment, sent to 8125 and exited before the
+  test ended (it cannot be told apart from another program's).
+
+Whatever counts is attributed to the test that was running (or had just run), and the session
+fails at its end, naming them. `SIP_STATSD_TEST_STRAY_PORT` moves the fixed port (the guard's own
+tests use it); `SIP_STATSD_TEST_NO_GUARD=1` turns it off. (No reader thread looks sooner: a thread
 of the session's own would make every in-process fork warn on Python 3.12+.)
 """
 
@@ -43,6 +50,9 @@ DEFAULT_PORT = 8125
 
 
 _LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+_LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost", "", "0.0.0.0", "::")
+_SENDS = ("socket.connect", "socket.sendto", "socket.sendmsg")
+_MAX_UNKNOWN = 20  # shared-port datagrams of unknown senders listed in the summary
 
 
 class StrayGuard:
@@ -52,11 +62,17 @@ class StrayGuard:
         self.sockets: list[tuple[str, socket.socket]] = []
         self.unavailable: list[str] = []
         self.arrived: list[tuple[str, str, bytes]] = []
-        self.others: set[str] = set()  # processes outside the session that sent here
+        self.others: set[str] = set()  # processes outside the session that sent to the shared port
+        self.unknown: list[str] = []  # the first shared-port datagrams whose sender was gone when read
+        self.unknown_count = 0
         self.current = "(collection)"
-        bound = [self._bind(family, host, fixed_port) for family, host in _LOOPBACKS]
-        # 8125 taken on IPv4: the environment's agent is a port of ours instead.
-        self.env_port = 0 if bound[0] else self._bind(socket.AF_INET, "127.0.0.1", 0)
+        self.sent_shared: set[str] = set()  # tests during which this process sent to the shared port
+        self.fixed_port = fixed_port
+        for family, host in _LOOPBACKS:
+            self._bind(family, host, fixed_port)
+        self.shared = len(self.sockets)  # the first `shared` sockets are on the shared port
+        # The environment's agent: a port nobody outside the session knows.
+        self.env_port = self._bind(socket.AF_INET, "127.0.0.1", 0)
 
     def _bind(self, family: int, host: str, port: int) -> int:
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -73,24 +89,42 @@ class StrayGuard:
 
     def drain(self) -> None:
         """Attribute every datagram waiting on a guard socket to the current test."""
-        for where, sock in self.sockets:
+        for index, (where, sock) in enumerate(self.sockets):
             while True:
                 try:
                     data, sender = sock.recvfrom(65536)
                 except (BlockingIOError, InterruptedError):
                     break
-                owner = _owner(sender[1])
-                if owner is not None and not _ours(owner):
-                    self.others.add(f"pid {owner} ({_command(owner)})")
-                    continue
+                if index < self.shared:  # the machine's port: ours only if the sender is known to be
+                    owner = _owner(sender[1])
+                    if owner is None and self.current not in self.sent_shared:
+                        self.unknown_count += 1
+                        if len(self.unknown) < _MAX_UNKNOWN:
+                            self.unknown.append(f"from port {sender[1]}: {data[:60]!r}")
+                        continue
+                    if owner is not None and not _ours(owner):
+                        self.others.add(f"pid {owner} ({_command(owner)})")
+                        continue
                 self.arrived.append((self.current, f"{where} from port {sender[1]}", data))
+
+    def audit(self, event: str, args: tuple[object, ...]) -> None:
+        """An audit hook: note that this process sent to (or connected to) the shared port."""
+        if event in _SENDS and len(args) > 1:
+            address = args[1]
+            if (
+                isinstance(address, tuple)
+                and len(address) >= 2
+                and address[1] == self.fixed_port
+                and address[0] in _LOOPBACK_NAMES
+            ):
+                self.sent_shared.add(self.current)
 
     def close(self) -> None:
         for _, sock in self.sockets:
             sock.close()
 
     def environment(self) -> dict[str, str]:
-        """The session's agent when 8125 could not be had: the guard's own port."""
+        """The session's agent: the guard's own port."""
         if not self.env_port:
             return {}
         return {"DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(self.env_port)}
@@ -150,6 +184,11 @@ def _command(pid: int) -> str:
 _GUARD: list[StrayGuard] = []
 
 
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _GUARD and event.startswith("socket."):
+        _GUARD[0].audit(event, args)
+
+
 def install() -> None:
     """Bind and point the environment at the guard, once, before the library is imported.
 
@@ -160,6 +199,7 @@ def install() -> None:
         return
     guard = StrayGuard(int(os.environ.get("SIP_STATSD_TEST_STRAY_PORT", DEFAULT_PORT)))
     _GUARD.append(guard)
+    sys.addaudithook(_audit)
     for name in [n for n in os.environ if n.startswith(CLEARED) and not n.startswith(KEPT)]:
         del os.environ[name]
     os.environ.update(guard.environment())
@@ -216,6 +256,12 @@ _REPORT = pytest.StashKey[str]()
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     if _GUARD and _GUARD[0].others:
         terminalreporter.line(f"stray-datagram guard: left out datagrams of {sorted(_GUARD[0].others)}")
+    if _GUARD and _GUARD[0].unknown:
+        unknown = _GUARD[0].unknown
+        terminalreporter.line(
+            f"stray-datagram guard: left out {_GUARD[0].unknown_count} datagram(s) to the shared port from senders "
+            f"already gone, not this process: {unknown[:3]}"
+        )
     report = config.stash.get(_REPORT, None)
     if report:
         terminalreporter.section("stray datagrams", red=True)

@@ -143,12 +143,34 @@ def test_listen_shows_the_last_level_of_each_gauge():
     assert re.search(r"sip_active_calls\{direction:inbound\}\s+3$", out.getvalue(), re.M)
 
 
-def test_demo_to_an_agent_address(receiver):
-    result = run("demo", "--calls", "200", "--agent", f"{receiver.host}:{receiver.port}")
+def test_demo_to_an_agent_address_says_it_is_a_demo(receiver):
+    production = {"DD_ENV": "prod", "DD_SERVICE": "sbc"}
+    result = run("demo", "--calls", "200", "--agent", f"{receiver.host}:{receiver.port}", env=production)
     assert result.returncode == 0, result.stderr
     assert "arrival is not checked" in result.stdout
+    assert "tagging env:sip-statsd-demo, not DD_ENV='prod'" in result.stdout
     totals = receiver.wait_for(lambda t: t.count(sm.METRIC_INVITE_RESULT_TOTAL) >= 200)
-    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 200
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, env="sip-statsd-demo", sip_statsd_demo="true") == 200
+    assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL, env="prod") == 0
+
+
+@pytest.mark.parametrize("how", ["host", "url"])
+def test_demo_never_sends_to_the_agent_the_environment_names(receiver, how):
+    """With DD_AGENT_HOST (or DD_DOGSTATSD_URL) set, as on any host with an Agent, the demo stays local."""
+    agent = (
+        {"DD_AGENT_HOST": receiver.host, "DD_DOGSTATSD_PORT": str(receiver.port)}
+        if how == "host"
+        else {"DD_DOGSTATSD_URL": f"udp://{receiver.host}:{receiver.port}"}
+    )
+    result = run("demo", "--calls", "300", "--seed", "2", env={**agent, "DD_ENV": "prod", "DD_SERVICE": "sbc"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every series arrived as sent" in result.stdout
+    assert "sip-statsd demo: not sending to the agent of DD_" in result.stdout
+    # A marker after the run: the socket's queue is FIFO, so whatever the demo sent is read first.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+        marker.sendto(b"marker:1|c", (receiver.host, receiver.port))
+    arrived = receiver.wait_for(lambda t: t.count("marker") >= 1)
+    assert arrived.counts == {"marker": 1}, arrived.counts
 
 
 @pytest.mark.parametrize(
@@ -271,3 +293,131 @@ def test_demo_sends_only_bye_combinations_the_event_table_allows():
     rows = re.findall(r"sip_bye_total\{direction:\w+,by:(\w+),reason_class:([\w-]+)\}", result.stdout)
     assert {reason for by, reason in rows if by == "remote"} == {"user-hangup"}
     assert {reason for by, reason in rows if by == "local"} == {"normal", "user-hangup", "timer-expired", "error"}
+
+
+def _listen(port: int, *extra: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "sip_statsd", "listen", "--port", str(port), "--interval", "0.2", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert "listening on" in proc.stdout.readline()
+    return proc
+
+
+def _table_with(proc: subprocess.Popen[str], marker: str) -> str:
+    """The first whole table (they end with a blank line) that shows `marker`."""
+    assert proc.stdout is not None
+    table: list[str] = []
+    for line in proc.stdout:
+        table = [] if line.startswith("-- ") else table
+        table.append(line)
+        if line == "\n" and marker in "".join(table):
+            return "".join(table)
+    raise AssertionError(f"listen ended without showing {marker}: {proc.communicate()}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+
+
+def test_listen_reads_what_the_library_and_the_datadog_client_send_as_the_agent_would():
+    """Sampled distributions count 1/rate each; sets, service checks and events are read, not malformed."""
+    from datadog.dogstatsd.base import DogStatsd
+
+    port = free_port()
+    proc = _listen(port)
+    try:
+        metrics = sm.SipMetrics(host="127.0.0.1", port=port)
+        family = sm.Distribution("acme_hold_ms", recorder=metrics.recorder, max_samples=10)
+        for n in range(40):  # past the reservoir's 10: the 10 kept go out `|@0.25`
+            family.observe(float(n + 1))
+        assert metrics.flush()
+        metrics.close()
+        client = DogStatsd(host="127.0.0.1", port=port, disable_telemetry=True, origin_detection_enabled=False)
+        for user in ("alice", "bob", "alice"):
+            client.set("acme.users", user, tags=["env:lab"])
+        client.service_check("acme.trunk_up", DogStatsd.CRITICAL, tags=["trunk:b"], message="no OPTIONS answer")
+        client.event("Deploy | v2", "rolled out\nto 3 hosts", alert_type="info", tags=["env:lab"])
+        client.increment("zz.marker")
+        client.flush()
+        client.close_socket()
+        table = _table_with(proc, "zz.marker")
+        _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "malformed 0" in table, table
+    assert re.search(r"^acme_hold_ms\s+40\s+10\s", table, re.M), table
+    assert re.search(r"^acme\.users\{env:lab\}\s+2$", table, re.M), table
+    assert re.search(r"^acme\.trunk_up\{trunk:b\}\s+CRITICAL\s+no OPTIONS answer$", table, re.M), table
+    assert re.search(r"^Deploy \| v2\{env:lab\}\s+1\s+rolled out\\nto 3 hosts$", table, re.M), table
+
+
+def test_listen_keeps_at_most_max_series_and_says_what_it_evicted():
+    port = free_port()
+    proc = _listen(port, "--max-series", "50")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for n in range(200):
+                s.sendto(f"acme.series_{n:03d}:1|c".encode(), ("127.0.0.1", port))
+            s.sendto(b"zz.marker:1|c", ("127.0.0.1", port))
+        table = _table_with(proc, "zz.marker")
+        _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    rows = re.findall(r"^acme\.series_\d+", table, re.M)
+    assert len(rows) == 49, table  # 50 kept: the marker and the newest 49
+    assert "evicted 151 series, oldest first (the latest: acme.series_150)" in table, table
+
+
+def test_docs_billing_block_is_the_commands_output():
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    block = re.search(r"<!-- billing:start -->\n```\n(.*?)```\n<!-- billing:end -->", text, re.S)
+    assert block, "docs/metrics.md lacks the generated billing block"
+    assert block.group(1) == run("catalog", "--billing").stdout, "regenerate: sip-statsd catalog --billing"
+
+
+def test_billing_counts_each_series_once_and_a_distribution_five_times_from_the_catalog(tmp_path):
+    (tmp_path / "mymetrics.py").write_text(
+        "import sip_statsd\n"
+        "sip_statsd.Counter('acme_transfers_total', labels={'kind': ('blind', 'attended')})\n"
+        "sip_statsd.Distribution('acme_hold_ms', labels={'queue': ('a', 'b', 'c')})\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path)}
+    plain = json.loads(run("catalog", "--billing", "--json").stdout)
+    mine = json.loads(
+        run(
+            "catalog",
+            "--billing",
+            "--json",
+            "--percentiles",
+            "--import",
+            "mymetrics",
+            "--response-codes",
+            "200,486",
+            env=env,
+        ).stdout
+    )
+    # This process's catalog is the subprocess's (its default instance may hold other tests' families).
+    catalog = {f.name: len(f.all_series) for f in sm.catalog.families}
+    rows = plain["metrics"]
+    assert {m["name"]: m["series"] for m in rows if m["origin"] == "sip"} == catalog
+    assert all(m["custom"] == m["series"] * (5 if m["kind"] == "distribution" else 1) for m in rows)
+    assert plain["total"] == sum(m["custom"] for m in rows)
+    assert plain["custom_metrics"]["library"] == sum(m["series"] for m in rows if m["origin"] == "library")
+    by_name = {m["name"]: m for m in mine["metrics"]}
+    assert by_name["acme_transfers_total"]["custom"] == 2
+    assert (by_name["acme_hold_ms"]["custom"], by_name["acme_hold_ms"]["percentiles"]) == (15, 20)
+    assert by_name["sip_invite_response_total"]["series"] == 2 * (2 + 6)
+    assert by_name["sip_session_request_delay_ms"]["percentiles"] == 5 * 3 * 3
+    # the library's own grow with the two families: three drop reasons each, one sampled_away for the distribution
+    assert mine["custom_metrics"]["library"] == plain["custom_metrics"]["library"] + 3 * 2 + 1
+    assert mine["total"] == sum(m["custom"] + m["percentiles"] for m in mine["metrics"])

@@ -213,3 +213,38 @@ def test_a_send_failure_names_the_address_the_dd_environment_gave():
     env = {"DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(port)}
     stderr = _run_with_env("import sip_statsd; sip_statsd.stir_verify('failed'); sip_statsd.flush()", env)
     assert f"cannot send to datadog udp://127.0.0.1:{port} (from DD_AGENT_HOST and DD_DOGSTATSD_PORT)" in stderr
+
+
+BAD_ENVIRONMENT = """
+import logging, sys
+logging.basicConfig(stream=sys.stderr, format="%(message)s")
+import sip_statsd
+sip_statsd.configure(backend="off")
+sip_statsd.configure()  # the datadog backend, from the environment: made again
+assert sip_statsd.flush()
+other = sip_statsd.SipMetrics()
+assert other.flush()
+other.close()
+"""
+
+
+def test_a_bad_environment_value_is_logged_once_in_one_wording():
+    """Issue 25 item 10: DD_DOGSTATSD_PORT=abc was logged three times in three wordings; int()'s words too."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "SIP_STATSD_"))}
+    env |= {"DD_DOGSTATSD_PORT": "abc", "SIP_STATSD_PORT": "abc", "SIP_STATSD_FLUSH_INTERVAL": "soon"}
+    done = subprocess.run(
+        [sys.executable, "-c", BAD_ENVIRONMENT], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert [line for line in lines if "DD_DOGSTATSD_PORT" in line] == [
+        "sip-statsd: ignoring DD_DOGSTATSD_PORT='abc' (not a port from 1 to 65535; using 8125)"
+    ]
+    assert "sip-statsd: ignoring SIP_STATSD_PORT='abc' (not a port from 1 to 65535); using the default" in lines
+    assert "sip-statsd: ignoring SIP_STATSD_FLUSH_INTERVAL='soon' (not a number of seconds); using the default" in lines
+    assert "invalid literal" not in done.stderr
+    assert "could not convert" not in done.stderr

@@ -421,6 +421,9 @@ def test_dashboard_import_module_name_builds_from_that_instance(tmp_path, monkey
     [
         (["--threshold", "asr=3"], "'asr=3' is not NAME=VALUE"),
         (["--threshold", "asr_percent=lots"], "'lots' is not a number"),
+        (["--threshold", "asr_percent=300"], "asr_percent=300.0 must be a percentage"),
+        (["--threshold", "asr_percent=-5"], "asr_percent=-5.0 must be"),
+        (["--notify", "pagerduty"], "'pagerduty' is not a Datadog handle"),
     ],
 )
 def test_dashboard_bad_arguments_are_usage_errors(args, message, capsys):
@@ -433,7 +436,6 @@ def test_dashboard_bad_arguments_are_usage_errors(args, message, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--threshold", "asr_percent=300"], "asr_percent=300.0 must be a percentage"),
         (["--tag", "Env"], "invalid label key 'Env'"),
         (["--import", "no_such_module_here"], "cannot import 'no_such_module_here'"),
     ],

@@ -200,7 +200,7 @@ def test_without_the_extra_apply_says_how_to_install_it_and_files_are_still_writ
     env = {**os.environ, **KEYS}
     result = _run("dashboard", "--apply", "--out", str(tmp_path), env=env, code=WITHOUT_CLIENT)
     assert result.returncode == 1
-    assert "pip install 'sip-statsd[dashboard]'" in result.stderr
+    assert "python -m pip install '.[dashboard]'" in result.stderr
     assert result.stderr.count("\n") == 1
     assert (tmp_path / "dashboard.json").exists()
     plain = _run("dashboard", "--monitors", env=env, code=WITHOUT_CLIENT)

@@ -72,3 +72,67 @@ def test_metrics_response_code_series_count_is_the_catalogs():
     codes = len(sm.DEFAULT_RESPONSE_CODES)
     family = next(f for f in sm.catalog.families if f.name == sm.METRIC_INVITE_RESPONSE_TOTAL)
     assert f"(2 \u00d7 ({codes} + 6) = {len(family.all_series)} series)" in text
+
+
+def test_every_install_command_names_an_extra_that_installs_today():
+    """Not on an index yet: `pip install 'sip-statsd[x]'` fails; `'.[x]'` from a checkout works (issue 25 item 7)."""
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    texts = {p.name: p.read_text() for p in PAGES}
+    texts |= {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "sip_statsd").rglob("*.py")}
+    for name, text in texts.items():
+        assert not re.search(r"sip-statsd\[", text), f"{name}: `sip-statsd[...]` is not installable until published"
+        for extra in re.findall(r"pip install '\.\[([\w,-]+)\]'", text):
+            assert set(extra.split(",")) <= extras, f"{name}: no extra {extra!r}"
+        assert not re.search(r"pip install \"\.\[", text), f"{name}: spell it '.[extra]' as everywhere else"
+
+
+def _stated(page: str, pattern: str) -> tuple[int, ...]:
+    found = re.search(pattern, (ROOT / "docs" / page).read_text(), re.S)
+    assert found, f"docs/{page} no longer states {pattern!r}: keep the figure and this test together"
+    return tuple(int(n.replace(",", "")) for n in found.groups())
+
+
+def test_the_figures_the_docs_state_about_generated_output_are_the_generators():
+    """A figure in the docs is a test (issue 25 item 8): the dashboard, the Grafana panels, the series."""
+    from sip_statsd import dashboard, prometheus
+
+    board, _ = dashboard.build()
+    groups = board["widgets"]
+    notes = sum(1 for g in groups for w in g["definition"]["widgets"] if w["definition"]["type"] == "note")
+    total = dashboard.count_widgets(groups)
+    stated = _stated("dashboards.md", r"(\d+) widgets: (\d+) groups, their (\d+) notes, (\d+) charts")
+    assert stated == (total, len(groups), notes, total - len(groups) - notes)
+
+    panels = prometheus.build().dashboard["panels"]
+    kinds = [p["type"] for p in panels]
+    stated = _stated("prometheus.md", r"\((\d+)\s+panels: (\d+) rows, their (\d+) notes, (\d+) charts")
+    assert stated == (
+        len(panels),
+        kinds.count("row"),
+        kinds.count("text"),
+        len(panels) - kinds.count("row") - kinds.count("text"),
+    )
+
+    families = {f.name: f for f in sm.catalog.families}
+    assert _stated("metrics.md", r"= (\d+) series\)") == (len(families["sip_invite_response_total"].all_series),)
+    assert _stated("performance.md", r"the catalog \((\d+) series made at import\)") == (
+        sum(len(f.all_series) for f in families.values()),
+    )
+    assert _stated("performance.md", r"`request_result` \((\d+) series\)") == (
+        len(families["sip_request_result_total"].all_series),
+    )
+    assert _stated("performance.md", r"`bye` \((\d+) series\)") == (len(families["sip_bye_total"].all_series),)
+    billed = re.search(r"can bill per host \((\d+) with the default catalog", (ROOT / "README.md").read_text())
+    stated_total = re.search(r"at most ([\d,]+) \(", (ROOT / "docs" / "metrics.md").read_text())
+    assert billed, "the README states the billing figure"
+    assert stated_total, "docs/metrics.md states the billing figure"
+    assert billed.group(1) == stated_total.group(1).replace(",", "")  # docs/metrics.md's block is the command's
+
+
+def test_no_example_sends_a_bye_the_event_table_never_produces():
+    """A BYE we receive is user-hangup in the event table: no example shows ("remote", "normal")."""
+    for page in PAGES:
+        text = page.read_text()
+        assert not re.search(r"bye(_outbound)?\([^)]*\"remote\", \"(normal|timer-expired|error)\"", text), page.name

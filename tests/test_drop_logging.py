@@ -82,3 +82,51 @@ def test_decimal_samples_are_taken(handler):
             assert captured.samples("sip_call_mos_estimate") == [4.1]
     finally:
         metrics.close(timeout=10)
+
+
+FIRST_VALUE = """
+import logging, sys
+import sip_statsd
+
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+host, port = sys.argv[1], int(sys.argv[2])
+metrics = sip_statsd.SipMetrics(host=host, port=port)
+metrics.invite_result("inbund", 200)   # a misspelt direction, through the helpers' fast path
+metrics.invite_result("inbund", 486)
+metrics.bye("inbound", "remote", "hangup")
+metrics.session_timer_refresh("okay")
+metrics.call_started("sideways")
+metrics.request_result("inbound", "REGISTER", 200)
+assert metrics.flush()
+metrics.invite_result("outbund", 200)  # after the first was logged: counted, not logged again
+assert metrics.close()
+"""
+
+
+def test_the_drop_log_names_the_first_bad_value_of_the_sip_helpers(tmp_path):
+    """Issue 25 item 6: the fast path used to count the drop and lose the value the docs promise."""
+    import subprocess
+    import sys
+
+    from sip_statsd._wire.receiver import Receiver
+
+    with Receiver() as receiver:
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_VALUE, receiver.host, str(receiver.port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        totals = receiver.wait_for(lambda t: t.count("sip_statsd_dropped_inputs_total") >= 6)
+    log = done.stderr
+    assert "dropped 2 input(s) to sip_invite_result_total (unknown_value), the first direction='inbund'" in log
+    assert "dropped 1 input(s) to sip_bye_total (unknown_value), the first reason_class='hangup'" in log
+    assert "dropped 1 input(s) to sip_session_timer_refresh_total (unknown_value), the first result='okay'" in log
+    assert "dropped 1 input(s) to sip_active_calls (unknown_value), the first direction='sideways'" in log
+    assert log.count("sip_invite_result_total (unknown_value)") == 1, log
+    dropped = "sip_statsd_dropped_inputs_total"
+    assert totals.count(dropped, metric="sip_invite_result_total", reason="unknown_value") == 3
+    assert totals.count(dropped, metric="sip_bye_total") == 1
+    assert totals.count("sip_request_result_total", method="REGISTER") == 1

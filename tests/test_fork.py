@@ -182,7 +182,11 @@ def test_a_fork_waits_for_stuck_flushers_together_and_briefly(tmp_path):
 
 
 MULTIPROCESSING = """
-    import multiprocessing, sys
+    import sys
+
+    if sys.argv[3] == "library-first":  # multiprocessing imported after the library: watched at the first fork
+        import sip_statsd
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     import sip_statsd
@@ -228,10 +232,11 @@ MULTIPROCESSING = """
         ("spawn", "executor"),
     ],
 )
-def test_multiprocessing_children_deliver_everything_they_counted(method, kind, tmp_path):
+@pytest.mark.parametrize("order", ["multiprocessing-first", "library-first"])
+def test_multiprocessing_children_deliver_everything_they_counted(method, kind, order, tmp_path):
     """Item 3: multiprocessing ends its children with os._exit, after its own finalizers."""
     with Receiver() as receiver:
-        run(MULTIPROCESSING, receiver, tmp_path, method, kind)
+        run(MULTIPROCESSING, receiver, tmp_path, method, kind, order)
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_TRANSACTION_TIMEOUT_TOTAL) >= 6001, timeout=30)
         assert totals.count(sm.METRIC_TRANSACTION_TIMEOUT_TOTAL, method="REGISTER") == 6000
         assert totals.count(sm.METRIC_TRANSACTION_TIMEOUT_TOTAL, method="BYE") == 1

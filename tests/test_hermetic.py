@@ -155,3 +155,74 @@ def test_a_datagram_from_a_process_outside_the_session_is_left_out(guarded, tmp_
         other.communicate(b"", timeout=30)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.fnmatch_lines([f"stray-datagram guard: left out datagrams of ['pid {other.pid} (*"])
+
+
+SHORT_LIVED = """
+import pathlib, socket, sys, time
+port, where = int(sys.argv[1]), pathlib.Path(sys.argv[2])
+sent = 0
+deadline = time.monotonic() + 60
+while not (where / "stop").exists() and time.monotonic() < deadline:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a fresh socket per metric, closed at once
+        s.sendto(b"someone.elses.metric:1|c|#service:other", ("127.0.0.1", port))
+    sent += 1
+    if sent == 25:
+        (where / "sent").write_text("")
+    time.sleep(0.005)
+"""
+
+
+def test_another_programs_short_lived_senders_on_the_shared_port_do_not_fail_the_session(guarded, tmp_path):
+    """Another program sends to 8125 from sockets it closes at once, during the whole run: left out."""
+    import subprocess
+    import sys
+
+    pytester, port = guarded
+    where = tmp_path / "handshake"
+    where.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", SHORT_LIVED, str(port), str(where)])
+    try:
+        pytester.makepyfile(
+            f"""
+            import pathlib, time
+
+            def test_while_another_program_sends():
+                where = pathlib.Path({str(where)!r})
+                deadline = time.monotonic() + 60
+                while not (where / "sent").exists():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            """
+        )
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    finally:
+        (where / "stop").write_text("")
+        other.wait(timeout=30)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["stray-datagram guard: left out * datagram(s) to the shared port from senders already gone*someone.elses*"]
+    )
+
+
+def test_a_subprocess_sending_to_the_default_agent_is_caught_after_it_exited(guarded):
+    """The environment's agent is a port only the session knows: a short-lived child's send still counts."""
+    pytester, _ = guarded
+    pytester.makepyfile(
+        """
+        import subprocess, sys
+
+        def test_child_uses_the_default_agent():
+            script = "import sip_statsd; sip_statsd.dtls_handshake('ok'); assert sip_statsd.flush()"
+            subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "1 datagram(s) reached a receiver no test started:",
+            "*during or after *::test_child_uses_the_default_agent: to 127.0.0.1:* from port *: "
+            "b'sip_dtls_handshake_total:1|c|#result:ok*",
+        ]
+    )

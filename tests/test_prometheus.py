@@ -281,3 +281,15 @@ def test_a_dashboard_keeps_its_uid_per_title() -> None:
     assert uid() == "sip-statsd"
     assert uid(title="Edge SBCs") == uid(title="Edge SBCs") != uid(title="Core SBCs")
     assert len(uid(title="Edge SBCs")) <= 40  # Grafana's limit
+
+
+def test_a_seconds_metric_says_seconds_in_its_help():
+    """statsd_exporter divides |ms timers by 1000: the help of a `_seconds` name must not say milliseconds first."""
+    from sip_statsd import prometheus
+
+    mappings = prometheus.build().mapping["mappings"]
+    seconds = [m for m in mappings if m["name"].endswith("_seconds")]
+    assert seconds
+    for mapping in seconds:
+        said = mapping["help"].split(" (sent as")[0]
+        assert "millisecond" not in said, mapping

@@ -1,6 +1,6 @@
 """Sippy's B2BUA with `sip_statsd.integrations.sippy`, between two sipps: both legs equal sipp's counts.
 
-examples/sippy_b2bua.py (Sippy's simple B2BUA, one import changed) takes calls from sipp
+examples/sippy_b2bua.py (a small B2BUA on Sippy, wired as the docs show) takes calls from sipp
 callers and sends each on, by request-URI user, to a sipp callee: answered and hung up by the
 caller, answered and hung up by the callee, refused 486, cancelled while ringing; and to a
 socket that never answers (Sippy's Timer B, fixed at 32 s, runs while the others do). The A
@@ -36,7 +36,7 @@ def _sippy_or_skip() -> None:
         except ImportError:
             if os.environ.get("CI"):
                 raise
-            reason = 'sippy not installed (pip install "sip-statsd[sippy]")'
+            reason = "sippy not installed (python -m pip install '.[sippy]' from a checkout)"
     if reason:
         pytest.skip(reason)
 

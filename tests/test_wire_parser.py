@@ -74,3 +74,38 @@ def test_a_gauge_keeps_its_last_level_in_the_totals():
     assert totals.gauge("a", d="in") == -2
     assert totals.gauge("a") == 5
     assert totals.gauge("b") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("users:alice|s|#env:lab", Line("users", "s", (), ("env:lab",), members=("alice",))),
+        ("users:a:b|s", Line("users", "s", (), (), members=("a:b",))),
+        ("_sc|trunk.up|0", Line("trunk.up", "sc", (0.0,), ())),
+        (
+            "_sc|trunk.up|2|d:1700000000|h:sbc1|#trunk:b,bare|m:no m\\: answer\\nat all|c:ci-1|card:low",
+            Line("trunk.up", "sc", (2.0,), ("trunk:b", "bare"), text="no m: answer\nat all"),
+        ),
+        ("_e{4,3}:a|bc|xyz|p:low|t:info|#env:lab", Line("a|bc", "e", (), ("env:lab",), text="xyz")),
+        ("_e{5,0}:héé|", Line("héé", "e", (), ())),
+    ],
+)
+def test_accepts_sets_service_checks_and_events_as_the_agent_does(line, parsed):
+    assert parse_line(line) == parsed
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("_sc|trunk.up|4", "status '4' is not 0-3"),
+        ("_sc||0", "needs a name"),
+        ("_sc|trunk.up|0|x:1", "unknown field"),
+        ("_e{9,3}:a|bc|xyz", "do not fit"),
+        ("_e{1,1}:a|bcd", "longer than 1 bytes"),
+        ("_e{a,1}:a|b", "starts _e{"),
+        ("_e{1,1}:a|é", "cut a character"),
+    ],
+)
+def test_rejects_service_checks_and_events_with_a_reason(line, why):
+    with pytest.raises(MalformedLineError, match=why.replace("{", r"\{").replace("(", r"\(")):
+        parse_line(line)

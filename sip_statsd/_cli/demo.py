@@ -306,25 +306,41 @@ def _label(key: tuple[str, tuple[tuple[str, str], ...]]) -> str:
     return name + "{" + ",".join(f"{k}:{v}" for k, v in labels) + "}"
 
 
+# With --agent the demo's data says it is a demo: monitors grouped by `env` see a group of its own.
+DEMO_ENV = "sip-statsd-demo"
+DEMO_TAG = "sip_statsd_demo:true"
+_AGENT_VARIABLES = ("DD_DOGSTATSD_URL", "DD_AGENT_HOST")
+
+
 def demo(calls: int, rate: float, seed: int, agent: tuple[str, int] | None, out: TextIO = sys.stdout) -> int:
-    """Run the demo; the exit code is 0 when what arrived matches what was sent."""
-    env_agent = os.environ.get("DD_DOGSTATSD_URL") or os.environ.get("DD_AGENT_HOST")
+    """Run the demo; the exit code is 0 when what arrived matches what was sent.
+
+    It never sends to an agent the user did not name: the DD_* environment's agent is
+    ignored, and with `--agent` every line carries `env:sip-statsd-demo` and `sip_statsd_demo:true`.
+    """
     # The demo checks what arrives against what it sent, as DogStatsD: every option a
     # SIP_STATSD_* variable would set (backend=off, a prefix ...) is named here, at its default.
     ignored = env_options(())
     defaults = Config()
     options = {name: getattr(defaults, name) for name in ignored}
     receiver: Receiver | None = None
+    named = [f"{var}={os.environ[var]!r}" for var in _AGENT_VARIABLES if os.environ.get(var)]
     if agent is not None:
-        sm.configure(**cast("sm.Options", {**options, "host": agent[0], "port": agent[1]}))
-        target = f"the agent at {agent[0]}:{agent[1]}"
-    elif env_agent:
-        sm.configure(**cast("sm.Options", {**options, "socket_path": None}))  # DD_* names the address
-        target = f"the agent the DD_* environment names ({env_agent})"
+        if os.environ.get("DD_ENV", DEMO_ENV) != DEMO_ENV:
+            print(f"sip-statsd demo: tagging env:{DEMO_ENV}, not DD_ENV={os.environ['DD_ENV']!r}", file=out)
+        os.environ["DD_ENV"] = DEMO_ENV  # this process's own environment: the backend reads it
+        tags = (*defaults.constant_tags, DEMO_TAG)
+        sm.configure(**cast("sm.Options", {**options, "host": agent[0], "port": agent[1], "constant_tags": tags}))
+        target = f"the agent at {agent[0]}:{agent[1]} (tagged env:{DEMO_ENV}, {DEMO_TAG})"
     else:
         receiver = Receiver(keep_datagrams=False)
         sm.configure(**cast("sm.Options", {**options, "host": receiver.host, "port": receiver.port}))
         target = f"an embedded DogStatsD receiver on {receiver.address}"
+        if named:
+            print(
+                f"sip-statsd demo: not sending to the agent of {', '.join(named)} (name one with --agent HOST:PORT)",
+                file=out,
+            )
     if ignored:
         names = ", ".join(f"{ENV_PREFIX}{name.upper()}={os.environ[ENV_PREFIX + name.upper()]!r}" for name in ignored)
         print(f"sip-statsd demo: ignoring {names} (the demo sets up its own sending)", file=out)

@@ -1,4 +1,4 @@
-"""The `sip-statsd` command: catalog, listen, demo, dashboard."""
+"""The `sip-statsd` command: catalog, listen, demo, dashboard, prometheus."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import argparse
 import importlib
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from typing import Any, TextIO
 
 import sip_statsd as sm
 
-from .._wire.receiver import Receiver, Totals, percentile
+from .listen import listen, render_window  # noqa: F401 - render_window: the tests render a window
 
 
 def catalog_entries() -> list[dict[str, Any]]:
@@ -59,70 +56,6 @@ def render_catalog(fmt: str, out: TextIO) -> None:
         out.write(f"\nseries budget: {sip + own} ({sip} SIP, {own} the library's own)\n")
 
 
-def render_window(total: Totals, window: Totals, interval: float, address: str, out: TextIO) -> None:
-    """One refresh of `listen`: counters with totals and rates, distributions of the window."""
-    stamp = time.strftime("%H:%M:%S")
-    out.write(
-        f"-- {stamp}  {address}  datagrams {total.datagrams:,} (+{window.datagrams:,})  "
-        f"lines {total.lines:,} (+{window.lines:,})  malformed {total.malformed_count:,} --\n"
-    )
-    if not total.lines and not total.malformed:
-        out.write("waiting for datagrams...\n\n")
-        return
-    if total.counts:
-        width = max(len("counter"), *(len(k) for k in total.counts))
-        out.write(f"{'counter':{width}}  {'total':>12}  {'rate/s':>10}\n")
-        for key in sorted(total.counts):
-            rate = window.counts.get(key, 0) / interval
-            out.write(f"{key:{width}}  {total.counts[key]:>12,.6g}  {rate:>10,.1f}\n")
-    if total.gauges:
-        width = max(len("gauge (last level)"), *(len(k) for k in total.gauges))
-        out.write(f"{'gauge (last level)':{width}}  {'level':>12}\n")
-        for key in sorted(total.gauges):
-            out.write(f"{key:{width}}  {total.gauges[key]:>12,.6g}\n")
-    if window.samples:
-        width = max(len("distribution (this window)"), *(len(k) for k in window.samples))
-        out.write(
-            f"{'distribution (this window)':{width}}  {'count':>7}  {'min':>9}  {'p50':>9}  {'p95':>9}  {'max':>9}\n"
-        )
-        for key in sorted(window.samples):
-            v = window.samples[key]
-            row = (min(v), percentile(v, 0.5), percentile(v, 0.95), max(v))
-            out.write(f"{key:{width}}  {len(v):>7,}  " + "  ".join(f"{x:>9.4g}" for x in row) + "\n")
-    if window.malformed:
-        out.write("malformed (this window, last 5):\n")
-        for line, why in window.malformed[-5:]:
-            out.write(f"  {line!r}: {why}\n")
-    out.write("\n")
-    out.flush()
-
-
-def listen(host: str, port: int, interval: float, out: TextIO) -> int:
-    try:
-        receiver = Receiver(host, port, keep_datagrams=False, keep_samples=False)
-    except OSError as error:  # socket.gaierror included: a name that does not resolve
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        print(f"sip-statsd listen: cannot listen on {where}: {error.strerror or error}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background with SIGINT ignored
-        signal.signal(sig, lambda *_: stop.set())
-    tty = out.isatty()
-    print(f"listening on udp://{receiver.address} (Ctrl-C to stop)", file=out, flush=True)
-    try:
-        while not stop.wait(interval):
-            window = receiver.take_window()
-            if tty:  # a refreshed screen
-                out.write("\x1b[H\x1b[2J")
-            elif not window.datagrams:
-                continue  # a log: a new table only when something arrived
-            render_window(receiver.totals(), window, interval, receiver.address, out)
-    finally:
-        receiver.close()
-    print("stopped", file=out, flush=True)
-    return 0
-
-
 def _agent(text: str) -> tuple[str, int]:
     """HOST:PORT, an IPv6 address in brackets ([::1]:8125)."""
     host, sep, port = text.rpartition(":")
@@ -131,6 +64,13 @@ def _agent(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (an IPv6 address in brackets: [::1]:8125)")
     return host, int(port)
+
+
+def _codes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(code) for code in text.split(",") if code.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of SIP codes") from None
 
 
 def _port(text: str) -> int:
@@ -154,7 +94,8 @@ def _positive(kind: type[int] | type[float], allow_zero: bool = False) -> Any:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="sip-statsd", description="SIP signalling metrics for StatsD / DogStatsD: inspect, listen, demo."
+        prog="sip-statsd",
+        description="SIP signalling metrics for StatsD / DogStatsD: catalog, listen, demo, dashboard, prometheus.",
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {sm.__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -163,11 +104,39 @@ def parser() -> argparse.ArgumentParser:
     fmt = cat.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="fmt", action="store_const", const="json", help="JSON for machines")
     fmt.add_argument("--markdown", dest="fmt", action="store_const", const="markdown", help="a Markdown table")
+    cat.add_argument(
+        "--billing",
+        action="store_true",
+        help="the Datadog custom metrics it can send, per host and env/service/version (table or --json)",
+    )
+    cat.add_argument(
+        "--percentiles", action="store_true", help="with --billing: percentiles enabled on the distributions"
+    )
+    cat.add_argument(
+        "--response-codes",
+        type=_codes,
+        metavar="CODE,...",
+        help="with --billing: the exact codes sip_invite_response_total keeps (SipMetrics(response_codes=...))",
+    )
+    cat.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE[:NAME]",
+        help="import MODULE first, so that your families count too (MODULE:NAME: that SipMetrics instance)",
+    )
 
     lis = sub.add_parser("listen", help="an embedded DogStatsD/StatsD receiver that prints what arrives")
     lis.add_argument("--host", default="127.0.0.1", help="address to bind, IPv4 or IPv6 (default: %(default)s)")
     lis.add_argument("--port", type=_port, default=8125, help="UDP port (default: %(default)s)")
     lis.add_argument("--interval", type=_positive(float), default=2.0, help="seconds between tables (default: 2)")
+    lis.add_argument(
+        "--max-series",
+        type=_positive(int),
+        default=10_000,
+        help="series kept per kind; a new one evicts the oldest, and the table says so (default: %(default)s)",
+    )
 
     dem = sub.add_parser("demo", help="simulate SIP traffic through the real helpers and check what arrives")
     dem.add_argument("--calls", type=_positive(int), default=20_000, help="calls to simulate (default: 20000)")
@@ -183,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "catalog":
-            render_catalog(args.fmt or "table", sys.stdout)
-            return 0
+            return catalog(args, sys.stdout)
         if args.command == "listen":
-            return listen(args.host, args.port, args.interval, sys.stdout)
+            return listen(args.host, args.port, args.interval, sys.stdout, args.max_series)
         if args.command in ("dashboard", "prometheus"):
             return (dashboard if args.command == "dashboard" else prometheus)(args, sys.stdout)
         from .demo import demo
@@ -208,9 +176,21 @@ def _threshold(text: str) -> tuple[str, float]:
     if not sep or name not in Thresholds.names():
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with NAME one of {', '.join(Thresholds.names())}")
     try:
-        return name, float(raw)
+        value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: {raw!r} is not a number") from None
+    try:
+        Thresholds(**{name: value})  # type: ignore[arg-type]  # its own range check: a usage error (exit 2)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name, value
+
+
+def _handle(text: str) -> str:
+    """A Datadog notification handle: `@` then no white space (`@pagerduty-sip`, `@ops@example.com`)."""
+    if not text.startswith("@") or len(text) < 2 or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Datadog handle: @pagerduty-NAME, @slack-CHANNEL, @EMAIL")
+    return text
 
 
 def add_dashboard_parser(sub: Any) -> None:
@@ -240,7 +220,9 @@ def add_dashboard_parser(sub: Any) -> None:
         metavar="NAME=VALUE",
         help=f"a monitor threshold, repeatable; NAME one of {', '.join(Thresholds.names())}",
     )
-    das.add_argument("--notify", action="append", default=[], metavar="@HANDLE", help="add to every monitor message")
+    das.add_argument(
+        "--notify", action="append", default=[], type=_handle, metavar="@HANDLE", help="add to every monitor message"
+    )
     das.add_argument(
         "--import",
         dest="modules",
@@ -285,6 +267,35 @@ def _import_metrics(specs: list[str]) -> sm.SipMetrics | None:
     return found
 
 
+def catalog(args: argparse.Namespace, out: TextIO) -> int:
+    if args.billing or args.modules or args.response_codes or args.percentiles:
+        return billing(args, out)
+    render_catalog(args.fmt or "table", out)
+    return 0
+
+
+def billing(args: argparse.Namespace, out: TextIO) -> int:
+    """`catalog --billing`: the custom metrics of the catalog, your families and your allowlist."""
+    from .billing import render_billing
+
+    try:
+        base = _import_metrics(args.modules) or sm.default()
+        families = list(base.families)
+        if args.response_codes is not None:
+            # The SIP families as that allowlist makes them; the rest (yours, the library's own,
+            # which count your families' drops) as imported.
+            own = sm.SipMetrics(backend="off", response_codes=args.response_codes)
+            sip = [f for f in own.families if not f.name.startswith("sip_statsd_")]
+            names = {f.name for f in sip}
+            families = [*sip, *(f for f in families if f.name not in names)]
+            own.close()
+    except ValueError as error:
+        print(f"sip-statsd catalog: {error}", file=sys.stderr)
+        return 2
+    render_billing(families, args.percentiles, args.fmt, out)
+    return 0
+
+
 def dashboard(args: argparse.Namespace, out: TextIO) -> int:
     from .._assets.datadog.dashboard import build, write
     from .._assets.datadog.parts import DEFAULT_TAGS, Thresholds
@@ -316,7 +327,7 @@ def dashboard(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .._assets.datadog.apply import ApplyError, InvalidDocumentError, apply
     except ImportError:
-        return _fail("--apply needs datadog-api-client: pip install 'sip-statsd[dashboard]'")
+        return _fail("--apply needs datadog-api-client: python -m pip install '.[dashboard]' in a sip-statsd checkout")
     try:
         apply(board, monitors, api_url=args.api_url, report=lambda line: print(line, file=out, flush=True))
     except (ApplyError, InvalidDocumentError) as error:

@@ -29,6 +29,7 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
     old = recorder._schedule
     schedule = recorder._schedule = Schedule(recorder.config.flush_interval)
     schedule.periodic = old.periodic
+    schedule.dormant = old.dormant
     watch(recorder, schedule)
     # The parent sends what it had recorded; the child starts from zero. A fold that a
     # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
@@ -51,5 +52,5 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
             backend.close()  # the child's copy of the socket only
     with schedule.cond:
         recorder._set_delivery(recorder.config)
-        if schedule.periodic:
+        if schedule.periodic and not schedule.dormant:
             schedule.start(recorder)

@@ -223,11 +223,16 @@ ENV_PREFIX = "SIP_STATSD_"
 
 
 def _port(text: str) -> int:
+    if not text.isdigit():  # int() would say "invalid literal for int() with base 10"
+        raise ValueError("not a port from 1 to 65535")
     return int(text)
 
 
 def _interval(text: str) -> float:
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("not a number of seconds") from None
 
 
 # Option name → how its SIP_STATSD_* variable is read (the Config checks the result).

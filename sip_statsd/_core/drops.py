@@ -32,6 +32,9 @@ class StrictMiss:
 
 
 STRICT_MISS = StrictMiss()
+# Soft mode, until a family's first bad value is kept for the drop log: the same detour to
+# the helper's slow path, which names the value (the fast path cannot: it only counts).
+FIRST_MISS = StrictMiss()
 
 
 def show(value: object) -> str:

@@ -50,6 +50,9 @@ class Schedule:
         self.paused = False  # a fork is under way: no thread may start
         self.gone = False  # the recorder was collected
         self.threadless = False  # delivery="host": the caller's thread sends, no thread starts
+        # Nothing used yet (the process-wide recorder after `import sip_statsd`): no thread
+        # starts by itself, not even after a fork, until something asks (start()).
+        self.dormant = False
         self.thread: threading.Thread | None = None
         self._due = time.monotonic() + interval
 
@@ -70,6 +73,7 @@ class Schedule:
         """
         if self.threadless:
             return False
+        self.dormant = False
         if self.paused or self.gone or (self.thread is not None and self.thread.is_alive()):
             return True
         thread = threading.Thread(target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True)
@@ -80,6 +84,13 @@ class Schedule:
             return False
         self.thread = thread
         return True
+
+    def rouse(self, owner: Flushing) -> None:
+        """Start the thread of a dormant schedule (the first use)."""
+        if self.dormant:
+            with self.cond:
+                if self.dormant:
+                    self.start(owner)
 
     def wait(self, want: int, timeout: float | None) -> bool:
         """Wait (holding `cond`) until flush `want` is done: False if `timeout` passed first or it failed."""
@@ -154,7 +165,7 @@ class Schedule:
         """After a fork: threads may start again; start ours."""
         with self.cond:
             self.paused = False
-            if self.periodic or self.asked > self.begun:
+            if not self.dormant and (self.periodic or self.asked > self.begun):
                 self.start(owner)
 
 

@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -50,6 +51,9 @@ def _recorders() -> list[Recorder]:
 
 
 def _before_fork() -> None:
+    if not _watching and "multiprocessing.util" in sys.modules:  # imported since the library was
+        with contextlib.suppress(Exception):
+            _watch_multiprocessing()
     recorders = _recorders()
     threads = []
     for recorder in recorders:
@@ -165,6 +169,8 @@ def _watch_multiprocessing() -> None:
     from atexit, before the handlers an application registered earlier: there the exit
     flush is `_at_exit`'s, which runs those first.
     """
+    global _watching
+    _watching = True
     import multiprocessing
     from multiprocessing import util
 
@@ -181,4 +187,8 @@ def _watch_multiprocessing() -> None:
     util.register_after_fork(_watch_multiprocessing, register)
 
 
-_watch_multiprocessing()
+# multiprocessing costs ~9 ms to import: watched now if the program has it, else at the first
+# fork after it has (a multiprocessing "fork" child is made after `util` is imported).
+_watching = False
+if "multiprocessing.util" in sys.modules:
+    _watch_multiprocessing()

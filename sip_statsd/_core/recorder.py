@@ -27,9 +27,9 @@ from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
 from .child import start_child
-from .config import Config, env_options
-from .drops import STRICT_MISS, explain, show
-from .family import Counter, Family, use_default_recorder
+from .config import Config
+from .drops import FIRST_MISS, STRICT_MISS, explain, show
+from .family import Counter, Family
 from .flusher import Schedule, watch
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
@@ -58,7 +58,8 @@ class _Switch:
 class Recorder(Sending, HostDelivery, Taking):
     """Families, their cells and the machinery that flushes them."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, dormant: bool = False) -> None:
+        """`dormant`: start no thread until `wake()`, a flush, a configure() or a close()."""
         self.config = config or Config()
         self._families: dict[str, Family] = {}
         self._lock = OwnedLock()  # taking cells, registering families, fork
@@ -98,7 +99,13 @@ class Recorder(Sending, HostDelivery, Taking):
             self._backend = self._intended = MemoryBackend()
         with self._schedule.cond:
             self._set_delivery(self.config)
-            self._schedule.start(self)
+            self._schedule.dormant = dormant
+            if not dormant:
+                self._schedule.start(self)
+
+    def wake(self) -> None:
+        """Start delivery if nothing has yet (the first use of the process-wide recorder)."""
+        self._schedule.rouse(self)
 
     # --- families -----------------------------------------------------------------------
 
@@ -132,9 +139,16 @@ class Recorder(Sending, HostDelivery, Taking):
         return self.config.strict
 
     def _apply_strict(self, family: Family) -> None:
-        """Point `family`'s helpers at the strict-mode miss, or at its unknown_value drop counter."""
+        """Point `family`'s helpers at the strict-mode miss; else, until its first bad value is
+        kept for the log, at the first-miss (the slow path names it), then at its drop counter."""
         if family._drops:
-            family._set_miss(STRICT_MISS if self.strict else family._drops[DROP_UNKNOWN_VALUE]._count)
+            first = (family.name, DROP_UNKNOWN_VALUE) not in self._first_drops
+            if self.strict:
+                family._set_miss(STRICT_MISS)
+            elif first and (family.name, DROP_UNKNOWN_VALUE) not in self._logged:
+                family._set_miss(FIRST_MISS)
+            else:
+                family._set_miss(family._drops[DROP_UNKNOWN_VALUE]._count)
 
     def _drop(self, family: Family, reason: str, key: str, value: object, expected: str | None = None) -> None:
         """Count (or, strict, raise) one input that is not in `family`'s declaration.
@@ -153,6 +167,8 @@ class Recorder(Sending, HostDelivery, Taking):
         where = (family.name, reason)
         if where not in self._logged:
             self._first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
+        if family._miss is FIRST_MISS:  # kept: the helpers' fast path counts the next ones
+            self._apply_strict(family)
 
     # --- asking the flusher (any thread) -------------------------------------------------
 
@@ -368,20 +384,3 @@ class Recorder(Sending, HostDelivery, Taking):
 
     def _after_fork_child(self, keep_cells: bool = False) -> None:
         start_child(self, keep_cells)
-
-
-_default: Recorder | None = None
-_default_lock = threading.Lock()
-
-
-def default_recorder() -> Recorder:
-    """The process-wide recorder behind the module-level helpers."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Recorder(Config(**env_options(())))
-    return _default
-
-
-use_default_recorder(default_recorder)

@@ -22,6 +22,7 @@ from .names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .series import CounterSeries, OwnedLock
 
 log = logging.getLogger("sip_statsd")
+_ENVIRONMENT_LOGGED: set[str] = set()  # DD_* values ignored, as logged
 
 
 @dataclass
@@ -99,7 +100,9 @@ class Sending:
         active = self._active
         if active.backend == "datadog" and active.host is None and active.port is None and active.socket_path is None:
             for ignored in datadog_target()[1]:  # the datadog client only logs these at debug or to its own logger
-                self._log_once(("environment", ignored), "sip-statsd: ignoring %s", ignored)
+                if ignored not in _ENVIRONMENT_LOGGED:  # once per process, whichever instance sees it first
+                    _ENVIRONMENT_LOGGED.add(ignored)
+                    self._log_once(("environment", ignored), "sip-statsd: ignoring %s", ignored)
         try:
             self._backend = make_backend(self._active, self._on_fault)
         except Exception as error:  # no client, no send: count it, retry after a back-off

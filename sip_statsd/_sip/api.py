@@ -8,10 +8,11 @@ from typing import TypedDict, Unpack
 
 from .._core import process as _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
 from .._core.config import Config, env_options
+from .._core.default import default_recorder
 from .._core.family import Counter, Distribution, Family
 from .._core.gauge import Gauge
 from .._core.names import DEFAULT_MAX_SAMPLES
-from .._core.recorder import DEFAULT_TIMEOUT, Recorder, default_recorder
+from .._core.recorder import DEFAULT_TIMEOUT, Recorder
 from .._core.sending import Stats
 from .._core.series import FLOAT_MAX
 from .._wire import backends as _backends  # noqa: F401 - registers the datadog and statsd backends

@@ -5,7 +5,9 @@ Read here, not from the datadog client's private attributes (which changed under
 `statsd.New` are followed for the address, datadog-go's `tag_cardinality.go`,
 `external_env.go` and `isOriginDetectionEnabled` (with datadogpy's
 `_is_origin_detection_enabled` for the values that mean "off") for the origin fields. The
-container ID is read by the datadog package's public `datadog.dogstatsd.container.Cgroup`.
+container ID is read by the datadog package's public `datadog.dogstatsd.container.Cgroup`,
+loaded from its file alone: importing any part of the package the usual way runs
+`datadog/__init__.py`, which imports its HTTP API client and `requests` (~100 ms, ~200 modules).
 
 Everything from the environment is user data: a field that would carry wire syntax
 (`|`, `#`, `,`, `:` where not allowed, a newline, any unprintable character) is cleaned as
@@ -14,21 +16,56 @@ datadog-go cleans it, or left out.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import re
 from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
-
-# Imported here, never later: a lazy import on the flusher thread could leave a forked child
-# the import lock as it was (STYLE.md, "A thread of ours owns its fork story").
-from datadog.dogstatsd.container import Cgroup
-from datadog.util.format import normalize_tags
 
 from .._core.config import CARDINALITIES
 from .origin import checked_tags, origin_detection_enabled
 from .origin import origin_fields as _origin_fields  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
 
 log = logging.getLogger("sip_statsd")
+
+
+def _load_alone(path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sip_statsd._wire._datadog_container", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cgroup_module() -> ModuleType:
+    """`datadog.dogstatsd.container` without `datadog/__init__.py` (it needs only the standard
+    library); the usual import if the file cannot be found or loaded alone."""
+    try:
+        found = importlib.util.find_spec("datadog")  # a top-level spec: nothing is imported
+        places = list(found.submodule_search_locations or ()) if found is not None else []
+        module = _load_alone(os.path.join(places[0], "dogstatsd", "container.py"))
+        module.Cgroup  # noqa: B018 - the part we use must be there
+    except Exception:
+        import datadog.dogstatsd.container as module
+    return module
+
+
+# Loaded here, never later: a lazy import on the flusher thread could leave a forked child
+# the import lock as it was (STYLE.md, "A thread of ours owns its fork story").
+Cgroup: Any = _cgroup_module().Cgroup
+
+# datadog.util.format.normalize_tags (datadogpy 0.49-0.56): every character that is not a
+# word character, `-`, `:`, `/` or `.` becomes `_`.
+_TAG_INVALID_CHARS = re.compile(r"[^\w\d_\-:/\.]", re.UNICODE)
+
+
+def normalize_tags(tags: list[str]) -> list[str]:
+    return [_TAG_INVALID_CHARS.sub("_", tag) for tag in tags]
+
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8125
@@ -65,15 +102,16 @@ def parse_dogstatsd_url(url: str) -> tuple[str, str | None, int | None]:
 def env_address(environ: Mapping[str, str] | None = None) -> tuple[str | None, int | None, str | None, str]:
     """(host, port, socket path, unix scheme) from `DD_DOGSTATSD_URL`, else `DD_AGENT_HOST`/`DD_DOGSTATSD_PORT`.
 
-    A bad value is logged and skipped, as the datadog clients do: the next source applies.
+    A bad value is skipped, as the datadog clients do: the next source applies. It is logged
+    once per process, in one wording, by the sender (`config.datadog_target` names it), not here.
     """
     environ = os.environ if environ is None else environ
     url = environ.get("DD_DOGSTATSD_URL", "")
     if url.strip():
         try:
             scheme, where, port = parse_dogstatsd_url(url)
-        except ValueError as error:
-            log.warning("sip-statsd: ignoring DD_DOGSTATSD_URL: %s", error)
+        except ValueError:
+            pass
         else:
             if scheme == "udp":
                 return where, port, None, UNIX_ANY
@@ -82,7 +120,6 @@ def env_address(environ: Mapping[str, str] | None = None) -> tuple[str | None, i
     text = environ.get("DD_DOGSTATSD_PORT", "").strip()
     agent_port = int(text) if text.isdigit() else 0
     if text and not 0 < agent_port < 65536:
-        log.warning("sip-statsd: ignoring DD_DOGSTATSD_PORT=%r (not a port number)", text)
         agent_port = 0
     return host, agent_port or DEFAULT_PORT, None, UNIX_ANY
 

@@ -2,6 +2,11 @@
 
 DogStatsD: `name:value|type[|@rate][|#k:v,...][|c:container][|e:external][|card:x][|T123]`.
 StatsD flavors fold tags into the name: influxdb `name,k=v:1|c`, graphite `name;k=v:1|c`.
+A set's value is any string (the Agent counts unique strings). The DogStatsD protocol's two
+other datagrams, as datadogpy's `service_check()` and `event()` write them and the Agent's
+`parse_service_checks.go` / `parse_events.go` read them:
+`_sc|name|status[|d:ts][|h:host][|#tags][|m:message][|c:..][|card:..]` (status 0-3) and
+`_e{title bytes,text bytes}:title|text[|d:ts][|h:host][|k:key][|p:priority][|s:source][|t:type][|#tags]...`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class Line:
     values: tuple[float, ...]
     tags: tuple[str, ...]  # "k:v", in the order sent (folded tags become "k:v" too)
     rate: float = 1.0
+    members: tuple[str, ...] = ()  # a set's value, as sent
+    text: str = ""  # a service check's message, an event's text
 
     @property
     def key(self) -> str:
@@ -51,6 +58,10 @@ def parse_line(line: str) -> Line:  # noqa: PLR0912 - one branch per grammar rul
     """Parse one line strictly; raise MalformedLineError on anything off-grammar."""
     if not line or line != line.strip() or "\n" in line:
         raise MalformedLineError(f"empty line or stray white space in {line!r}")
+    if line.startswith("_sc|"):
+        return _service_check(line)
+    if line.startswith("_e{"):
+        return _event(line)
     parts = line.split("|")
     if len(parts) < 2:
         raise MalformedLineError(f"no '|type' in {line!r}")
@@ -60,7 +71,12 @@ def parse_line(line: str) -> Line:  # noqa: PLR0912 - one branch per grammar rul
     if ":" not in head:
         raise MalformedLineError(f"no ':value' in {line!r}")
     name, *raw_values = head.split(":")
-    values = tuple(_number(v, line) for v in raw_values)
+    members: tuple[str, ...] = ()
+    if kind == "s":  # one member, any text (datadogpy sends str(value)); never packed
+        members = (head.split(":", 1)[1],)
+        values: tuple[float, ...] = ()
+    else:
+        values = tuple(_number(v, line) for v in raw_values)
     tags: list[str] = []
     if "," in name or ";" in name:
         sep = "," if "," in name else ";"
@@ -88,7 +104,68 @@ def parse_line(line: str) -> Line:  # noqa: PLR0912 - one branch per grammar rul
                 tags.append(tag)
         elif not extra.startswith(_FIELDS):
             raise MalformedLineError(f"unknown field {extra!r} in {line!r}")
-    return Line(name, kind, values, tuple(tags), rate)
+    return Line(name, kind, values, tuple(tags), rate, members)
+
+
+_SC_FIELDS = ("d:", "h:", "m:", "c:", "e:", "card:")
+_EVENT_FIELDS = ("d:", "h:", "k:", "p:", "s:", "t:", "c:", "e:", "card:")
+_EVENT_HEAD = re.compile(r"_e\{(\d+),(\d+)\}:")
+_LOOSE_TAG = re.compile(r"[^\s,|#]+\Z")  # the Agent takes `key:value` and bare tags here
+
+
+def _loose_tags(section: str, line: str) -> tuple[str, ...]:
+    tags = tuple(section.split(","))
+    for tag in tags:
+        if not _LOOSE_TAG.match(tag):
+            raise MalformedLineError(f"tag {tag!r} is not a tag in {line!r}")
+    return tags
+
+
+def _fields(extras: list[str], known: tuple[str, ...], line: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    tags: tuple[str, ...] = ()
+    found: dict[str, str] = {}
+    for extra in extras:
+        if extra.startswith("#"):
+            tags = _loose_tags(extra[1:], line)
+        elif extra.startswith(known):
+            key, _, value = extra.partition(":")
+            found[key] = value
+        else:
+            raise MalformedLineError(f"unknown field {extra!r} in {line!r}")
+    return tags, found
+
+
+def _service_check(line: str) -> Line:
+    """`_sc|name|status|...`: kind "sc", the status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) as its value."""
+    parts = line.split("|")
+    if len(parts) < 3 or not parts[1]:
+        raise MalformedLineError(f"a service check needs a name and a status in {line!r}")
+    if parts[2] not in ("0", "1", "2", "3"):
+        raise MalformedLineError(f"service check status {parts[2]!r} is not 0-3 in {line!r}")
+    tags, found = _fields(parts[3:], _SC_FIELDS, line)
+    message = found.get("m", "").replace("\\n", "\n").replace("m\\:", "m:")  # datadogpy's escapes undone
+    return Line(parts[1], "sc", (float(parts[2]),), tags, text=message)
+
+
+def _event(line: str) -> Line:
+    """`_e{a,b}:title|text|...`: kind "e"; the lengths are UTF-8 bytes, so `|` may sit in either."""
+    head = _EVENT_HEAD.match(line)
+    if head is None:
+        raise MalformedLineError(f"an event starts _e{{title length,text length}}: in {line!r}")
+    body = line[head.end() :].encode("utf-8")
+    title_len, text_len = int(head.group(1)), int(head.group(2))
+    if title_len == 0 or len(body) < title_len + 1 + text_len or body[title_len : title_len + 1] != b"|":
+        raise MalformedLineError(f"event lengths {title_len},{text_len} do not fit {line!r}")
+    try:
+        title = body[:title_len].decode("utf-8")
+        text = body[title_len + 1 : title_len + 1 + text_len].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedLineError(f"event lengths cut a character in {line!r}") from error
+    rest = body[title_len + 1 + text_len :].decode("utf-8")
+    if rest and not rest.startswith("|"):
+        raise MalformedLineError(f"event text longer than {text_len} bytes in {line!r}")
+    tags, _ = _fields(rest.split("|")[1:] if rest else [], _EVENT_FIELDS, line)
+    return Line(title.replace("\\n", "\n"), "e", (), tags, text=text.replace("\\n", "\n"))
 
 
 def parse_datagram(data: bytes) -> tuple[list[Line], list[tuple[str, str]]]:

@@ -11,7 +11,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .lines import Line, parse_datagram
 
@@ -20,6 +21,7 @@ _RCVBUF = 16 * 1024 * 1024
 # a listener that runs for days keeps bounded memory whatever arrives.
 MAX_MALFORMED = 100
 MAX_MALFORMED_TEXT = 200
+MAX_SET_MEMBERS = 100_000  # unique members kept per set series
 
 
 def _short(text: str) -> str:
@@ -28,16 +30,30 @@ def _short(text: str) -> str:
 
 @dataclass
 class Totals:
-    """What arrived, aggregated: counter sums and sample lists keyed `name{k:v,...}`."""
+    """What arrived, aggregated as the Agent aggregates it, keyed `name{k:v,...}`.
+
+    Counter sums and distributions' observed counts are weighted by `1/rate` (a line sent
+    `|@0.25` stands for four); sets keep their unique members (at most MAX_SET_MEMBERS each);
+    service checks their last status and message; events a count and the last text. With
+    `max_series`, each of those maps keeps at most that many keys: a new key evicts the
+    oldest (`evicted` counts them, `last_evicted` names the latest).
+    """
 
     counts: dict[str, float] = field(default_factory=dict)
     samples: dict[str, list[float]] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
+    observed: dict[str, float] = field(default_factory=dict)  # distribution samples, weighted by 1/rate
+    sets: dict[str, set[str]] = field(default_factory=dict)
+    checks: dict[str, tuple[int, str]] = field(default_factory=dict)  # (status, message)
+    events: dict[str, tuple[int, str]] = field(default_factory=dict)  # (count, last text)
     datagrams: int = 0
     lines: int = 0
     bytes: int = 0
     malformed: list[tuple[str, str]] = field(default_factory=list)  # the latest MAX_MALFORMED, shortened
     malformed_count: int = 0  # every malformed line
+    max_series: int | None = None
+    evicted: int = 0
+    last_evicted: str = ""
 
     def add_malformed(self, bad: list[tuple[str, str]]) -> None:
         self.malformed_count += len(bad)
@@ -45,25 +61,54 @@ class Totals:
         if len(self.malformed) > MAX_MALFORMED:
             del self.malformed[:-MAX_MALFORMED]
 
+    def _room(self, table: dict[str, Any], key: str) -> None:
+        """Make room for a new `key` in `table` when it is full: the oldest key goes."""
+        if self.max_series is not None and key not in table and len(table) >= self.max_series:
+            oldest = next(iter(table))
+            del table[oldest]
+            if table is self.samples:
+                self.observed.pop(oldest, None)
+            self.evicted += 1
+            self.last_evicted = oldest
+
     def add(self, line: Line, *, keep_samples: bool = True) -> None:
         self.lines += 1
-        if line.kind == "c":
-            self.counts[line.key] = self.counts.get(line.key, 0) + sum(line.values) / line.rate
-        elif line.kind == "g":
-            self.gauges[line.key] = line.values[-1]
-        elif keep_samples:
-            self.samples.setdefault(line.key, []).extend(line.values)
+        key, kind = line.key, line.kind
+        if kind == "c":
+            self._room(self.counts, key)
+            self.counts[key] = self.counts.get(key, 0) + sum(line.values) / line.rate
+        elif kind == "g":
+            self._room(self.gauges, key)
+            self.gauges[key] = line.values[-1]
+        elif kind == "s":
+            self._room(self.sets, key)
+            members = self.sets.setdefault(key, set())
+            if len(members) < MAX_SET_MEMBERS:
+                members.update(line.members)
+        elif kind == "sc":
+            self._room(self.checks, key)
+            self.checks[key] = (int(line.values[0]), _short(line.text))
+        elif kind == "e":
+            self._room(self.events, key)
+            self.events[key] = (self.events.get(key, (0, ""))[0] + 1, _short(line.text))
+        else:  # d, ms, h: every sample, and what the Agent counts (1/rate each)
+            self._room(self.samples, key)
+            kept = self.samples.setdefault(key, [])
+            if keep_samples:
+                kept.extend(line.values)
+            self.observed[key] = self.observed.get(key, 0) + len(line.values) / line.rate
 
     def copy(self) -> Totals:
-        return Totals(
-            dict(self.counts),
-            {k: list(v) for k, v in self.samples.items()},
-            dict(self.gauges),
-            self.datagrams,
-            self.lines,
-            self.bytes,
-            list(self.malformed),
-            self.malformed_count,
+        return replace(
+            self,
+            counts=dict(self.counts),
+            samples={k: list(v) for k, v in self.samples.items()},
+            gauges=dict(self.gauges),
+            observed=dict(self.observed),
+            sets={k: set(v) for k, v in self.sets.items()},
+            checks=dict(self.checks),
+            events=dict(self.events),
+            malformed=list(self.malformed),
         )
 
     def count(self, name: str, **labels: str) -> float:
@@ -77,6 +122,10 @@ class Totals:
 
     def sample_list(self, name: str, **labels: str) -> list[float]:
         return [v for k, vs in self.samples.items() if _matches(k, name, labels) for v in vs]
+
+    def observed_count(self, name: str, **labels: str) -> float:
+        """How many samples the Agent counts for distribution `name` (each line weighs 1/rate)."""
+        return sum(v for k, v in self.observed.items() if _matches(k, name, labels))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,6 +159,7 @@ class Receiver:
         *,
         keep_datagrams: bool = True,
         keep_samples: bool = True,
+        max_series: int | None = None,
     ) -> None:
         if socket_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -132,8 +182,9 @@ class Receiver:
         self._keep_samples = keep_samples
         self._cond = threading.Condition()
         self._datagrams: list[bytes] = []
-        self._totals = Totals()
-        self._window = Totals()
+        self._max_series = max_series
+        self._totals = Totals(max_series=max_series)
+        self._window = Totals(max_series=max_series)
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._read, name="sip-statsd-receiver", daemon=True)
         self._thread.start()
@@ -177,7 +228,7 @@ class Receiver:
     def take_window(self) -> Totals:
         """What arrived since the last call, and start a new window."""
         with self._cond:
-            window, self._window = self._window, Totals()
+            window, self._window = self._window, Totals(max_series=self._max_series)
             return window
 
     def wait_for(self, predicate: Callable[[Totals], bool], timeout: float = 10.0) -> Totals:

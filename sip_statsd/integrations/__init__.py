@@ -1,5 +1,5 @@
 """Instrumentation for real SIP stacks, each in its own module and imported only when asked for.
 
 Nothing here is imported by `import sip_statsd`: a module of this package imports its stack
-(which comes as an extra, e.g. `pip install 'sip-statsd[sippy]'`) when it is itself imported.
+(which comes as an extra, e.g. `python -m pip install '.[sippy]'`) when it is itself imported.
 """

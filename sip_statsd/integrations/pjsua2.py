@@ -1,4 +1,4 @@
-"""PJSUA2 (`pip install "sip-statsd[pjsua2]"`): a UA's calls and their RTCP QoS from one base class.
+"""PJSUA2 (`python -m pip install '.[pjsua2]'`): a UA's calls and their RTCP QoS from one base class.
 
 Derive your call class from `MeteredCall` instead of `pjsua2.Call` (and call `super()` in the
 callbacks you override); create it as usual, `MeteredCall(account)` before `makeCall()`, or

@@ -1,4 +1,4 @@
-"""Sippy B2BUA (`pip install "sip-statsd[sippy]"`): every leg's SIP metrics from one class.
+"""Sippy B2BUA (`python -m pip install '.[sippy]'`): every leg's SIP metrics from one class.
 
 Use `MeteredUA` wherever the B2BUA makes a `sippy.UA.UA`; nothing else changes::
 

@@ -1,7 +1,7 @@
 """Check a generated Grafana dashboard with Grafana's own models (`grafana-foundation-sdk`).
 
 Imported only by `sip_statsd.prometheus.validate`: the `prometheus` extra
-(`pip install 'sip-statsd[prometheus]'`) pins a build of the SDK; nothing else needs it.
+(`python -m pip install '.[prometheus]'`) pins a build of the SDK; nothing else needs it.
 """
 
 from __future__ import annotations

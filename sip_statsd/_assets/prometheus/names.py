@@ -51,7 +51,9 @@ class PromMetric:
     def help(self) -> str:
         text = self.family.description or self.family.name
         if self.kind == "histogram" and self.name.endswith("_seconds") and not self.family.name.endswith("_s"):
-            text += " (sent as |ms timers in milliseconds; statsd_exporter exposes them in seconds)"
+            # The family says "milliseconds" (what the service records); what this name exposes is seconds.
+            text = re.sub(r"\bmilliseconds\b", "seconds", text)
+            text += " (sent as |ms timers in milliseconds; statsd_exporter divides by 1000)"
         return text
 
 
