@@ -24,6 +24,21 @@ class Sample:
     value: float
     weight: float = 1.0  # how many events this sample stands for (1 / rate, as the receiver computes it)
     labels: dict[str, str] = field(default_factory=dict)
+    relative: bool = False  # a gauge value read as a change of the level, not the level
+
+
+def gauge_levels(samples: list[Sample]) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Each gauge's level after `samples`, in order, as the receiver keeps it (a change moves it)."""
+    levels: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for s in samples:
+        if s.kind == "g":
+            key = (s.name, frozenset(s.labels.items()))
+            levels[key] = levels.get(key, 0.0) + s.value if s.relative else s.value
+    return levels
+
+
+def _signed(text: str) -> bool:
+    return text[:1] in ("+", "-")
 
 
 def _float(text: str) -> float:
@@ -119,7 +134,9 @@ def statsd_exporter(line: str) -> list[Sample]:
         elif kind not in ("c", "g", "h", "d"):
             raise Rejected(f"illegal_event: {kind!r}")
         statistic = kind if kind in ("c", "g") else "histogram"
-        out.extend(Sample(name, statistic, value, 1.0, these) for _ in range(repeat))
+        # buildEvent: `GaugeEvent{Relative: relative}`, relative when the value text starts with + or -
+        relative = kind == "g" and _signed(components[0])
+        out.extend(Sample(name, statistic, value, 1.0, these, relative) for _ in range(repeat))
     return out
 
 
@@ -165,8 +182,9 @@ def telegraf(line: str, datadog_extensions: bool = False, datadog_distributions:
             if not (datadog_extensions and datadog_distributions):
                 raise Rejected("|d is kept only with datadog_extensions and datadog_distributions")
             out.append(Sample(name, "distribution", _float(pipesplit[0]), 1.0, these))
-        else:
-            out.append(Sample(name, kind, _float(pipesplit[0]), 1.0, these))
+        else:  # a gauge: `additive` when the value starts with + or - (parseStatsdLine)
+            relative = kind == "g" and _signed(pipesplit[0])
+            out.append(Sample(name, kind, _float(pipesplit[0]), 1.0, these, relative))
     return out
 
 
@@ -205,7 +223,8 @@ def otel_collector(line: str) -> list[Sample]:
     statistic = {"ms": "timer", "h": "histogram", "d": "histogram"}.get(kind, kind)
     if kind == "c":
         return [Sample(name, "c", float(int(value / rate)) if rate else value, 1.0, labels)]
-    return [Sample(name, statistic, value, weight, labels)]
+    # a gauge: `addition` when the value starts with + or - (parseMessageToMetric)
+    return [Sample(name, statistic, value, weight, labels, kind == "g" and _signed(raw))]
 
 
 def vector(line: str) -> list[Sample]:
@@ -246,7 +265,8 @@ def vector(line: str) -> list[Sample]:
             raise Rejected("rate")
         return [Sample(name, statistic, value, float(int(weight)), labels)]  # `sample_rate as u32`
     if kind == "g":
-        return [Sample(name, "g", _float(parts[0]), 1.0, labels)]
+        # `MetricKind::Incremental` when the value starts with + or - (parse: gauge)
+        return [Sample(name, "g", _float(parts[0]), 1.0, labels, _signed(parts[0]))]
     raise Rejected(f"UnknownMetricType({kind!r})")
 
 
@@ -278,7 +298,7 @@ def etsy(line: str) -> list[Sample]:
                 raise Rejected("Bad line")
             out.append(Sample(key, "timer", value, 1 / rate))  # timer_counters += 1 / sampleRate
         elif kind == "g":
-            out.append(Sample(key, "g", value))
+            out.append(Sample(key, "g", value, relative=_signed(fields[0])))  # `gauges[key] += value` on /^[-+]/
         else:  # every other letter is a counter, scaled by the rate
             out.append(Sample(key, "c", value * (1 / rate)))
     return out

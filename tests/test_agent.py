@@ -193,3 +193,22 @@ def test_precision_none_sends_every_digit(receiver, make_metrics):
     assert metrics.flush()
     totals = receiver.wait_for(lambda t: len(t.sample_list(sm.METRIC_CALL_MOS_ESTIMATE)) >= 50)
     assert sorted(totals.sample_list(sm.METRIC_CALL_MOS_ESTIMATE)) == sorted(c[3] for c in calls)  # exactly
+
+
+def test_an_agent_restarted_on_the_same_path_with_the_same_inode_is_found_at_once(tmp_path, make_metrics):
+    """Issue 24 item 4: the old socket closed, the new one bound at once; ext4 gives it the same inode."""
+    path = str(tmp_path / "dsd.sock")
+    with Receiver(socket_path=path) as old:
+        metrics = make_metrics(socket_path=path, flush_interval=3600)
+        metrics.dtls_handshake("ok")
+        assert metrics.flush()
+        old.wait_for(lambda t: t.lines >= 1)
+        before = os.stat(path).st_ino
+    with Receiver(socket_path=path) as new:
+        reused = os.stat(path).st_ino == before
+        for _ in range(100):
+            metrics.dtls_handshake("fail")
+        assert metrics.flush()
+        totals = new.wait_for(lambda t: t.count(sm.METRIC_DTLS_HANDSHAKE_TOTAL, result="fail") >= 100, timeout=3)
+        assert totals.count(sm.METRIC_DTLS_HANDSHAKE_TOTAL, result="fail") == 100, f"inode reused: {reused}"
+    assert metrics.stats().send_errors == {}

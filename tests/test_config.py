@@ -215,6 +215,44 @@ def test_a_send_failure_names_the_address_the_dd_environment_gave():
     assert f"cannot send to datadog udp://127.0.0.1:{port} (from DD_AGENT_HOST and DD_DOGSTATSD_PORT)" in stderr
 
 
+@pytest.mark.parametrize(
+    ("environment", "accepted"),
+    [
+        ({"DD_AGENT_HOST": "10.0.0.7"}, True),  # Kubernetes: status.hostIP
+        ({"DD_AGENT_HOST": "fd00::7"}, True),
+        ({"DD_DOGSTATSD_URL": "udp://[fd00::7]:8125"}, True),
+        ({"DD_DOGSTATSD_URL": "unix:///var/run/datadog/dsd.socket"}, True),
+        ({"DD_AGENT_HOST": "datadog-agent.monitoring"}, False),
+        ({}, False),  # localhost: a name
+    ],
+)
+def test_host_delivery_takes_an_agent_address_literal_from_the_environment(monkeypatch, environment, accepted):
+    """Issue 24: DD_AGENT_HOST set to an IP address is an address; only a name is refused."""
+    for name in ("DD_AGENT_HOST", "DD_DOGSTATSD_URL", "DD_DOGSTATSD_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if accepted:
+        sm.SipMetrics(delivery="host", backend="datadog").close()
+    else:
+        with pytest.raises(ValueError, match="never resolves a name"):
+            sm.SipMetrics(delivery="host", backend="datadog")
+
+
+def test_host_delivery_sends_to_the_agent_at_dd_agent_host(monkeypatch, receiver):
+    monkeypatch.setenv("DD_AGENT_HOST", receiver.host)
+    monkeypatch.setenv("DD_DOGSTATSD_PORT", str(receiver.port))
+    metrics = sm.SipMetrics(delivery="host", flush_interval=3600)
+    try:
+        metrics.bye("inbound", "remote", "user-hangup")
+        metrics.host_tick(True)
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1, timeout=10)
+        assert totals.count(sm.METRIC_BYE_TOTAL) == 1
+        assert metrics.recorder._schedule.thread is None  # sent on this thread: no fallback to ours
+    finally:
+        metrics.close()
+
+
 BAD_ENVIRONMENT = """
 import logging, sys
 logging.basicConfig(stream=sys.stderr, format="%(message)s")

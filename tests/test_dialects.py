@@ -239,3 +239,39 @@ def test_the_statsd_backend_sends_a_reservoir_with_its_rate_to_etsy(statsd_daemo
     assert data["counters"]["statsd.bad_lines_seen"] == 0
     assert len(data["timers"]["sip_load_ms"]) == 50
     assert data["timer_counters"]["sip_load_ms"] == pytest.approx(1234, rel=1e-6)
+
+
+def test_a_ramp_within_an_interval_keeps_its_mean_past_the_cap(receiver, make_metrics):
+    """Issue 24: the extra weights went to a reservoir's first slots, its oldest samples more often
+    than not: 75 rising samples into 50 slots read 7 % low. 200 intervals, weights as the exporter reads them."""
+    metrics = make_metrics(receiver="statsd_exporter", host=receiver.host, port=receiver.port, flush_interval=3600)
+    ramp = sm.Distribution("sip_ramp_ms", max_samples=50, recorder=metrics.recorder).series()
+    for _ in range(200):
+        for i in range(1, 76):
+            ramp.observe(float(i))
+        assert metrics.flush()
+    receiver.wait_for(lambda t: len(t.sample_list("sip_ramp_ms")) >= 200 * 50, timeout=10)
+    parsed = [s for s in parse_all("statsd_exporter", lines_of(receiver)) if s.name == "sip_ramp_ms"]
+    assert len(parsed) == 200 * 75  # each weight as repeated samples: every one stands for one
+    mean = sum(s.value for s in parsed) / len(parsed) * 1000  # `ms` arrives as seconds
+    assert mean == pytest.approx(38, rel=0.02)  # was 35.0 (-8 %)
+
+
+@pytest.mark.parametrize("name", ["statsd_exporter", "telegraf", "otel_collector", "vector"])
+def test_a_counter_family_defined_after_the_first_flush_gets_its_zeros(name, receiver, make_metrics):
+    """Issue 24: zeros went with a backend's first flush only; a family defined later had none."""
+    metrics = make_metrics(receiver=name, host=receiver.host, port=receiver.port, flush_interval=3600)
+    metrics.invite_result("inbound", 200)
+    assert metrics.flush()
+    late = sm.Counter("sip_late_total", labels={"leg": ("a", "b", "c")}, recorder=metrics.recorder)
+    late.inc(leg="a")
+    assert metrics.flush()
+    receiver.wait_for(lambda _: sum("sip_late_total" in line for line in lines_of(receiver)) >= 3, timeout=5)
+    parsed = parse_all(name, lines_of(receiver))
+    got = {split_key(s)[1].get("leg"): s.value for s in parsed if s.name.startswith("sip_late")}
+    assert got == {"a": 1, "b": 0, "c": 0}
+    assert metrics.flush()  # once, not every flush
+    metrics.invite_result("inbound", 486)
+    assert metrics.flush()
+    receiver.wait_for(lambda _: any("4xx" in line or "code_class=4" in line for line in lines_of(receiver)), timeout=5)
+    assert sum("sip_late_total" in line for line in lines_of(receiver)) == 3

@@ -139,14 +139,32 @@ class Config:
             raise ValueError("delivery='shared' is for hosts that fork their workers: this platform has no fork()")
         if self.delivery == "thread" or self.backend in ("memory", "off") or self.socket_path is not None:
             return
-        # The host's thread sends: it must never wait for a resolver, so no name to resolve.
-        try:
-            ipaddress.ip_address(self.host or "")
-        except ValueError:
+        # The host's thread sends: it must never wait for a resolver, so no name to resolve. An
+        # address literal in DD_AGENT_HOST (Kubernetes sets it from status.hostIP) is one.
+        name = self.name_to_resolve()
+        if name is not None:
             raise ValueError(
                 f"delivery={self.delivery!r} sends from the caller's thread, which never resolves a name: give host "
                 f"as an IP address (e.g. '127.0.0.1') or a socket_path, not host={self.host!r}"
-            ) from None
+                + ("" if self.host is not None else f" (the agent's address is {name!r})")
+            )
+
+    def name_to_resolve(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The host name that sending with this configuration looks up, or None when it looks up
+        nothing (a Unix socket, an IP address literal, the memory and off backends)."""
+        if self.backend in ("memory", "off") or self.socket_path is not None:
+            return None
+        host = self.host
+        if host is None and self.port is None and self.backend == "datadog" and self.receiver == "datadog":
+            host = _dd_udp_host(os.environ if environ is None else environ)
+            if host is None:
+                return None  # a Unix socket from DD_DOGSTATSD_URL
+        host = host or "localhost"
+        try:
+            ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            return host
+        return None
 
     def _check_dialect(self) -> None:
         """receiver, cardinality and precision: what the lines say and how."""
@@ -179,6 +197,19 @@ def _host_text(host: str) -> str:
 
 def _port_or_none(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def _dd_udp_host(env: Mapping[str, str]) -> str | None:
+    """The UDP host the datadog backend reads from `DD_*` (None: a Unix socket), as `datadog_target`."""
+    url = env.get("DD_DOGSTATSD_URL", "").strip()
+    if url:
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("unix", "unixgram", "unixstream") and rest:
+            return None
+        host = rest[1:].partition("]")[0] if rest.startswith("[") else rest.partition(":")[0]
+        if sep and scheme == "udp" and host:
+            return host
+    return env.get("DD_AGENT_HOST", "").strip() or "localhost"
 
 
 def datadog_target(environ: Mapping[str, str] | None = None) -> tuple[str, list[str]]:

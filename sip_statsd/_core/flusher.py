@@ -15,6 +15,7 @@ import time
 import weakref
 from typing import Protocol
 
+from .cpython import held_by_this_thread
 from .series import OwnedLock
 
 # How long a fork waits for a flusher that is in the middle of a send (a hung resolver,
@@ -50,6 +51,7 @@ class Schedule:
         self.paused = False  # a fork is under way: no thread may start
         self.gone = False  # the recorder was collected
         self.threadless = False  # delivery="host": the caller's thread sends, no thread starts
+        self.refused = False  # the last start() could not start a thread (interpreter shutdown)
         # Nothing used yet (the process-wide recorder after `import sip_statsd`): no thread
         # starts by itself, not even after a fork, until something asks (start()).
         self.dormant = False
@@ -81,8 +83,10 @@ class Schedule:
             thread.start()
         except RuntimeError:  # "can't create new thread at interpreter shutdown"
             self.thread = None
+            self.refused = True
             return False
         self.thread = thread
+        self.refused = False
         return True
 
     def rouse(self, owner: Flushing) -> None:
@@ -154,7 +158,7 @@ class Schedule:
         signal handler that interrupted this thread while it held `cond` (starting the
         flusher, say), since the flusher cannot end without taking `cond` itself.
         """
-        holding = self.cond._is_owned()  # type: ignore[attr-defined]  # threading's own test, no public one
+        holding = held_by_this_thread(self.cond)
         with self.cond:
             self.paused = True
             self.cond.notify_all()

@@ -61,13 +61,16 @@ class GaugeSeries(Series):
         self._pid = os.getpid()
         self._lock = OwnedLock()  # set() and the flusher; never inc()/dec()
         # A set() from a signal handler that interrupted this thread inside the lock: the
-        # level, applied by the next fold (one slot: dict.pop reads and clears it at once).
-        self._deferred: dict[int, float] = {}
+        # level and the emitters' ups and downs when it was made, applied by the next fold
+        # (one slot: dict.pop reads and clears it at once).
+        self._deferred: dict[int, tuple[float, int, int]] = {}
         # The counts are never replaced (the helpers hold them), only read.
         self._up = itertools.count()
         self._down = itertools.count()
-        self._up_reads = 0  # next() calls made by set() and the flusher, not by emitters
-        self._down_reads = 0
+        # next() calls made by our reads, not by emitters: counted in the same C call as the
+        # read itself (`_read`), so a signal handler's read never falls between the two.
+        self._up_reads = itertools.count()
+        self._down_reads = itertools.count()
         self._extra: list[float] = []  # inc(n) / dec(n): signed, list.append is atomic
         # The level, and the emitters' ups and downs it already holds (at the last fold).
         self._state: tuple[float, int, int] = (0, 0, 0)
@@ -116,6 +119,7 @@ class GaugeSeries(Series):
                         return
                     with self._lock:
                         self._fold()
+                    self._settle()
         except InvalidInputError:
             raise  # strict mode
         except Exception:
@@ -132,24 +136,38 @@ class GaugeSeries(Series):
             return
         self._check_pid()
         if self._lock.held_here():  # a signal handler interrupted this thread inside the lock
-            self._deferred[0] = level
+            ups, downs = self._read()  # the moves made after this set go on top of it
+            self._deferred[0] = (level, ups, downs)
             return
         with self._lock:
-            self._fold()  # what came before the set is overridden
+            self._fold(apply_deferred=False)  # what came before the set is overridden
             _, ups, downs = self._state
             self._state = (level, ups, downs)
             self._active = True
+            if self._deferred:  # a handler's set() that interrupted this one came after it
+                self._fold()
+        self._settle()
+
+    def _settle(self) -> None:
+        """Apply a handler's set() that interrupted this thread inside the lock, before the
+        thread goes on: its later moves then come after that set, in the order of the calls."""
+        while self._deferred and not self._lock.held_here():
+            with self._lock:
+                self._fold()
 
     def _read(self) -> tuple[int, int]:
         """Emitters' inc() and dec() calls so far (under the lock)."""
-        ups = next(self._up) - self._up_reads
-        self._up_reads += 1
-        downs = next(self._down) - self._down_reads
-        self._down_reads += 1
-        return ups, downs
+        # One C call (no bytecode, so no signal handler, between the four nexts): each count
+        # and the number of our reads before it, read together.
+        up, up_reads, down, down_reads = map(next, (self._up, self._up_reads, self._down, self._down_reads))
+        return up - up_reads, down - down_reads
 
-    def _fold(self) -> bool:
-        """Fold the moves made since the last fold into the level (under the lock); True if any."""
+    def _fold(self, apply_deferred: bool = True) -> bool:
+        """Fold the moves made since the last fold into the level (under the lock); True if any.
+
+        With `apply_deferred`, a set() a signal handler left (it interrupted this thread inside the
+        lock) then overrides the moves made before it, and the inc()/dec() calls made after it
+        (the handler's own) go on top of it."""
         ups, downs = self._read()
         level, ups0, downs0 = self._state
         extra = self._extra
@@ -163,9 +181,12 @@ class GaugeSeries(Series):
             if drops:
                 drops[DROP_INVALID_NUMBER].inc()
             new = self._state[0]
-        deferred = self._deferred.pop(0, None) if self._deferred else None
-        if deferred is not None:  # a set() from a signal handler: over the moves made before it
-            new = deferred
+        deferred = self._deferred.pop(0, None) if apply_deferred and self._deferred else None
+        if deferred is not None:  # a set() from a signal handler: over the moves made before it,
+            # under those made after it (its read may follow this fold's: then none yet).
+            new, ups_then, downs_then = deferred
+            ups, downs = max(ups, ups_then), max(downs, downs_then)
+            new += (ups - ups_then) - (downs - downs_then)
             self._active = True
         self._state = (new, ups, downs)
         return bool(k) or ups != ups0 or downs != downs0 or deferred is not None
@@ -176,7 +197,10 @@ class GaugeSeries(Series):
         with self._lock:
             if self._fold():
                 self._active = True
-            return self._state[0] if self._active else None
+            level = self._state[0] if self._active else None
+        if self._deferred:  # a handler's set() during this take: it goes with the next one
+            self._settle()
+        return level
 
     def _quiet(self) -> bool:
         """Stop sending until the next set or move, keeping the level; True if it was being sent."""
@@ -184,7 +208,8 @@ class GaugeSeries(Series):
         with self._lock:
             self._fold()
             was, self._active = self._active, False
-            return was
+        self._settle()
+        return was
 
     def _resume(self) -> None:
         with self._lock:

@@ -5,6 +5,10 @@ from one SIP message to the next): no thread of ours would run there. The record
 starts no flusher; `flush()`, `close()` and `host_tick()` send on the caller's thread, and
 the configuration allows only a numeric address or a Unix socket, so that thread never
 waits for a resolver (see `Config`).
+
+The other flushes served on the caller's thread live here too: one that cannot wait (a
+signal handler a green hub runs: `_serve_unwaited`) and the last one, when no thread can
+start (interpreter shutdown: `_serve_here`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import time
 from collections.abc import Sized
 from typing import TYPE_CHECKING
 
+from .._wire.transport import FAULT_OTHER
 from .series import OwnedLock
 
 if TYPE_CHECKING:
+    from .backend import Backend
     from .batch import Batch
     from .config import Config
     from .flusher import Schedule
@@ -52,6 +58,15 @@ class HostDelivery:
         def _send(self, batch: Batch) -> None: ...
 
         def _log_once(self, key: object, message: str, *args: object) -> None: ...
+
+        def _make(self) -> Backend | None: ...
+
+        def _retire(self) -> None: ...
+
+        _active: Config
+        _backend: Backend | None
+        _retry_at: float
+        _make_fault: tuple[str, BaseException | None]
 
     def _init_host(self) -> None:
         self._host_lock = OwnedLock()  # one caller sends at a time
@@ -145,11 +160,48 @@ class HostDelivery:
                 return False
         if not lock.acquire_for_fork(HOST_LOCK_TIMEOUT):
             return False  # this thread is in a send already (a signal handler interrupted it)
+        return self._serve_locked(want)
+
+    def _serve_unwaited(self, want: int) -> bool:
+        """One flush on this thread, waiting for nothing: False if a send is under way.
+
+        For a flush() that cannot wait: under eventlet or gevent, a signal handler (SIGTERM's)
+        run while the process idles runs in the hub, which cannot block on a lock or a
+        condition; it sends itself, as a host's thread does, one sender at a time.
+        """
+        if not self._host_lock.try_acquire():
+            return False
+        return self._serve_locked(want)
+
+    def _serve_locked(self, want: int) -> bool:
+        """Serve flush `want` here, holding the sender lock (released here)."""
+        schedule = self._schedule
         try:
             with schedule.cond:
                 schedule.begun = max(schedule.begun, want)
             ok = self._serve()
             schedule.finished(want, ok)
         finally:
-            lock.release()
+            self._host_lock.release()
+        return ok
+
+    def _serve_here(self, want: int) -> bool:
+        """No thread can start (shutdown: 3.12 refuses threads in atexit): flush on this thread.
+
+        A backend is made here only when sending looks up no name (a Unix socket, an address
+        literal, `localhost`): a hung resolver must not hold the exit. For another name, only
+        a backend that exists sends; without one, what is left is counted lost and logged.
+        """
+        schedule = self._schedule
+        with schedule.cond:
+            schedule.begun = max(schedule.begun, want)
+        if self._backend is None and self._active.name_to_resolve() in (None, "localhost"):
+            self._make()  # never raises: a failure is counted below as the batch's fault
+        self._retry_at = float("inf")  # no new backend in this flush
+        if self._backend is None:
+            self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
+        ok = self._serve()
+        self._retire()
+        self._retry_at = 0.0
+        schedule.finished(want, ok)
         return ok

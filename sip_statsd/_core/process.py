@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -39,6 +40,7 @@ import time
 from types import FrameType
 
 from . import series as _series
+from .cpython import exit_handler_count, run_exit_handlers
 from .flusher import FORK_JOIN_TIMEOUT, wait_paused
 from .recorder import DEFAULT_TIMEOUT, Recorder, _instances
 
@@ -105,23 +107,29 @@ def _at_exit() -> None:
     """The exit flush, after the atexit handlers registered before ours when that is safe.
 
     atexit runs the last registered first: handlers registered after ours have run already.
-    Those registered before ours run after it, so ours runs them first (`_run_exitfuncs`),
+    Those registered before ours run after it, so ours runs them first (`run_exit_handlers`),
     then flushes; CPython 3.11-3.13 clear every entry at the end of that inner run, so the
     outer loop finds nothing left. But the inner run calls every entry, the later ones too:
     it is done only when no handler was registered after ours, which would run twice (the
     count of registrations tells: it never goes down). Otherwise what handlers registered
     before the library was imported emit is lost (the README says: import it first).
+    `logging.shutdown` (registered when logging was imported, before ours) is kept out of
+    that run and called after the flush: what the last flush logs reaches open handlers.
     """
     global _at_exit_ran
     if _at_exit_ran:
         return
     _at_exit_ran = True
-    nothing_after_ours = atexit._ncallbacks() == _REGISTERED_BEFORE_OURS + 1
+    nothing_after_ours = exit_handler_count() == _REGISTERED_BEFORE_OURS + 1
     atexit.unregister(_at_exit)
-    if nothing_after_ours:
-        with contextlib.suppress(Exception):
-            atexit._run_exitfuncs()
+    if not nothing_after_ours:
+        close_all()  # logging.shutdown, registered before ours, runs after this
+        return
+    atexit.unregister(logging.shutdown)
+    with contextlib.suppress(Exception):
+        run_exit_handlers()
     close_all()
+    logging.shutdown()
 
 
 _REGISTERED_BEFORE_OURS = 0
@@ -132,7 +140,7 @@ def register_exit_flush() -> None:
     (logging, multiprocessing, the clients' certifi, weakref.finalize) have registered theirs."""
     global _REGISTERED_BEFORE_OURS
     atexit.unregister(_at_exit)
-    _REGISTERED_BEFORE_OURS = atexit._ncallbacks()
+    _REGISTERED_BEFORE_OURS = exit_handler_count()
     atexit.register(_at_exit)
 
 
@@ -142,7 +150,9 @@ def flush_on_sigterm(timeout: float = 2.0) -> None:
     One line, in the main thread, after any SIGTERM handler of your own:
     `sip_statsd.flush_on_sigterm()`. The previous disposition then acts: the default ends
     the process by the signal (its exit status says SIGTERM), a Python handler is called,
-    an ignored signal stays ignored (and keeps flushing).
+    an ignored signal stays ignored (and keeps flushing). As PID 1 (a container's first
+    process), where the kernel gives SIGTERM no default action, the default becomes
+    `sys.exit(143)` (atexit handlers and `finally` blocks run).
     """
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -154,6 +164,10 @@ def flush_on_sigterm(timeout: float = 2.0) -> None:
         if callable(previous):
             previous(signum, frame)
         elif previous in (signal.SIG_DFL, None):
+            if os.getpid() == 1:
+                # A PID namespace's init (a container's first process) has no default action:
+                # the kernel drops the signal. End as a shell reports a death by it (143).
+                sys.exit(128 + signum)
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 

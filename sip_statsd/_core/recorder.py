@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._wire.transport import FAULT_KINDS, FAULT_OTHER
+from .._wire.transport import FAULT_KINDS
 from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
@@ -188,10 +188,18 @@ class Recorder(Sending, HostDelivery, Taking):
         if started and self._holds_a_take_lock():
             return False  # a signal handler inside a lock the flusher needs: the flush is asked, not awaited
         with schedule.cond:
+            if not started and not schedule.refused and not schedule.threadless:
+                started = schedule.start(self)  # a signal handler's configure() switched to thread delivery
             if started:
-                return schedule.wait(want, timeout)
-            threadless = schedule.threadless
-        return self._serve_on_caller(want, timeout) if threadless else self._serve_here(want)
+                try:
+                    return schedule.wait(want, timeout)
+                except Exception:  # eventlet, gevent: a signal handler their hub runs cannot block
+                    refused = None
+            else:
+                refused = schedule.refused  # no thread can start: shutdown (not a delivery of "host")
+        if refused is None:
+            return self._serve_unwaited(want)
+        return self._serve_here(want) if refused else self._serve_on_caller(want, timeout)
 
     def _check_pid(self) -> None:
         """In a child forked without Python's fork hooks (from C): start our own delivery.
@@ -224,12 +232,12 @@ class Recorder(Sending, HostDelivery, Taking):
 
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
-        if not started and self._schedule.threadless:
+        if not started and self._schedule.refused:  # no thread can start: interpreter shutdown
+            return self._serve_here(want)
+        if not started:  # delivery="host" (a handler may have switched it since: served here all the same)
             done = self._serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
             self._retire()
             return done
-        if not started:  # no thread can start: interpreter shutdown
-            return self._serve_here(want)
         schedule = self._schedule
         with schedule.cond:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -308,23 +316,6 @@ class Recorder(Sending, HostDelivery, Taking):
         self.flush(timeout)
         s = self._stats
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
-
-    def _serve_here(self, want: int) -> bool:
-        """No thread can start (interpreter shutdown): flush on this thread, the last one left.
-
-        Only through a backend that exists: making one may resolve a name, which must not
-        hold the exit (a hung resolver would hold it for ever). Without one, what is left is
-        counted and logged as lost.
-        """
-        schedule = self._schedule
-        with schedule.cond:
-            schedule.begun = max(schedule.begun, want)
-        self._retry_at = float("inf")  # no new backend from here on
-        self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
-        ok = self._serve()
-        self._retire()
-        schedule.finished(want, ok)
-        return ok
 
     # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
 

@@ -113,16 +113,18 @@ class Sending:
 
     def _send(self, batch: Batch) -> None:
         backend = self._backend
-        if not batch and not getattr(backend, "zeros_pending", False):
+        fresh = self._unzeroed(backend)
+        if not batch and not fresh:
             return
         if backend is None and time.monotonic() >= self._retry_at:
             backend = self._make()
+            fresh = self._unzeroed(backend)
         if backend is None:
             self._on_fault(*self._make_fault, batch.values)
             return
-        if getattr(backend, "zeros_pending", False):
-            backend.zeros_pending = False  # type: ignore[attr-defined]
-            batch = self._with_zeros(batch)
+        if fresh:
+            backend.zeroed.update(fresh)  # type: ignore[attr-defined]
+            batch = self._with_zeros(batch, fresh)
         before = backend.lines_sent
         if isinstance(backend, MemoryBackend):
             backend.on_fault = self._on_fault  # what it cannot keep is counted here
@@ -134,22 +136,24 @@ class Sending:
         self._stats.flushes += 1
         self._stats.lines_sent += backend.lines_sent - before
 
-    def _with_zeros(self, batch: Batch) -> Batch:
-        """`batch` plus a 0 for every declared counter series it lacks (once per backend).
+    def _unzeroed(self, backend: Backend | None) -> list[Family]:
+        """The counter families `backend` wants a 0 for and has not had one (its receiver feeds
+        Prometheus: `zeroed` is the set of families it had zeros for), those defined since too."""
+        zeroed = getattr(backend, "zeroed", None)
+        if zeroed is None:
+            return []
+        with self._lock:
+            families = list(self._families.values())
+        return [family for family in families if family.kind == "count" and family not in zeroed]
+
+    def _with_zeros(self, batch: Batch, families: list[Family]) -> Batch:
+        """`batch` plus a 0 for every series of `families` it lacks (once per backend).
 
         For receivers that feed Prometheus: a series exists there only once a line names it,
         and a ratio over a series that never arrived is empty, not 0.
         """
-        with self._lock:
-            families = list(self._families.values())
         have = {series for series, _ in batch.counts}
-        zeros = [
-            (series, 0)
-            for family in families
-            if family.kind == "count"
-            for series in family._by_values.values()
-            if series not in have
-        ]
+        zeros = [(series, 0) for family in families for series in family._by_values.values() if series not in have]
         return Batch([*batch.counts, *zeros], batch.samples, batch.gauges, batch.seen)  # type: ignore[list-item]
 
     def _on_fault(self, kind: str, error: BaseException | None, values: int) -> None:

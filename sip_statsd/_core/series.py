@@ -15,6 +15,7 @@ import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, cast
 
+from .cpython import held_by_this_thread
 from .names import DROP_INVALID_NUMBER
 
 if TYPE_CHECKING:
@@ -75,13 +76,17 @@ class OwnedLock:
 
     def held_here(self) -> bool:
         """True if this thread holds the lock (a signal handler interrupted its holder)."""
-        return bool(self._lock._is_owned())  # type: ignore[attr-defined]  # threading's own test
+        return held_by_this_thread(self._lock)
 
     def acquire_for_fork(self, timeout: float) -> bool:
         """Take the lock for a fork, unless this thread already holds it (then False at once)."""
         if self.held_here():
             return False
         return self._lock.acquire(timeout=max(0.0, timeout))
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, never waiting (a green hub cannot wait)."""
+        return bool(self._lock.acquire(blocking=False))
 
     def release(self) -> None:
         self._lock.release()

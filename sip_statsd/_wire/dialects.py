@@ -29,6 +29,14 @@ parser, cited beside it (paths are in each project's repository):
   summed as a counter; `@rate` scales a counter's value and a timer's count, never a timer's
   values); keys keep `;` and `=`, so Graphite 1.1 tags (`name;k=v`) survive.
 
+Gauges: every receiver but the Agent reads a leading sign as a change, not a level
+(statsd_exporter `pkg/line/line.go`: `GaugeEvent{Relative: true}` when the value starts with
+`+` or `-`; Telegraf `statsd.go`: `additive` when `m.value` starts with `+` or `-`; the OTel
+receiver's `statsd_parser.go`: `addition` for a signed gauge; Vector's `parser.rs`:
+`MetricValue::Gauge` with `Incremental` kind for a sign; Etsy `stats.js`: `gauges[key] += value`
+when `fields[0]` matches `^[-+]`). A level below 0 therefore goes to them as `0|g` then the
+signed level, in one datagram, as pystatsd's `gauge()` does for the statsd backend.
+
 Sample rates (`|@r`, sent when a distribution's reservoir kept r of its samples) come right
 after the type letter, where Telegraf (`pipesplit[2]`), Vector (`parts[2]`) and Etsy
 (`fields[2]`) look for them; statsd_exporter, Telegraf and Vector repeat a sample
@@ -58,6 +66,7 @@ class Dialect:
     extensions: bool  # may `|c:`, `|e:` and `|card:` follow
     zeros: bool  # send every declared counter series once as 0, so ratios start at 0
     dd_address: bool  # read the agent's address from DD_DOGSTATSD_URL / DD_AGENT_HOST
+    signed_gauge_is_change: bool = True  # `name:-3|g` means "subtract 3": a level below 0 goes as `0|g` first
 
     def letter(self, metric_name: str) -> str:
         """The type letter of a distribution named `metric_name`."""
@@ -72,7 +81,9 @@ def is_milliseconds(metric_name: str) -> bool:
 RECEIVERS: dict[str, Dialect] = {
     # The Agent: DogStatsD v1.1 packing, every extension; `d` for all (a global distribution:
     # the Agent's sketch keeps the unit as sent, so no letter changes a value).
-    "datadog": Dialect("datadog", TAGS_DOGSTATSD, "d", "d", True, True, False, True),
+    # The Agent alone reads a signed gauge as a level (parse.go: the value is parsed as a float,
+    # no sign test), so only it may get `name:-3|g` on its own.
+    "datadog": Dialect("datadog", TAGS_DOGSTATSD, "d", "d", True, True, False, True, False),
     # statsd_exporter: `|ms` turns milliseconds into Prometheus' seconds; `h` keeps a MOS a
     # MOS. Not packed: distributions' Debian and Ubuntu builds predate 0.27.1. No extension:
     # `|e:`/`|card:` drop the sample and `|c:` adds a label the mapping does not expect.

@@ -51,11 +51,12 @@ class _Datagrams:
         self._parts: list[str] = []
         self._size = 0  # bytes so far, newlines included
         self._values = 0
+        self._lines = 0
 
     def room(self) -> int:
         return self.limit - self._size - 1
 
-    def add(self, line: str, values: int, size: int = -1) -> None:
+    def add(self, line: str, values: int, size: int = -1, lines: int = 1) -> None:
         size = _size(line) if size < 0 else size
         if size > MAX_LINE:
             self.lost.append((FAULT_DROPPED, ValueError(f"a line of {size} bytes, over {MAX_LINE}"), values))
@@ -65,6 +66,7 @@ class _Datagrams:
         self._parts.append(line)
         self._size += size + 1
         self._values += values
+        self._lines += lines
 
     def close(self) -> None:
         if self._parts:
@@ -74,8 +76,8 @@ class _Datagrams:
             except UnicodeEncodeError as error:  # a lone surrogate: never sent, counted
                 self.lost.append((FAULT_ENCODE, error, self._values))
             else:
-                self.out.append((payload, self._values, len(self._parts) - 1))
-            self._parts, self._size, self._values = [], 0, 0
+                self.out.append((payload, self._values, self._lines))
+            self._parts, self._size, self._values, self._lines = [], 0, 0, 0
 
 
 class DatadogBackend:
@@ -95,8 +97,8 @@ class DatadogBackend:
         self._ends: dict[Series, tuple[str, str, str]] = {}
         self._texts = FamilyTexts(config.precision)
         self._transport = Transport(_address(config, dialect), on_fault)
-        # Every declared counter series once as 0 with the first flush (see Sending._with_zeros).
-        self.zeros_pending = dialect.zeros
+        # Every declared counter series once as 0 (see Sending._unzeroed): the families had them.
+        self.zeroed: set[object] | None = set() if dialect.zeros else None
 
     @property
     def lines_sent(self) -> int:
@@ -139,9 +141,13 @@ class DatadogBackend:
                 else:
                     for text in texts:
                         out.add(f"{head}{text}{tail}", 1)
+        signed_is_change = self._dialect.signed_gauge_is_change
         for gauged, level in batch.gauges:
             head, _, tail = ends(gauged)
-            out.add(f"{head}{level}|g{tail}", 1)
+            if level < 0 and signed_is_change:  # `-3|g` is "subtract 3" there: set 0, then move
+                out.add(f"{head}0|g{tail}\n{head}{level}|g{tail}", 1, lines=2)  # never split
+            else:
+                out.add(f"{head}{level}|g{tail}", 1)
         out.close()
         for kind, error, lost in out.lost:
             self._on_fault(kind, error, lost)

@@ -145,15 +145,20 @@ def _connect_unix_stream(path: str) -> socket.socket:
     return sock
 
 
-def _inode(path: str | None) -> tuple[int, int] | None:
-    """The (device, inode) a path names now; None for none (or no path)."""
+def _identity(path: str | None) -> tuple[int, int, int] | None:
+    """What a path names now: (device, inode, change time); None for none (or no path).
+
+    An inode alone does not tell a new socket from the old one: ext4 gives a socket bound
+    again at the same path the inode just freed. Its change time is its bind's (a coarse
+    clock: a few ms), so a restart within one tick is found by the refusal instead.
+    """
     if path is None:
         return None
     try:
         found = os.stat(path)
     except OSError:
         return None
-    return found.st_dev, found.st_ino
+    return found.st_dev, found.st_ino, found.st_ctime_ns
 
 
 Connector = Callable[[Address], socket.socket]
@@ -190,7 +195,8 @@ class Transport:
         self._down: tuple[str, BaseException | None] = (FAULT_OTHER, None)
         self._waited = False  # this flush already waited once for room (Unix datagram)
         self._broken = False  # this flush lost its stream: the rest is counted, not tried
-        self._inode: tuple[int, int] | None = None  # what the Unix path named when connected
+        self._inode: tuple[int, int, int] | None = None  # what the Unix path named when connected
+        self._refound = False  # this flush already reconnected at once after a refusal (Unix)
         self.lines_sent = 0
         self._connect()  # may raise: the caller counts the batch and backs off
 
@@ -209,19 +215,19 @@ class Transport:
             sock.settimeout(UNIX_SEND_WAIT)
         self._sock = sock
         self._last = (0, 0)
-        self._inode = _inode(self.address.socket_path)
+        self._inode = _identity(self.address.socket_path)
 
     def _follow_path(self) -> None:
         """Reconnect at once if the Unix socket path now names another socket (an agent restarted).
 
         The Agent unlinks and binds its path again when it starts; a socket connected to the
         old one keeps writing into it without an error for as long as its last holder keeps
-        it open. One stat per flush notices the new inode.
+        it open. One stat per flush notices the new socket (by inode and change time).
         """
         path = self.address.socket_path
         if path is None or self._sock is None:
             return
-        now = _inode(path)
+        now = _identity(path)
         if now is not None and now != self._inode:
             self._retry_at = 0.0
             self._reconnect()
@@ -262,7 +268,7 @@ class Transport:
         One flush never waits long: a stream that failed is not tried again in it, and a
         Unix datagram socket waits for room at most once.
         """
-        self._waited = self._broken = False
+        self._waited = self._broken = self._refound = False
         self._follow_path()
         try:
             for payload, values, lines in datagrams:
@@ -295,6 +301,8 @@ class Transport:
                     # UDP: the error is the previous datagram's; this one was not sent.
                     self._lost_last(error, errno.ECONNREFUSED)
                     continue
+                if attempt == 1 and self._refind():
+                    continue  # the agent restarted at the same path: this datagram goes to it
                 self._fail(error, values)
                 return
             except Exception as error:
@@ -303,6 +311,16 @@ class Transport:
             self._last = (values, lines)
             self.lines_sent += lines
             return
+
+    def _refind(self) -> bool:
+        """A Unix datagram socket refused (its peer closed): connect to what the path names
+        now, once per flush, without waiting out the reconnect interval; True if connected."""
+        if self.address.socket_path is None or self._stream or self._refound:
+            return False
+        self._refound = True
+        self._retry_at = 0.0
+        self._reconnect()
+        return self._sock is not None
 
     def _fail(self, error: BaseException, values: int) -> None:
         kind = fault_kind(error)
