@@ -72,10 +72,12 @@ class HostDelivery:
         self._host_lock = OwnedLock()  # one caller sends at a time
         self._host_due = _NEVER  # when host_tick() sends without being told
         self._host_ticks = TICKS_PER_CLOCK_READ  # calls left before host_tick() reads the clock
+        self._shared_mode = False
 
     def _set_delivery(self, config: Config) -> None:
         """Thread or host delivery (hold the schedule's condition)."""
-        self._schedule.threadless = config.delivery == "host"
+        self._schedule.threadless = config.delivery != "thread"
+        self._shared_mode = config.delivery == "shared"
         self._host_due = _monotonic() if config.delivery == "host" else _NEVER
 
     def host_tick(self, recorded: bool = False, metrics: tuple[str, ...] | None = None) -> None:
@@ -91,6 +93,8 @@ class HostDelivery:
         otherwise it returns at once, for about the cost of a function call. With thread
         delivery it does nothing: the flusher thread sends.
         """
+        if self._shared_mode:
+            return  # the host's sender reads every process's counts (flush())
         if not recorded:
             ticks = self._host_ticks - 1
             self._host_ticks = ticks

@@ -85,6 +85,7 @@ class SipMetrics(Helpers):
         self.host_tick: Callable[..., None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes)
         super().__init__(self.catalog)
+        _recorder._helper_roots.add(self)  # delivery="shared" points these helpers' tables at shared cells
 
     def configure(self, **options: Unpack[Options]) -> None:
         """Replace the whole configuration (unnamed options take their defaults).
