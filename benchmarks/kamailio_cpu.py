@@ -1,6 +1,6 @@
 """Kamailio under sipp: CPU per call with no metrics, with sip-statsd from KEMI, with Kamailio's C statsd module.
 
-    python benchmarks/kamailio_cpu.py [--rounds 3] [--calls 2000] [--rate 400]
+    python benchmarks/kamailio_cpu.py [--rounds 3] [--calls 2000] [--rate 400] [--no-micro]
 
 Also the host hook's cost next to invite_result's, and a recording handler's tick with a full
 flush against a partial one (`host_tick(True, metrics)`) (timeit, interleaved rounds, best of N).
@@ -9,10 +9,18 @@ Each round starts Debian's Kamailio (the stateful proxy of tests/test_kamailio.p
 Python) once per variant, in rotating order, and drives it with the same sipp load of answered
 calls (INVITE, 200, ACK, BYE, 200 through the proxy to a sipp UAS; no hold). The CPU time of
 every Kamailio process (schedstat, nanoseconds, every task) is read just before and just after
-the load. Variants: `none` (the same script, no metrics), `sip-statsd`
-(`sip_statsd.integrations.kamailio`, host delivery, one datagram per recording handler),
-`statsd-module` (the same events, same script logic, sent by Kamailio's C statsd module through
-`KSR.statsd`). Needs kamailio, kamailio-python3-modules, sipp, and this Python's minor version
+the load and again once what the load recorded has arrived at the receiver (so a sender's
+last read is in). Variants, in the issue's names:
+- `none`: the same script, no metrics, no dialog tracking;
+- `dialog`: no metrics, `dlg_manage()` on initial INVITEs (the tracking the integration needs:
+  the baseline every metrics variant is compared with);
+- `statsd-module`: the integration's events and KEMI logic, sent by Kamailio's C statsd module
+  through `KSR.statsd` (a datagram per event);
+- `host`: `sip_statsd.integrations.kamailio` with `delivery="host"` configured in child_init
+  (one datagram per recording handler, sent by that handler);
+- `shared`: the integration's default, `delivery="shared"` from mod_init, with rtimer running
+  the sender every second in a process of its own (counted: it is one of Kamailio's processes).
+Needs kamailio, kamailio-python3-modules, sipp, and this Python's minor version
 equal to Debian's /usr/bin/python3. Saved under benchmarks/results/. Not a pass/fail test.
 """
 
@@ -34,14 +42,15 @@ from typing import Any
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kamailio_harness import Kamailio, require_kamailio_or_skip  # noqa: E402
+from kamailio_harness import RTIMER, Kamailio, require_kamailio_or_skip  # noqa: E402
 from sipp_harness import finish_sipp, scenario, start_sipp  # noqa: E402
 
 import sip_statsd as sm  # noqa: E402
-from sip_statsd._wire.receiver import Receiver  # noqa: E402
+from sip_statsd._wire.receiver import Receiver, Totals  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS = ("none", "sip-statsd", "statsd-module")
+VARIANTS = ("none", "dialog", "statsd-module", "host", "shared")
+BASELINE = "dialog"
 WARM_UP = 50
 
 
@@ -112,6 +121,11 @@ def tick_cost(rounds: int, number: int) -> dict[str, dict[str, float]]:
     return best
 
 
+def recorded(t: Totals) -> float:
+    """Answered INVITEs sip-statsd's variants delivered."""
+    return t.count(sm.METRIC_INVITE_RESULT_TOTAL, code_class="2xx")
+
+
 def cpu_ns(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -125,12 +139,21 @@ def one_run(variant: str, calls: int, rate: int, receiver: Receiver) -> dict[str
     with tempfile.TemporaryDirectory(prefix="kamailio-cpu-") as tmp:
         workdir = Path(tmp)
         port, uas_port = free_port(), free_port()
-        mode = {"none": "none", "sip-statsd": "child_init", "statsd-module": "statsd"}[variant]
-        env = {**os.environ, "KEMI_CONFIGURE_IN": mode, "KEMI_HOST": receiver.host, "KEMI_PORT": str(receiver.port)}
+        mode = {"none": "none", "dialog": "none", "statsd-module": "statsd", "host": "child_init", "shared": "mod_init"}
+        env = {
+            **os.environ,
+            "KEMI_CONFIGURE_IN": mode[variant],
+            "KEMI_DELIVERY": "shared" if variant == "shared" else "host",
+            "KEMI_DIALOG": "1" if variant == "dialog" else "0",
+            "KEMI_HOST": receiver.host,
+            "KEMI_PORT": str(receiver.port),
+        }
         extra = ""
         if variant == "statsd-module":
             extra = 'loadmodule "statsd.so"\n--\n'
             extra += f'modparam("statsd", "ip", "{receiver.host}")\nmodparam("statsd", "port", "{receiver.port}")'
+        if variant == "shared":
+            extra = RTIMER
         proxy = Kamailio(workdir, port, env, extra=extra)
         uas_dir = workdir / "uas"
         uas_dir.mkdir()
@@ -149,13 +172,21 @@ def one_run(variant: str, calls: int, rate: int, receiver: Receiver) -> dict[str
 
             load(WARM_UP, "warm")
             pids = proxy.pids()
-            before_dgrams = receiver.totals().datagrams
+            arrived = receiver.wait_for(lambda t: recorded(t) >= WARM_UP if variant in ("host", "shared") else True)
+            before_dgrams, before_calls = arrived.datagrams, recorded(arrived)
             before = cpu_ns(pids)
             load(calls, "load")
+            # Until what the load recorded has arrived (or 5 s), then the CPU: no sleep.
+            want = before_dgrams + 8 * calls if variant == "statsd-module" else 0
+
+            def complete(t: Totals) -> bool:
+                if variant in ("host", "shared"):
+                    return recorded(t) >= before_calls + calls
+                return t.datagrams >= want
+
+            totals = receiver.wait_for(complete, timeout=5)
             used = cpu_ns(pids) - before
-            # Until what each variant sends per call has arrived (or 5 s): no sleep.
-            want = before_dgrams + {"none": 0, "sip-statsd": 5, "statsd-module": 8}[variant] * calls
-            datagrams = receiver.wait_for(lambda t: t.datagrams >= want, timeout=5).datagrams - before_dgrams
+            datagrams = totals.datagrams - before_dgrams
             return {"cpu_us_per_call": used / calls / 1000, "datagrams_per_call": datagrams / calls}
         finally:
             uas.kill()
@@ -173,12 +204,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=400)
     parser.add_argument("--hook-number", type=int, default=1_000_000)
     parser.add_argument("--tick-number", type=int, default=5_000)
+    parser.add_argument("--no-micro", action="store_true", help="only Kamailio: skip the timeit hook and tick costs")
     args = parser.parse_args()
     skip = require_kamailio_or_skip()
     if skip:
         sys.exit(skip)
-    hook = hook_cost(5, args.hook_number)
-    ticks = tick_cost(5, args.tick_number)
+    hook = {} if args.no_micro else hook_cost(5, args.hook_number)
+    ticks = {} if args.no_micro else tick_cost(5, args.tick_number)
+    load_before = os.getloadavg()
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     with Receiver(keep_datagrams=False, keep_samples=False) as receiver:
         for r in range(args.rounds):
@@ -192,9 +225,11 @@ def main() -> None:
         "args": vars(args),
         "hook_ns": hook,
         "recording_handler_us": ticks,
+        "load_average_before": load_before,
         "load_average": os.getloadavg(),
         "runs": runs,
         "cpu_us_per_call_median": cpu,
+        "ratio_to_dialog": {v: cpu[v] / cpu[BASELINE] for v in VARIANTS},
         "ratio_to_none": {v: cpu[v] / cpu["none"] for v in VARIANTS},
     }
     lines = ["host hook next to invite_result (ns per call, best of 5 interleaved rounds):"]
@@ -206,12 +241,15 @@ def main() -> None:
     for v in VARIANTS:
         per = [f"{x['cpu_us_per_call']:.1f}" for x in runs[v]]
         dg = statistics.median(x["datagrams_per_call"] for x in runs[v])
-        lines.append(f"  {v:14} {cpu[v]:8.1f} us  x{cpu[v] / cpu['none']:.2f}  rounds {per}  datagrams/call {dg:.2f}")
+        ratio = cpu[v] / cpu[BASELINE]
+        lines.append(f"  {v:14} {cpu[v]:8.1f} us  x{ratio:.2f} of {BASELINE}  rounds {per}  datagrams/call {dg:.2f}")
+    lines.append(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}")
     lines.append(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{time.strftime('%Y-%m-%d')}-kamailio-cpu-py{sys.version_info[0]}.{sys.version_info[1]}"
+    py = f"py{sys.version_info[0]}.{sys.version_info[1]}"
+    stem = RESULTS / f"{time.strftime('%Y-%m-%d')}-kamailio-cpu-{args.calls}at{args.rate}-{py}"
     Path(f"{stem}.txt").write_text(text + "\n")  # not with_suffix: ".11" is no suffix
     Path(f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
 

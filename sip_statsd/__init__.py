@@ -207,11 +207,11 @@ flush = _DEFAULT.flush
 host_tick = _DEFAULT.recorder.host_tick
 close = _DEFAULT.close
 stats = _DEFAULT.stats
-catalog = _DEFAULT.catalog
 
 
 def default() -> SipMetrics:
-    """The process-wide instance behind the module-level helpers."""
+    """The process-wide instance behind the module-level helpers (asking for it starts its delivery)."""
+    _DEFAULT.recorder.wake()
     return _DEFAULT
 
 

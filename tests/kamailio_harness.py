@@ -7,6 +7,7 @@ Debian's `/usr/bin/python3`, which finds sip_statsd and its dependencies through
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -59,6 +60,15 @@ def require_kamailio_or_skip() -> str | None:
     return None
 
 
+# The shared sender: rtimer runs the integration's KEMI function every second, in a process of
+# its own (modules, then "--", then parameters, as `Kamailio(extra=...)` takes them).
+RTIMER = (
+    'loadmodule "rtimer.so"\n--\n'
+    'modparam("rtimer", "timer", "name=metrics;interval=1;mode=1;")\n'
+    'modparam("rtimer", "exec", "timer=metrics;route=ksr_metrics_timer")'
+)
+
+
 def python_path() -> str:
     """sip_statsd and its dependencies (pure Python) for Kamailio's embedded interpreter."""
     dirs = []
@@ -72,12 +82,25 @@ def python_path() -> str:
 class Kamailio:
     """One Kamailio process tree, started with `kemi.py` and stopped with SIGTERM."""
 
-    def __init__(self, workdir: Path, port: int, env: dict[str, str], children: int = 4, extra: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        env: dict[str, str],
+        children: int = 4,
+        extra: str = "",
+        recipe: tuple[str, str] | None = None,
+    ) -> None:
+        """`recipe`: (kamailio.cfg, kemi.py) texts instead of tests/kamailio's, their @MARK@s filled the same way."""
         self.workdir = workdir
         self.ctl = workdir / "ctl.sock"
         script = workdir / "kemi.py"
-        shutil.copy(ASSETS / "kemi.py", script)
-        config = (ASSETS / "kamailio.cfg").read_text()
+        if recipe is None:
+            shutil.copy(ASSETS / "kemi.py", script)
+            config = (ASSETS / "kamailio.cfg").read_text()
+        else:
+            config, text = recipe
+            script.write_text(text)
         modules, _, params = extra.partition("\n--\n")
         marks = {
             "CHILDREN": str(children),
@@ -101,8 +124,13 @@ class Kamailio:
             env={**env, "PYTHONPATH": python_path()},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a child that outlives the main one is ended too
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
         """Until the ctl socket answers (every process has forked and run child_init)."""
@@ -128,7 +156,12 @@ class Kamailio:
 
     def pids(self) -> list[int]:
         """Every process of the tree (`core.psx`)."""
-        return [int(p) for p in re.findall(r"PID:\s*(\d+)", self.rpc("core.psx").stdout)]
+        return list(self.processes())
+
+    def processes(self) -> dict[int, str]:
+        """Every process of the tree and what Kamailio says it is (`core.psx`: "udp receiver child=0 ...")."""
+        found = re.findall(r"PID:\s*(\d+)\s*DSC:\s*([^\n]*)", self.rpc("core.psx").stdout)
+        return {int(pid): what.strip() for pid, what in found}
 
     def stop(self, timeout: float = 10.0) -> float | None:
         """SIGTERM; the seconds it took the main process to exit, or None if it had to be killed."""
@@ -155,4 +188,6 @@ class Kamailio:
 
     def close(self) -> None:
         self.stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of its tree is left
         self._log.close()

@@ -113,3 +113,52 @@ def test_flush_on_sigterm_ends_a_containers_first_process(tmp_path):
                 outer.stdout.close()
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 100, timeout=10)
     assert totals.count(sm.METRIC_BYE_TOTAL) == 100
+
+
+# The agent named by a host name: the resolver is this script's (a name that resolves to the
+# receiver, its look-ups counted), since no real DNS name can be had here.
+NAMED_AGENT = """
+    import socket, sys
+    _real = socket.getaddrinfo
+    lookups = []
+    def getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        return _real("127.0.0.1" if host == "agent.example" else host, *args, **kwargs)
+    socket.getaddrinfo = getaddrinfo
+    import sip_statsd
+    sip_statsd.configure(host="agent.example", port=int(sys.argv[1]), flush_interval=3600)
+"""
+
+
+def test_a_named_agent_is_sent_to_at_exit_at_the_addresses_found_before(tmp_path):
+    """close(), then 100 BYEs, then exit: all arrive; where no thread can start (3.12), at the
+    addresses the name's look-up gave before, with no look-up on the exiting thread."""
+    script = (
+        NAMED_AGENT
+        + """
+    sip_statsd.invite_result("inbound", 200)
+    assert sip_statsd.flush(timeout=10)
+    assert sip_statsd.close(timeout=10)
+    asked = len(lookups)
+    for _ in range(100):
+        sip_statsd.bye("outbound", "local", "normal")
+    import atexit
+    atexit.register(lambda: print("lookups at exit", len(lookups) - asked, flush=True))
+    """
+    )
+    with Receiver() as receiver:
+        path = tmp_path / "script.py"
+        path.write_text(textwrap.dedent(script))
+        done = subprocess.run(
+            [sys.executable, str(path), str(receiver.port)],
+            env={**os.environ, "DD_ORIGIN_DETECTION_ENABLED": "false"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 100, timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert totals.count(sm.METRIC_BYE_TOTAL) == 100, done.stderr
+    if sys.version_info[:2] == (3, 12):  # 3.11 and 3.13 start a thread at exit, which may look up
+        assert "lookups at exit 0" in done.stdout, done.stdout + done.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from kamailio_harness import Kamailio, require_kamailio_or_skip
+from kamailio_harness import RTIMER, Kamailio, require_kamailio_or_skip
 from sipp_harness import SippRun, finish_sipp, scenario, start_sipp
 
 import sip_statsd as sm
@@ -62,11 +62,11 @@ def test_kamailio_counts_every_series_per_peer(tmp_path: Path) -> None:
             **os.environ,
             "SIP_STATSD_PEERS": ",".join(PEERS),
             "KEMI_PEER_MAP": peer_map,
-            "KEMI_CONFIGURE_IN": "child_init",
+            "KEMI_CONFIGURE_IN": "mod_init",  # shared delivery, the integration's default
             "KEMI_HOST": receiver.host,
             "KEMI_PORT": str(receiver.port),
         }
-        proxy = Kamailio(tmp_path, port, env)
+        proxy = Kamailio(tmp_path, port, env, extra=RTIMER)
         servers, clients = [], []
         try:
             for peer, target in ports.items():
@@ -107,12 +107,14 @@ REGISTERS = {"ok": 12, "auth": 5, "deny": 4, "drop": 3}  # sipp clients per From
 
 
 def test_kamailio_registrar_counts_outcomes_and_contacts(tmp_path: Path) -> None:
+    modules, _, params = RTIMER.partition("\n--\n")  # the sender's timer, then the registrar's
     extra = "\n".join(
         (
+            modules,
             'loadmodule "usrloc.so"',
             'loadmodule "registrar.so"',
-            'loadmodule "rtimer.so"',
             "--",
+            params,
             'modparam("usrloc", "db_mode", 0)',
             'modparam("usrloc", "preload", "location")',  # KEMI: no save("location") for the parser to see
             # The integration's recipe: the contact count from one rtimer process, every second here.
@@ -125,7 +127,7 @@ def test_kamailio_registrar_counts_outcomes_and_contacts(tmp_path: Path) -> None
         env = {
             **os.environ,
             "KEMI_REGISTRAR": "1",
-            "KEMI_CONFIGURE_IN": "child_init",
+            "KEMI_CONFIGURE_IN": "mod_init",
             "KEMI_HOST": receiver.host,
             "KEMI_PORT": str(receiver.port),
         }

@@ -24,8 +24,9 @@ RECEIVERS = ("datadog", "statsd_exporter", "telegraf", "otel_collector", "vector
 CARDINALITIES = ("none", "low", "orchestrator", "high")
 DEFAULT_PRECISION = 4  # significant digits of a sample value on the wire (None: every digit)
 # Who sends: our flusher thread, or the host's own thread through `host_tick()` (for hosts that
-# hold the GIL between calls, as Kamailio's app_python3 does: no thread of ours would run).
-DELIVERIES = ("thread", "host")
+# hold the GIL between calls, as Kamailio's app_python3 does: no thread of ours would run), or
+# one sender over counts every process of a prefork host keeps in shared memory (`shared`).
+DELIVERIES = ("thread", "host", "shared")
 DEFAULT_FLUSH_INTERVAL = 1.0
 # A constant tag value may carry what a DogStatsD tag value may (dots, slashes: `1.2.3`,
 # `fra1.eu`, `team/voice`): no flavor that has tags folds it into a name. Never a byte
@@ -134,14 +135,16 @@ class Config:
     def _check_delivery(self) -> None:
         if self.delivery not in DELIVERIES:
             raise ValueError(f"delivery {self.delivery!r} is not one of {list(DELIVERIES)}")
-        if self.delivery != "host" or self.backend in ("memory", "off") or self.socket_path is not None:
+        if self.delivery == "shared" and not hasattr(os, "fork"):
+            raise ValueError("delivery='shared' is for hosts that fork their workers: this platform has no fork()")
+        if self.delivery == "thread" or self.backend in ("memory", "off") or self.socket_path is not None:
             return
         # The host's thread sends: it must never wait for a resolver, so no name to resolve. An
         # address literal in DD_AGENT_HOST (Kubernetes sets it from status.hostIP) is one.
         name = self.name_to_resolve()
         if name is not None:
             raise ValueError(
-                f"delivery='host' sends from the caller's thread, which never resolves a name: give host "
+                f"delivery={self.delivery!r} sends from the caller's thread, which never resolves a name: give host "
                 f"as an IP address (e.g. '127.0.0.1') or a socket_path, not host={self.host!r}"
                 + ("" if self.host is not None else f" (the agent's address is {name!r})")
             )

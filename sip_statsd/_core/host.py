@@ -18,7 +18,7 @@ import time
 from collections.abc import Sized
 from typing import TYPE_CHECKING
 
-from .._wire.transport import FAULT_OTHER
+from .._wire.transport import FAULT_OTHER, looked_up, without_lookups
 from .series import OwnedLock
 
 if TYPE_CHECKING:
@@ -72,10 +72,12 @@ class HostDelivery:
         self._host_lock = OwnedLock()  # one caller sends at a time
         self._host_due = _NEVER  # when host_tick() sends without being told
         self._host_ticks = TICKS_PER_CLOCK_READ  # calls left before host_tick() reads the clock
+        self._shared_mode = False
 
     def _set_delivery(self, config: Config) -> None:
         """Thread or host delivery (hold the schedule's condition)."""
-        self._schedule.threadless = config.delivery == "host"
+        self._schedule.threadless = config.delivery != "thread"
+        self._shared_mode = config.delivery == "shared"
         self._host_due = _monotonic() if config.delivery == "host" else _NEVER
 
     def host_tick(self, recorded: bool = False, metrics: tuple[str, ...] | None = None) -> None:
@@ -91,6 +93,8 @@ class HostDelivery:
         otherwise it returns at once, for about the cost of a function call. With thread
         delivery it does nothing: the flusher thread sends.
         """
+        if self._shared_mode:
+            return  # the host's sender reads every process's counts (flush())
         if not recorded:
             ticks = self._host_ticks - 1
             self._host_ticks = ticks
@@ -185,14 +189,17 @@ class HostDelivery:
         """No thread can start (shutdown: 3.12 refuses threads in atexit): flush on this thread.
 
         A backend is made here only when sending looks up no name (a Unix socket, an address
-        literal, `localhost`): a hung resolver must not hold the exit. For another name, only
-        a backend that exists sends; without one, what is left is counted lost and logged.
+        literal, `localhost`) or a name this process (or its parent, before a fork) looked up
+        already, at the addresses found then: a hung resolver must not hold the exit. For a
+        name never looked up, what is left is counted lost and logged.
         """
         schedule = self._schedule
         with schedule.cond:
             schedule.begun = max(schedule.begun, want)
-        if self._backend is None and self._active.name_to_resolve() in (None, "localhost"):
-            self._make()  # never raises: a failure is counted below as the batch's fault
+        name = self._active.name_to_resolve()
+        if self._backend is None and (name is None or name.lower() == "localhost" or looked_up(name)):
+            with without_lookups():  # a name: the addresses this process (or its parent) found
+                self._make()  # never raises: a failure is counted below as the batch's fault
         self._retry_at = float("inf")  # no new backend in this flush
         if self._backend is None:
             self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))

@@ -13,7 +13,6 @@ recorders kept here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from .._wire.transport import FAULT_KINDS
 from . import series as _series
 from .backend import Backend, MemoryBackend
 from .batch import Batch
+from .child import start_child
 from .config import Config
 from .drops import FIRST_MISS, STRICT_MISS, explain, show
 from .family import Counter, Family
@@ -34,7 +34,8 @@ from .flusher import Schedule, watch
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
-from .series import CounterSeries, InvalidInputError, OwnedLock
+from .series import InvalidInputError, OwnedLock
+from .shared import SharedDelivery, rebind
 from .taking import Taking, sampled_counter
 
 log = logging.getLogger("sip_statsd")
@@ -67,6 +68,8 @@ class Recorder(Sending, HostDelivery, Taking):
         self._schedule = Schedule(self.config.flush_interval)
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
+        self._shared: SharedDelivery | None = None  # delivery="shared": the mapping, made once
+        self._helper_roots: weakref.WeakSet[object] = weakref.WeakSet()  # whose functions hold cells (SIP helpers)
         self._init_sending(self.config)  # the sending side: touched by the flusher thread only
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
         self._init_taking()
@@ -111,6 +114,8 @@ class Recorder(Sending, HostDelivery, Taking):
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
+            if (shared := self._shared) is not None:
+                shared.check_can_add(family.name)
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
@@ -118,6 +123,8 @@ class Recorder(Sending, HostDelivery, Taking):
                 sampled._add_value("metric", family.name)
             self._families[family.name] = family
             self._families_changed()
+            if shared is not None:  # the family and the drop counters it grew get shared cells
+                shared.add(dropped, sampled, family)
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
@@ -342,6 +349,18 @@ class Recorder(Sending, HostDelivery, Taking):
             self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
         return not self._failed
 
+    def _set_delivery(self, config: Config) -> None:
+        """Thread, host or shared delivery (hold the schedule's condition)."""
+        super()._set_delivery(config)
+        if config.delivery == "shared" and self._shared is not None:
+            self._shared.claim()  # a child forked from C: its own slot from now on (once)
+        elif config.delivery == "shared":
+            with self._lock:
+                self._shared = SharedDelivery(self._families.values())
+            rebind(self._helper_roots, self._shared.replaced)  # helpers made before hold the old cells
+            for family in self._families.values():
+                self._apply_strict(family)  # the miss: the shared drop counter's cell
+
     # --- fork (see process) -----------------------------------------------------------------
 
     def _pause_for_fork(self) -> threading.Thread | None:
@@ -355,37 +374,4 @@ class Recorder(Sending, HostDelivery, Taking):
         self._schedule.resume(self)
 
     def _after_fork_child(self, keep_cells: bool = False) -> None:
-        # Fresh locks and schedule: no other thread of the parent exists here.
-        self._pid = os.getpid()
-        self._lock = OwnedLock()
-        self._configuring = OwnedLock()  # a parent thread may have been inside configure()
-        self._pending_config.clear()
-        self._init_host()
-        old = self._schedule
-        schedule = self._schedule = Schedule(self.config.flush_interval)
-        schedule.periodic = old.periodic
-        schedule.dormant = old.dormant
-        watch(self, schedule)
-        # The parent sends what it had recorded; the child starts from zero. A fold that a
-        # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-        if not keep_cells:
-            self._discard_cells()
-            for family in self._families.values():
-                for series in family._by_values.values():
-                    if isinstance(series, CounterSeries):
-                        series._extra = []
-        self._switches.clear()  # their batches are the parent's; their configuration holds here
-        self._active = self.config
-        self._stats = Stats()
-        backend = self._backend
-        # A memory backend starts empty too: what it holds is the parent's.
-        self._backend = MemoryBackend() if isinstance(self._intended or backend, MemoryBackend) else None
-        if isinstance(self._intended, MemoryBackend):
-            self._intended = self._backend
-        if backend is not None and not isinstance(backend, MemoryBackend):
-            with contextlib.suppress(Exception):
-                backend.close()  # the child's copy of the socket only
-        with schedule.cond:
-            self._set_delivery(self.config)
-            if schedule.periodic and not schedule.dormant:
-                schedule.start(self)
+        start_child(self, keep_cells)

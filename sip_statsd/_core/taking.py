@@ -27,6 +27,7 @@ from .series import CounterScan, CounterSeries, OwnedLock
 if TYPE_CHECKING:
     from .family import Family
     from .recorder import Recorder
+    from .shared import SharedDelivery
 
 # Distinct name tuples a recorder keeps parts for (a caller that builds new tuples each call
 # gets full takes past this, not unbounded memory).
@@ -112,6 +113,7 @@ class Taking:
 
     _families: dict[str, Family]
     _lock: OwnedLock
+    _shared: SharedDelivery | None
 
     def _init_taking(self) -> None:
         self._plan: _Plan | None = None
@@ -130,11 +132,15 @@ class Taking:
 
     def _take(self) -> Batch:
         """Take every cell (hold `_lock`). Runs each flush: kept tight."""
+        if self._shared is not None:
+            return self._shared.take()
         plan = self._current_plan()
         return _take_from(plan.scan.take(), plan.gauges, plan.distributions, plan.counters)
 
     def _take_some(self, names: tuple[str, ...]) -> Batch | None:
         """Take the cells of the families named (see `Part`); None if a name is not a family here (hold `_lock`)."""
+        if self._shared is not None:
+            return self._shared.take()
         plan = self._current_plan()
         part = plan.part(names)
         if part is None:

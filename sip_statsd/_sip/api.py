@@ -119,6 +119,7 @@ class SipMetrics(Helpers):
         self.peers: tuple[str, ...] = peer_names
         self._views: dict[str, PeerView] = {}
         super().__init__(self.catalog)
+        _recorder._helper_roots.add(self)  # delivery="shared" points these helpers' tables at shared cells
 
     def peer(self, name: str | None) -> PeerView:
         """The hot helpers bound to peer `name` (an undeclared name: `other`), made once and kept.

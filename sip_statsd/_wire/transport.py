@@ -18,8 +18,9 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 FaultHandler = Callable[[str, BaseException | None, int], None]
 
@@ -93,9 +94,38 @@ class Address:
         return UDS_PAYLOAD if self.socket_path is not None else UDP_PAYLOAD
 
 
+# What each name looked up last (on the flusher thread), so that a process whose exit finds no
+# backend (it closed, or it is a child forked from C) can send without a look-up: a hung
+# resolver must not hold the exit. Bounded: one entry per agent host a process named, 16 at most.
+_looked_up: dict[str, list[tuple[Any, ...]]] = {}
+_LOOKED_UP_MAX = 16
+_lookups = True
+
+
+def looked_up(host: str) -> bool:
+    """Whether `host` was looked up before in this process (or in its parent before a fork)."""
+    return host in _looked_up
+
+
+@contextlib.contextmanager
+def without_lookups() -> Iterator[None]:
+    """Connect a name to the addresses its last look-up gave (the exit path, one thread left)."""
+    global _lookups
+    _lookups = False
+    try:
+        yield
+    finally:
+        _lookups = True
+
+
 def connect_udp(host: str, port: int) -> socket.socket:
     """A non-blocking UDP socket connected to `host:port` (IPv4 first, as the datadog client)."""
-    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    if _lookups or host not in _looked_up:  # (an address literal or localhost, at exit)
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+        if len(_looked_up) < _LOOKED_UP_MAX or host in _looked_up:
+            _looked_up[host] = list(infos)
+    else:  # the addresses of the last look-up, at this port
+        infos = [(*info[:4], (info[4][0], port, *info[4][2:])) for info in _looked_up[host]]
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     last: OSError | None = None
     for family, kind, proto, _, addr in infos:

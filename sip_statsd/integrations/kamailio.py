@@ -1,9 +1,9 @@
 """Kamailio (app_python3, KEMI): a stateful proxy's SIP events, delivered from Kamailio's own processes.
 
 The smallest addition to a KEMI script: make the script's class inherit `KemiMetrics`, call
-`self.metrics_setup(...)` in `mod_init` or `child_init`, and `self.metrics_request()` in
-`ksr_request_route` before relaying. The rest (replies, failures, dialog start and end)
-runs in the functions this class defines and arms.
+`self.metrics_setup(...)` in `mod_init` (before Kamailio forks), and `self.metrics_request()`
+in `ksr_request_route` before relaying. The rest (replies, failures, dialog start and end, the
+sender) runs in the functions this class defines and arms. docs/events.md has the whole recipe.
 
     import KSR
     from sip_statsd.integrations import kamailio
@@ -20,7 +20,9 @@ runs in the functions this class defines and arms.
         return router
 
 and in kamailio.cfg: `modparam("dialog", "event_callback", "ksr_metrics_dialog")` (calls in
-progress and their duration) and `loadmodule "tm.so"`, `"tmx.so"`, `"dialog.so"`, `"siputils.so"`.
+progress and their duration), an `rtimer` timer that runs `ksr_metrics_timer` (the sender) in
+a process of its own, and the modules `pv`, `rr`, `sl`, `tm`, `tmx`, `siputils`, `dialog`,
+`rtimer` (docs/events.md's recipe also record-routes, which real phones' in-dialog requests need).
 
 Per peer: with peers declared (`SIP_STATSD_PEERS` in Kamailio's environment, read at import),
 `metrics_peer()` names the far end of each relayed request: its next hop, `$du` when set (a
@@ -34,8 +36,8 @@ dialog's end count under the peer of their request.
 Registrar: `metrics_register(code)` where the script answers a REGISTER (after
 `KSR.registrar.save()`, or the 401 of `KSR.auth.auth_challenge`) counts `register_result`, and
 `ksr_metrics_contacts`, run by one rtimer process, sets `sip_registered_contacts` to usrloc's
-contact count (`$stat(location_contacts)`, what `kamcmd ul.dump` lists). One process, so one
-series for the host (every worker carries its own `kamailio_proc` tag):
+contact count (`$stat(location_contacts)`, what `kamcmd ul.dump` lists): one process sets the
+level (with host delivery each process carries its own `kamailio_proc` tag, so only one may):
 
     loadmodule "rtimer.so"
     modparam("rtimer", "timer", "name=contacts;interval=10;mode=1;")
@@ -56,10 +58,13 @@ there if you want them), a CANCEL's own 200 (tm answers it; the INVITE's 487 is 
 provisional replies, retransmissions (absorbed by tm, or by the once-per-transaction AVPs).
 
 Delivery: Kamailio holds the GIL between SIP messages, so no thread of ours runs there. The
-configuration is `delivery="host"`: every function here that recorded something ends with
-`sip_statsd.host_tick(True, metrics)`, naming the metrics it recorded to, which sends those from
-Kamailio's own process, at most one datagram per handler (the rest of the catalog is read at
-the next full flush, once flush_interval has passed, or at exit). Per-call state lives in
+configuration is `delivery="shared"` (the default here): `metrics_setup()` in `mod_init` makes
+the shared mapping before Kamailio forks, every process counts in its own slot of it (no
+syscall, no lock), and `ksr_metrics_timer`, run by `rtimer` every interval in a process of its
+own, reads every slot and sends. Gauges are one series for the whole proxy. With
+`metrics_setup(delivery="host")` (in `mod_init` or `child_init`) each handler that recorded
+something sends instead, through `sip_statsd.host_tick(True, metrics)` (a no-op with shared
+delivery), with a `kamailio_proc` tag per process on every series. Per-call state lives in
 Kamailio (transaction AVPs, dialog variables), since one call's messages land in different
 processes; times are CLOCK_MONOTONIC, the same in every process. Kamailio is imported by
 name (`KSR`) only when a handler runs.
@@ -85,6 +90,8 @@ _NO_DELAY_CODES = frozenset({401, 402, 407})  # RFC 6076 section 4.2: challenges
 REPLY_ROUTE = "ksr_metrics_reply"
 FAILURE_ROUTE = "ksr_metrics_failure"
 DIALOG_CALLBACK = "ksr_metrics_dialog"
+TIMER_ROUTE = "ksr_metrics_timer"  # rtimer's `route=`: the sender, with shared delivery
+_IMPORT_PID = os.getpid()  # the script is imported in mod_init, by Kamailio's main process
 
 # What each handler records to, for host_tick: only these families are read and sent at once.
 _INVITE_METRICS = (
@@ -130,19 +137,30 @@ class KemiMetrics:
 
     # --- configuration --------------------------------------------------------------------
 
-    def metrics_setup(self, **options: Any) -> None:
-        """Configure sip_statsd for Kamailio now (mod_init or child_init): host delivery, no thread.
+    _metrics_rank: int | None = None
 
-        `options` are `sip_statsd.configure`'s. `child_init` configures again with this
-        process's tag (`kamailio_proc`), so that gauges from every process add up.
+    def metrics_setup(self, **options: Any) -> None:
+        """Configure sip_statsd for Kamailio now: in `mod_init`, before Kamailio forks.
+
+        `options` are `sip_statsd.configure`'s; `delivery` is "shared" unless given (then
+        this must run in mod_init: the shared mapping is made here and inherited by every
+        process; RuntimeError otherwise). With `delivery="host"` it may run in child_init
+        too, and `child_init` configures again with this process's tag (`kamailio_proc`).
         """
-        self._metrics_options = dict(options)
+        options = dict(options)
+        options.setdefault("delivery", "shared")
+        if options["delivery"] == "shared" and (os.getpid() != _IMPORT_PID or self._metrics_rank is not None):
+            raise RuntimeError(
+                "sip_statsd.integrations.kamailio: metrics_setup() with shared delivery must run in "
+                "mod_init, before Kamailio forks (its shared mapping is inherited by every process); "
+                "move it there, or pass delivery='host' to configure in child_init"
+            )
+        self._metrics_options = options
         sip_statsd.configure(**self._configure_options(None))
 
     def _configure_options(self, rank: int | None) -> dict[str, Any]:
         options = dict(self._metrics_options or {})
-        options.setdefault("delivery", "host")
-        if rank is not None:
+        if rank is not None and options["delivery"] != "shared":
             tags = options.get("constant_tags") or {}
             tags = dict(tags) if isinstance(tags, dict) else dict(t.split(":", 1) for t in tags)
             tags["kamailio_proc"] = process_tag(rank)
@@ -150,10 +168,19 @@ class KemiMetrics:
         return options
 
     def child_init(self, rank: int) -> int:
-        """Kamailio calls this in every process (rank 0: the main one, between its forks)."""
+        """Kamailio calls this in every process (rank 0: the main one, between its forks).
+
+        With shared delivery: this process claims its slot of the shared counts (once).
+        """
+        self._metrics_rank = rank
         if self._metrics_options is not None:
             sip_statsd.configure(**self._configure_options(rank))
         return 0
+
+    def ksr_metrics_timer(self, msg: Any, *event: Any) -> int:
+        """The sender (rtimer's route, every interval, in a process of its own): every process's counts."""
+        sip_statsd.flush(0.0)
+        return 1
 
     # --- KEMI functions Kamailio needs defined --------------------------------------------
 

@@ -1,11 +1,12 @@
 """The KEMI script of tests/test_kamailio.py: a stateful proxy that relays to the Request-URI.
 
 Environment: KEMI_CONFIGURE_IN ("mod_init", "child_init"; for benchmarks/kamailio_cpu.py also
-"none": no metrics at all, and "statsd": the same events counted by Kamailio's own C statsd
-module instead), KEMI_HOST and KEMI_PORT (the receiver), KEMI_SILENT_PORT; KEMI_PEER_MAP
-("name=host:port,..."): the next hops' peer names (with SIP_STATSD_PEERS naming the same);
-KEMI_REGISTRAR: answer REGISTERs here (registrar + usrloc, no auth module: user `auth` gets a
-401 without credentials, `deny` a 403, `drop` nothing at all).
+"none": no metrics at all (KEMI_DIALOG=1: with the dialog tracking the integration does), and
+"statsd": the same events counted by Kamailio's own C statsd module instead), KEMI_DELIVERY
+("shared", the integration's default, or "host"), KEMI_HOST and KEMI_PORT (the receiver),
+KEMI_SILENT_PORT; KEMI_PEER_MAP ("name=host:port,..."): the next hops' peer names (with
+SIP_STATSD_PEERS naming the same); KEMI_REGISTRAR: answer REGISTERs here (registrar + usrloc,
+no auth module: user `auth` gets a 401 without credentials, `deny` a 403, `drop` nothing at all).
 """
 
 import os
@@ -16,7 +17,12 @@ CONFIGURE_IN = os.environ.get("KEMI_CONFIGURE_IN", "child_init")
 SILENT_PORT = os.environ.get("KEMI_SILENT_PORT")  # the callee that never answers: a 1 s timeout
 PEER_MAP = dict(reversed(item.split("=", 1)) for item in os.environ.get("KEMI_PEER_MAP", "").split(",") if "=" in item)
 REGISTRAR = bool(os.environ.get("KEMI_REGISTRAR"))
-OPTIONS = {"host": os.environ.get("KEMI_HOST", "127.0.0.1"), "port": int(os.environ.get("KEMI_PORT", "8125"))}
+OPTIONS = {
+    "host": os.environ.get("KEMI_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("KEMI_PORT", "8125")),
+    "delivery": os.environ.get("KEMI_DELIVERY", "shared"),
+}
+DIALOG = os.environ.get("KEMI_DIALOG") == "1"
 
 if CONFIGURE_IN == "none":
 
@@ -33,8 +39,11 @@ if CONFIGURE_IN == "none":
         def ksr_metrics_dialog(self, msg, event):
             return 1
 
+        def ksr_metrics_timer(self, msg, *event):
+            return 1
+
         def metrics_request(self):
-            if KSR.pv.get("$rm") == "INVITE" and KSR.siputils.has_totag() < 0:
+            if DIALOG and KSR.pv.get("$rm") == "INVITE" and KSR.siputils.has_totag() < 0:
                 KSR.dialog.dlg_manage()
 
 else:
@@ -53,6 +62,9 @@ if CONFIGURE_IN == "statsd":
 
         def configure(self, **options):
             pass
+
+        def flush(self, timeout=None):
+            return True
 
         def host_tick(self, recorded=False, metrics=None):
             pass

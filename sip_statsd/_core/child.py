@@ -1,0 +1,56 @@
+"""A forked child's new start: its own locks, schedule, backend and delivery (the recorder's fork story).
+
+Runs in the child, from Python's fork hook or, for a child forked from C (Kamailio, uWSGI),
+from the first call that notices the new pid (`Recorder._check_pid`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from .backend import MemoryBackend
+from .flusher import Schedule, watch
+from .sending import Stats
+from .series import CounterSeries, OwnedLock
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+
+def start_child(recorder: Recorder, keep_cells: bool) -> None:
+    """Fresh locks and schedule (no other thread of the parent exists here), then its own delivery."""
+    recorder._pid = os.getpid()
+    recorder._lock = OwnedLock()
+    recorder._configuring = OwnedLock()  # a parent thread may have been inside configure()
+    recorder._pending_config.clear()
+    recorder._init_host()
+    old = recorder._schedule
+    schedule = recorder._schedule = Schedule(recorder.config.flush_interval)
+    schedule.periodic = old.periodic
+    schedule.dormant = old.dormant
+    watch(recorder, schedule)
+    # The parent sends what it had recorded; the child starts from zero. A fold that a
+    # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
+    if not keep_cells and recorder._shared is None:  # shared cells: the parent's slot stays the parent's
+        recorder._discard_cells()
+        for family in recorder._families.values():
+            for series in family._by_values.values():
+                if isinstance(series, CounterSeries):
+                    series._extra = []
+    recorder._switches.clear()  # their batches are the parent's; their configuration holds here
+    recorder._active = recorder.config
+    recorder._stats = Stats()
+    backend = recorder._backend
+    # A memory backend starts empty too: what it holds is the parent's.
+    recorder._backend = MemoryBackend() if isinstance(recorder._intended or backend, MemoryBackend) else None
+    if isinstance(recorder._intended, MemoryBackend):
+        recorder._intended = recorder._backend
+    if backend is not None and not isinstance(backend, MemoryBackend):
+        with contextlib.suppress(Exception):
+            backend.close()  # the child's copy of the socket only
+    with schedule.cond:
+        recorder._set_delivery(recorder.config)
+        if schedule.periodic and not schedule.dormant:
+            schedule.start(recorder)
