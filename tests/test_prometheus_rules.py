@@ -90,15 +90,18 @@ def expected_records(buckets: list[float]) -> dict[str, dict[str, float]]:
             classes[f"{code // 100}xx"] = classes.get(f"{code // 100}xx", 0) + n
         count, *_, mos = ps.QOS[name]
         poor = count if mos < 3.10 else 0
+        # An INVITE timeout is an attempt without an outcome: ASR and NER count it (docs/metrics.md).
+        attempts = {**classes, "timeout": ps.TIMEOUTS[name]}
+        inv_attempts = {**inv, "timeout": ps.TIMEOUTS[name]}
         values = {
-            "sip_answer_seizure": share(classes, {"2xx"}),
+            "sip_answer_seizure": share(attempts, {"2xx"}),
             "sip_invite_5xx_6xx": share(classes, {"5xx", "6xx"}),
             "sip_session_establishment": share(inv, {200}, {c for c in inv if 300 <= c < 400}),
             "sip_session_establishment_effectiveness": share(
                 inv, {200, 480, 486, 600, 603}, {c for c in inv if 300 <= c < 400}
             ),
             "sip_ineffective_session_attempts": share(inv, {408, 500, 503, 504}),
-            "sip_network_effectiveness": share(inv, {200, 480, 486, 487, 600, 603}),
+            "sip_network_effectiveness": share(inv_attempts, {200, 480, 486, 487, 600, 603}),
             "sip_dtls_handshake_failure": share(ps.DTLS[name], set(ps.DTLS[name]) - {"ok"}),
             "sip_stir_verify_failure": share(ps.STIR[name], {"failed"}),
             "sip_call_quality_poor": share({"poor": poor, "other": count - poor}, {"poor"}),

@@ -27,7 +27,7 @@ from ..._sip.values import (
 )
 from ..datadog.parts import Thresholds, number
 from .emit import dump
-from .promql import PromQL, ratio, zero_or
+from .promql import PromQL, plus, ratio, zero_or
 
 # RFC 6076 section 4: SER = 200 / (attempts - 3xx); SEER also counts 480, 486, 600 and 603 as
 # effective (the callee was reached); ISA = 408, 500, 503 and 504 / attempts. `3..` takes the
@@ -39,7 +39,17 @@ REDIRECTS = "3.."
 # answered (200), was busy (486, 600), did not answer (480; 487: the caller gave up while it rang)
 # or rejected it (603); over all final outcomes (seizures).
 NER_CODES = "200|480|486|487|600|603"
+# An INVITE that timed out (Timer B) is counted only as sip_transaction_timeout_total{method="INVITE"}
+# (docs/events.md; every integration does so, none also reports a 408 outcome): an attempt with no
+# final outcome, so ASR's and NER's attempts are final outcomes plus these timeouts.
+INVITE_TIMEOUT = {"method": "=INVITE"}
 PEERED = {"peer": "!="}  # `peer!=""`: series with a declared peer (or `other`), from an instance with peers
+
+
+def invite_attempts(q: PromQL, filters: dict[str, str], by: tuple[str, ...] = (), fn: str = "rate") -> str:
+    """Final INVITE outcomes plus INVITE timeouts (an attempt with no outcome)."""
+    final = q.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "!=1xx", **filters}, by, fn=fn)
+    return plus(final, q.rate(METRIC_TRANSACTION_TIMEOUT_TOTAL, {**INVITE_TIMEOUT, **filters}, by, fn=fn))
 
 
 def recording_name(level: str, prefix: str, what: str, ops: str) -> str:
@@ -61,12 +71,12 @@ class Recorded:
         graded = f"({q30.rate(grades)} - {zero_or(q30.rate(grades, {'grade': '=unknown'}), q30.rate(grades))})"
         per = f"{level}_peer"
         by_peer = ("peer",)
-        peer_final = q15.rate(result, {"code_class": "!=1xx", **PEERED}, by_peer)
-        seizures = q15.rate(result, {"code_class": "!=1xx"})
+        seizures = invite_attempts(q15, {})
+        peer_final = invite_attempts(q15, PEERED, by_peer)
         self.rules: dict[str, tuple[str, str]] = {
             "asr": (
                 recording_name(level, p, "sip_answer_seizure", "ratio_rate15m"),
-                ratio(q15.rate(result, {"code_class": "=2xx"}), final),
+                ratio(q15.rate(result, {"code_class": "=2xx"}), seizures),
             ),
             "error_share": (
                 recording_name(level, p, "sip_invite_5xx_6xx", "ratio_rate15m"),
@@ -115,7 +125,7 @@ class Recorded:
             ),
             "peer_attempts": (
                 recording_name(per, p, "sip_invite_final", "increase15m"),
-                q15.rate(result, {"code_class": "!=1xx", **PEERED}, by_peer, fn="increase"),
+                invite_attempts(q15, PEERED, by_peer, fn="increase"),
             ),
             "peer_asr": (
                 recording_name(per, p, "sip_answer_seizure", "ratio_rate15m"),
@@ -229,9 +239,9 @@ def alerts(q: PromQL, rec: Recorded, t: Thresholds, title: str) -> list[dict[str
             "asr",
             f"{rec.name('asr')} < {number(t.asr_percent / 100)}",
             f"[{title}] Answer-seizure ratio is low",
-            f"Only {pct} of final INVITE outcomes over 15 minutes are 2xx. Look at the 5xx / 6xx shares and "
-            "the transaction timeouts: 5xx is this service or its upstreams, 6xx the far end, 4xx dialling "
-            "or routing.",
+            f"Only {pct} of INVITE attempts (final outcomes and timeouts) over 15 minutes are 2xx. Look at the "
+            "5xx / 6xx shares and the transaction timeouts: 5xx is this service or its upstreams, 6xx the far "
+            "end, 4xx dialling or routing.",
             severity="critical",
         ),
         _alert(
@@ -240,7 +250,8 @@ def alerts(q: PromQL, rec: Recorded, t: Thresholds, title: str) -> list[dict[str
             f"{rec.name('peer_asr')} < {number(t.asr_percent / 100)}\nand on ({', '.join((*q.tags, 'peer'))})\n"
             f"{rec.name('peer_attempts')} >= {number(t.peer_min_attempts)}",
             f"[{title}] Answer-seizure ratio is low on peer {{{{ $labels.peer }}}}",
-            f"Only {pct} of final INVITE outcomes on this peer over 15 minutes are 2xx (judged only from "
+            f"Only {pct} of INVITE attempts (final outcomes and timeouts) on this peer over 15 minutes are 2xx "
+            f"(judged only from "
             f"{number(t.peer_min_attempts)} attempts on). One peer low while the others hold: that carrier or "
             "trunk is rejecting or failing calls; compare its NER (the network's part) and its 5xx / 6xx.",
             severity="critical",
