@@ -170,6 +170,9 @@ def test_each_peer_adds_the_documented_series():
         (["has space"], "peer"),
         ([f"p{i}" for i in range(sm.MAX_PEERS + 1)], "at most"),
         ([7], "peer"),
+        (["Other"], "other"),
+        (["OTHER"], "other"),
+        (["Carrier-A", "carrier-a"], "repeats"),
     ],
 )
 def test_bad_peers_raise_quoting_them(peers: Any, message: str):
@@ -254,3 +257,24 @@ def test_strict_mode_names_the_bad_argument_with_peers(call: Any) -> None:
     with capture_metrics(metrics=metrics), pytest.raises(sm.InvalidInputError):
         call(metrics)
     metrics.close()
+
+
+def test_a_bad_sip_statsd_peers_logs_a_bounded_line(caplog):
+    """A 100,000-character value: one warning of a few hundred characters, not the value twice."""
+    assert env_peers({"SIP_STATSD_PEERS": "x|" * 50_000}) == ()
+    (record,) = [r for r in caplog.records if "SIP_STATSD_PEERS" in r.getMessage()]
+    assert len(record.getMessage()) < 600
+
+
+@pytest.mark.parametrize("tags", [{"peer": "edge-1"}, ["peer:edge-1"], {"direction": "x"}, {"code_class": "2xx"}])
+def test_a_constant_tag_on_a_label_key_is_refused_where_peers_are_declared(tags: Any) -> None:
+    """`peer:a,peer:edge-1` would give Datadog two peers per series."""
+    key = next(iter(tags)).split(":")[0]
+    with pytest.raises(ValueError, match=f"constant_tags: '{key}:"):
+        sm.SipMetrics(backend="off", peers=["a"], constant_tags=tags)
+    metrics = sm.SipMetrics(backend="off", peers=["a"])
+    with pytest.raises(ValueError, match=f"label key '{key}'"):
+        metrics.configure(backend="off", constant_tags=tags)
+    metrics.configure(backend="off", constant_tags={"region": "eu"})  # any other key is fine
+    metrics.close()
+    sm.SipMetrics(backend="off", constant_tags=tags).close()  # without peers: as before
