@@ -16,6 +16,7 @@ import prometheus_scenario as ps
 import pytest
 import yaml
 
+from sip_statsd import SipMetrics
 from sip_statsd.prometheus import build, write
 
 SERVICES = ("sbc", "edge")
@@ -273,3 +274,21 @@ def test_missing_series_alerts(promtool: str, generated: dict[str, Any], tmp_pat
     path = tmp_path / "test.yml"
     ps.write_test(path, generated["rules"], tests)
     run(promtool, "test", "rules", str(path))
+
+
+def test_ner_uses_only_the_codes_an_instance_sends_and_names_the_others() -> None:
+    """response_codes=[200, 503] folds 480, 486 ... into their class: NER cannot count them, and says so."""
+
+    def ner_rules(metrics: SipMetrics) -> list[dict[str, Any]]:
+        doc = build(metrics).rules
+        return [r for g in doc["groups"] for r in g["rules"] if "sip_network_effectiveness" in r.get("record", "")]
+
+    full = ner_rules(SipMetrics(backend="off"))
+    assert len(full) == 2
+    assert all("labels" not in r and "480|486|487|600|603" in r["expr"] for r in full)
+    few = ner_rules(SipMetrics(backend="off", response_codes=[200, 503]))
+    assert len(few) == 2
+    for rule in few:
+        assert 'code=~"200"' in rule["expr"], rule["expr"]
+        assert "480" not in rule["expr"]
+        assert rule["labels"] == {"sip_statsd_ner_uncounted_codes": "480|486|487|600|603"}

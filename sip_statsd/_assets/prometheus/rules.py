@@ -10,6 +10,7 @@ restarted exporter or a service's labels, as absent ones (`absent_over_time`,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
@@ -60,13 +61,24 @@ def recording_name(level: str, prefix: str, what: str, ops: str) -> str:
 class Recorded:
     """The recording rules of one build, by key, with the names alerts and panels use."""
 
-    def __init__(self, q15: PromQL, q30: PromQL, prefix: str) -> None:
+    def __init__(self, q15: PromQL, q30: PromQL, prefix: str, kept_codes: Collection[str] | None = None) -> None:
+        """`kept_codes`: the exact codes sip_invite_response_total keeps (`response_codes`); None: all."""
         level = "_".join(q15.tags) or "sip"
         p = prefix
         result, response = METRIC_INVITE_RESULT_TOTAL, METRIC_INVITE_RESPONSE_TOTAL
         final = q15.rate(result, {"code_class": "!=1xx"})
         attempts = q15.rate(response)
         established = f"({attempts} - {zero_or(q15.rate(response, {'code': '=~' + REDIRECTS}), attempts)})"
+        # NER counts exact codes; one the instance folds into its class (response_codes) never
+        # comes: it is left out of the expression and named on the NER records (a label), which
+        # then read low by the calls that ended so.
+        ner_codes = [c for c in NER_CODES.split("|") if kept_codes is None or c in kept_codes]
+        uncounted = [c for c in NER_CODES.split("|") if c not in ner_codes]
+        ner_filter = {"code": "=~" + "|".join(ner_codes or ["none"])}
+        self.labels: dict[str, dict[str, str]] = {}
+        if uncounted:
+            note = {"sip_statsd_ner_uncounted_codes": "|".join(uncounted)}
+            self.labels = {"ner": note, "peer_ner": note}
         dtls, stir, grades = METRIC_DTLS_HANDSHAKE_TOTAL, METRIC_STIR_VERIFY_TOTAL, METRIC_CALL_QUALITY_TOTAL
         graded = f"({q30.rate(grades)} - {zero_or(q30.rate(grades, {'grade': '=unknown'}), q30.rate(grades))})"
         per = f"{level}_peer"
@@ -113,7 +125,7 @@ class Recorded:
             # The carrier vocabulary (ASR above): NER, ACD, PDD; then each of them per peer.
             "ner": (
                 recording_name(level, p, "sip_network_effectiveness", "ratio_rate15m"),
-                ratio(q15.rate(response, {"code": "=~" + NER_CODES}), seizures),
+                ratio(q15.rate(response, ner_filter), seizures),
             ),
             "acd": (
                 recording_name(level, p, "sip_call_duration_seconds", "mean30m"),
@@ -133,7 +145,7 @@ class Recorded:
             ),
             "peer_ner": (
                 recording_name(per, p, "sip_network_effectiveness", "ratio_rate15m"),
-                ratio(q15.rate(response, {"code": "=~" + NER_CODES, **PEERED}, by_peer), peer_final),
+                ratio(q15.rate(response, {**ner_filter, **PEERED}, by_peer), peer_final),
             ),
             "peer_acd": (
                 recording_name(per, p, "sip_call_duration_seconds", "mean30m"),
@@ -345,7 +357,10 @@ def rules_file(rec: Recorded, alert_rules: list[dict[str, Any]]) -> dict[str, An
         "groups": [
             {
                 "name": "sip-statsd.recording",
-                "rules": [{"record": name, "expr": expr} for name, expr in rec.rules.values()],
+                "rules": [
+                    {"record": name, "expr": expr, **({"labels": rec.labels[key]} if key in rec.labels else {})}
+                    for key, (name, expr) in rec.rules.items()
+                ],
             },
             {"name": "sip-statsd.alerts", "rules": alert_rules},
         ]
