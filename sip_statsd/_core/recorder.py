@@ -35,7 +35,7 @@ from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sending, Stats
 from .series import InvalidInputError, OwnedLock
-from .shared import SharedDelivery, rebind
+from .shared import SharedDelivery, lost_claims_counter, rebind
 from .taking import Taking, sampled_counter
 
 log = logging.getLogger("sip_statsd")
@@ -114,8 +114,8 @@ class Recorder(Sending, HostDelivery, Taking):
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
-            if (shared := self._shared) is not None:
-                shared.check_can_add(family.name)
+            if (shared := self._shared) is not None:  # all or nothing: room checked before any change
+                shared.check_can_add(family, len(DROP_REASONS) + (family.kind == "distribution"))
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
@@ -254,6 +254,8 @@ class Recorder(Sending, HostDelivery, Taking):
         """
         del timeout
         self._check_pid()
+        if self._shared is not None and config.delivery != "shared":
+            self._shared.check_can_leave()
         if self._configuring.held_here():
             # A signal handler (SIGHUP: reload) interrupted a configure() on this thread: the
             # one it interrupted applies this one as it leaves, so this one wins, as it came last.
@@ -355,8 +357,10 @@ class Recorder(Sending, HostDelivery, Taking):
         if config.delivery == "shared" and self._shared is not None:
             self._shared.claim()  # a child forked from C: its own slot from now on (once)
         elif config.delivery == "shared":
+            lost = lost_claims_counter(self)
             with self._lock:
-                self._shared = SharedDelivery(self._families.values())
+                self._shared = SharedDelivery(self._families.values(), self._plan)
+            self._shared.lost = lost
             rebind(self._helper_roots, self._shared.replaced)  # helpers made before hold the old cells
             for family in self._families.values():
                 self._apply_strict(family)  # the miss: the shared drop counter's cell
