@@ -225,3 +225,34 @@ def test_configure_shared_is_linear_in_the_series(receiver, tmp_path):
         tmp_path,
     )
     assert float(out.split()[-1]) < 4.0
+
+
+def test_slots_with_nothing_new_are_cheap_to_read(receiver, tmp_path):
+    """127 slots used by processes gone, 20,000 series: a flush took ~80 ms of CPU reading them all."""
+    out = run(
+        """
+        values = tuple(f"a{i}" for i in range(200)), tuple(f"b{i}" for i in range(10))
+        for f in range(10):
+            sip_statsd.Counter(f"probe_wide{f}_total", labels={"a": values[0], "b": values[1]})
+        sip_statsd.configure(host="127.0.0.1", port=PORT, delivery="shared", flush_interval=3600)
+        for _ in range(127):
+            pid = os.fork()
+            if pid == 0:
+                sip_statsd.bye("inbound", "remote", "normal")
+                os._exit(0)
+            wait_all([pid])
+        assert sip_statsd.flush(10)
+        costs = []
+        for _ in range(5):
+            sip_statsd.bye("inbound", "remote", "normal")
+            start = time.process_time()
+            assert sip_statsd.flush(10)
+            costs.append(time.process_time() - start)
+        print(min(costs))
+        """,
+        receiver,
+        tmp_path,
+    )
+    totals = receiver.wait_for(lambda t: t.count("sip_bye_total") >= 132)
+    assert totals.count("sip_bye_total") == 132
+    assert float(out.split()[-1]) < 0.03
