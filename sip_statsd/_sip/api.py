@@ -10,7 +10,7 @@ from typing import TypedDict, Unpack
 
 from .._core import process as _process  # noqa: F401 - registers the fork, exit and multiprocessing hooks
 from .._core.config import Config, env_options
-from .._core.default import default_recorder
+from .._core.default import default_recorder, shared_later
 from .._core.family import Counter, Distribution, Family
 from .._core.gauge import Gauge
 from .._core.names import DEFAULT_MAX_SAMPLES
@@ -110,8 +110,14 @@ class SipMetrics(Helpers):
         """
         codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
         peer_names = env_peers() if peers is None else check_peers(peers)
+        shared: Config | None = None
         if _recorder is None:
-            _recorder = Recorder(make_config(options, "SipMetrics"))
+            config = make_config(options, "SipMetrics")
+            if config.delivery == "shared":  # the mapping is made for the catalog's families, below
+                shared, config = config, dataclasses.replace(config, delivery="thread")
+            _recorder = Recorder(config, dormant=shared is not None)
+        elif _recorder is default_recorder():
+            shared = shared_later()
         self.recorder = _recorder
         # delivery="host": call at the end of each of the host's handlers (see Recorder.host_tick).
         self.host_tick: Callable[..., None] = _recorder.host_tick
@@ -120,6 +126,8 @@ class SipMetrics(Helpers):
         self._views: dict[str, PeerView] = {}
         super().__init__(self.catalog)
         _recorder._helper_roots.add(self)  # delivery="shared" points these helpers' tables at shared cells
+        if shared is not None:  # every family of the catalog (peers multiply them) gets its shared cells
+            _recorder.reconfigure(shared)
 
     def peer(self, name: str | None) -> PeerView:
         """The hot helpers bound to peer `name` (an undeclared name: `other`), made once and kept.
