@@ -256,3 +256,34 @@ def test_slots_with_nothing_new_are_cheap_to_read(receiver, tmp_path):
     totals = receiver.wait_for(lambda t: t.count("sip_bye_total") >= 132)
     assert totals.count("sip_bye_total") == 132
     assert float(out.split()[-1]) < 0.03
+
+
+def test_workers_churning_faster_than_the_sender_reads_still_get_slots(receiver, tmp_path):
+    """130 short-lived workers with no read between them, then 4 at once: every count arrives."""
+    run(
+        """
+        sip_statsd.configure(host="127.0.0.1", port=PORT, delivery="shared", flush_interval=3600)
+        for _ in range(130):
+            pid = os.fork()
+            if pid == 0:
+                sip_statsd.bye("inbound", "remote", "normal")
+                os._exit(0)
+            wait_all([pid])
+        pids = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                for _ in range(20000):
+                    sip_statsd.invite_result("inbound", 486)
+                os._exit(0)
+            pids.append(pid)
+        wait_all(pids)
+        assert sip_statsd.flush(10)
+        """,
+        receiver,
+        tmp_path,
+    )
+    totals = receiver.wait_for(lambda t: t.count("sip_invite_result_total", code_class="4xx") >= 80000)
+    assert totals.count("sip_bye_total") == 130
+    assert totals.count("sip_invite_result_total", code_class="4xx") == 80000
+    assert totals.count("sip_statsd_shared_lost_claims_total") == 0

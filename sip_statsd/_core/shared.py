@@ -235,7 +235,7 @@ class SharedDelivery:
         pid = os.getpid()
         if self.pid == pid:
             return
-        slot = self.slots.claim(pid)
+        slot = self.slots.claim(pid, self._lock_file.fileno())
         self.pid = pid
         if slot is None:  # every slot is held by a live process: this one counts in the creator's
             self.lost_claims += 1
