@@ -6,13 +6,11 @@ from the first call that notices the new pid (`Recorder._check_pid`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import TYPE_CHECKING
 
 from .backend import MemoryBackend
 from .flusher import Schedule, watch
-from .sending import Stats
 from .series import CounterSeries, OwnedLock
 
 if TYPE_CHECKING:
@@ -40,16 +38,11 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
                 if isinstance(series, CounterSeries):
                     series._extra = []
     recorder._switches.clear()  # their batches are the parent's; their configuration holds here
-    recorder._active = recorder.config
-    recorder._stats = Stats()
-    backend = recorder._backend
     # A memory backend starts empty too: what it holds is the parent's.
-    recorder._backend = MemoryBackend() if isinstance(recorder._intended or backend, MemoryBackend) else None
+    sender = recorder.sender
+    sender.after_fork_child(recorder.config, isinstance(recorder._intended or sender.backend, MemoryBackend))
     if isinstance(recorder._intended, MemoryBackend):
-        recorder._intended = recorder._backend
-    if backend is not None and not isinstance(backend, MemoryBackend):
-        with contextlib.suppress(Exception):
-            backend.close()  # the child's copy of the socket only
+        recorder._intended = sender.backend
     with schedule.cond:
         recorder._set_delivery(recorder.config)
         if schedule.periodic and not schedule.dormant:

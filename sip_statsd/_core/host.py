@@ -22,10 +22,10 @@ from .._wire.transport import FAULT_OTHER, looked_up, without_lookups
 from .series import OwnedLock
 
 if TYPE_CHECKING:
-    from .backend import Backend
     from .batch import Batch
     from .config import Config
     from .flusher import Schedule
+    from .sending import Sender
 
 _NEVER = float("inf")
 _monotonic = time.monotonic
@@ -53,20 +53,7 @@ class HostDelivery:
 
         def _take_some(self, names: tuple[str, ...]) -> Batch | None: ...
 
-        def _account(self, batch: Batch) -> None: ...
-
-        def _send(self, batch: Batch) -> None: ...
-
-        def _log_once(self, key: object, message: str, *args: object) -> None: ...
-
-        def _make(self) -> Backend | None: ...
-
-        def _retire(self) -> None: ...
-
-        _active: Config
-        _backend: Backend | None
-        _retry_at: float
-        _make_fault: tuple[str, BaseException | None]
+        sender: Sender
 
     def _init_host(self) -> None:
         self._host_lock = OwnedLock()  # one caller sends at a time
@@ -134,10 +121,10 @@ class HostDelivery:
             if batch is None:
                 return False
             if batch:
-                self._account(batch)
-                self._send(batch)
+                self.sender.account(batch)
+                self.sender.send(batch)
         except Exception as error:  # a bug of ours must not reach the host
-            self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
+            self.sender.log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
         finally:
             lock.release()
         return True
@@ -196,15 +183,16 @@ class HostDelivery:
         schedule = self._schedule
         with schedule.cond:
             schedule.begun = max(schedule.begun, want)
-        name = self._active.name_to_resolve()
-        if self._backend is None and (name is None or name.lower() == "localhost" or looked_up(name)):
+        sender = self.sender
+        name = sender.active.name_to_resolve()
+        if sender.backend is None and (name is None or name.lower() == "localhost" or looked_up(name)):
             with without_lookups():  # a name: the addresses this process (or its parent) found
-                self._make()  # never raises: a failure is counted below as the batch's fault
-        self._retry_at = float("inf")  # no new backend in this flush
-        if self._backend is None:
-            self._make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
+                sender.make()  # never raises: a failure is counted below as the batch's fault
+        sender.retry_at = float("inf")  # no new backend in this flush
+        if sender.backend is None:
+            sender.make_fault = (FAULT_OTHER, RuntimeError("interpreter shutdown: no backend to send with"))
         ok = self._serve()
-        self._retire()
-        self._retry_at = 0.0
+        sender.retire()
+        sender.retry_at = 0.0
         schedule.finished(want, ok)
         return ok

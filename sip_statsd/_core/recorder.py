@@ -33,7 +33,7 @@ from .family import Counter, Family
 from .flusher import Schedule, watch
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
-from .sending import Sending, Stats
+from .sending import Sender, Stats
 from .series import InvalidInputError, OwnedLock
 from .shared import SharedDelivery, rebind
 from .taking import Taking, sampled_counter
@@ -55,7 +55,7 @@ class _Switch:
     backend: Backend | None
 
 
-class Recorder(Sending, HostDelivery, Taking):
+class Recorder(HostDelivery, Taking):
     """Families, their cells and the machinery that flushes them."""
 
     def __init__(self, config: Config | None = None, *, dormant: bool = False) -> None:
@@ -70,7 +70,7 @@ class Recorder(Sending, HostDelivery, Taking):
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._shared: SharedDelivery | None = None  # delivery="shared": the mapping, made once
         self._helper_roots: weakref.WeakSet[object] = weakref.WeakSet()  # whose functions hold cells (SIP helpers)
-        self._init_sending(self.config)  # the sending side: touched by the flusher thread only
+        self.sender = Sender(self.config, self._family_list)  # the sending side: one sender at a time
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
         self._init_taking()
         self._init_host()
@@ -84,7 +84,6 @@ class Recorder(Sending, HostDelivery, Taking):
             description="Metric values the backend could not deliver, by kind of fault.",
             recorder=self,
         )
-        self._fault_counts = {kind: self.send_errors.series(kind=kind) for kind in FAULT_KINDS}
         self.sampled = sampled_counter(self)
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
@@ -93,10 +92,11 @@ class Recorder(Sending, HostDelivery, Taking):
             recorder=self,
             _allow_empty=True,
         )
+        self.sender.counts_in(self.send_errors, self.dropped)
         _instances.add(self)
         watch(self, self._schedule)
         if self.config.backend == "memory":
-            self._backend = self._intended = MemoryBackend()
+            self.sender.backend = self._intended = MemoryBackend()
         with self._schedule.cond:
             self._set_delivery(self.config)
             self._schedule.dormant = dormant
@@ -142,10 +142,10 @@ class Recorder(Sending, HostDelivery, Taking):
         """Point `family`'s helpers at the strict-mode miss; else, until its first bad value is
         kept for the log, at the first-miss (the slow path names it), then at its drop counter."""
         if family._drops:
-            first = (family.name, DROP_UNKNOWN_VALUE) not in self._first_drops
+            first = (family.name, DROP_UNKNOWN_VALUE) not in self.sender.first_drops
             if self.strict:
                 family._set_miss(STRICT_MISS)
-            elif first and (family.name, DROP_UNKNOWN_VALUE) not in self._logged:
+            elif first and (family.name, DROP_UNKNOWN_VALUE) not in self.sender.logged:
                 family._set_miss(FIRST_MISS)
             else:
                 family._set_miss(family._drops[DROP_UNKNOWN_VALUE]._count)
@@ -165,8 +165,8 @@ class Recorder(Sending, HostDelivery, Taking):
         if drops:
             next(drops[reason]._count)
         where = (family.name, reason)
-        if where not in self._logged:
-            self._first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
+        if where not in self.sender.logged:
+            self.sender.first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
         if family._miss is FIRST_MISS:  # kept: the helpers' fast path counts the next ones
             self._apply_strict(family)
 
@@ -236,7 +236,7 @@ class Recorder(Sending, HostDelivery, Taking):
             return self._serve_here(want)
         if not started:  # delivery="host" (a handler may have switched it since: served here all the same)
             done = self._serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
-            self._retire()
+            self.sender.retire()
             return done
         schedule = self._schedule
         with schedule.cond:
@@ -309,12 +309,12 @@ class Recorder(Sending, HostDelivery, Taking):
     @property
     def backend(self) -> Backend | None:
         """The backend handed to the latest reconfigure(), else the one in use."""
-        return self._intended if self._intended is not None else self._backend
+        return self._intended if self._intended is not None else self.sender.backend
 
     def stats(self, timeout: float | None = DEFAULT_TIMEOUT) -> Stats:
         """Totals since start, after a flush (waited for at most `timeout`)."""
         self.flush(timeout)
-        s = self._stats
+        s = self.sender.stats
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
 
     # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
@@ -325,29 +325,36 @@ class Recorder(Sending, HostDelivery, Taking):
         False if something could not be sent for a fault of ours (a line that would not
         encode, a bug): counted, and said by flush(). A dead agent is counted, not False.
         """
-        self._failed = False
+        sender = self.sender
+        sender.failed = False
         try:
             while True:
                 with self._schedule.cond:
                     switch = self._switches.popleft() if self._switches else None
                 if switch is None:
                     break
-                self._account(switch.batch)  # here, not in configure(): logging is the flusher's
-                self._send(switch.batch)
-                self._close_backend()
-                self._active = switch.config
-                self._backend = switch.backend
-                self._retry_at = 0.0
-                self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
+                sender.account(switch.batch)  # here, not in configure(): logging is the sender's
+                sender.send(switch.batch)
+                sender.switch(switch.config, switch.backend)
             with self._lock:
                 batch = self._take()
-            self._account(batch)
-            self._send(batch)
-            self._prepare()
+            sender.account(batch)
+            sender.send(batch)
+            sender.prepare()
         except Exception as error:  # a bug of ours must not kill the flusher
-            self._failed = True
-            self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
-        return not self._failed
+            sender.failed = True
+            sender.log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
+        return not sender.failed
+
+    def _prepare(self) -> None:
+        self.sender.prepare()
+
+    def _retire(self) -> None:
+        self.sender.retire()
+
+    def _family_list(self) -> list[Family]:
+        with self._lock:
+            return list(self._families.values())
 
     def _set_delivery(self, config: Config) -> None:
         """Thread, host or shared delivery (hold the schedule's condition)."""
