@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .backend import MemoryBackend
 from .flusher import Schedule, watch
-from .series import CounterSeries, OwnedLock
+from .series import OwnedLock
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -29,14 +29,7 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
     schedule.periodic = old.periodic
     schedule.dormant = old.dormant
     watch(recorder, schedule)
-    # The parent sends what it had recorded; the child starts from zero. A fold that a
-    # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-    if not keep_cells and recorder._shared is None:  # shared cells: the parent's slot stays the parent's
-        recorder._discard_cells()
-        for family in recorder._families.values():
-            for series in family._by_values.values():
-                if isinstance(series, CounterSeries):
-                    series._extra = []
+    recorder.take.after_fork_child(keep_cells)  # the parent sends what it had recorded; the child starts from zero
     recorder._switches.clear()  # their batches are the parent's; their configuration holds here
     # A memory backend starts empty too: what it holds is the parent's.
     sender = recorder.sender

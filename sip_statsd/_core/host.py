@@ -22,10 +22,10 @@ from .._wire.transport import FAULT_OTHER, looked_up, without_lookups
 from .series import OwnedLock
 
 if TYPE_CHECKING:
-    from .batch import Batch
     from .config import Config
     from .flusher import Schedule
     from .sending import Sender
+    from .taking import Take
 
 _NEVER = float("inf")
 _monotonic = time.monotonic
@@ -51,9 +51,8 @@ class HostDelivery:
 
         def _serve(self) -> bool: ...
 
-        def _take_some(self, names: tuple[str, ...]) -> Batch | None: ...
-
         sender: Sender
+        take: Take
 
     def _init_host(self) -> None:
         self._host_lock = OwnedLock()  # one caller sends at a time
@@ -117,7 +116,7 @@ class HostDelivery:
             if self._lock.held_here():
                 return True
             with self._lock:
-                batch = self._take_some(metrics)
+                batch = self.take.some(metrics)
             if batch is None:
                 return False
             if batch:

@@ -36,7 +36,7 @@ from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL
 from .sending import Sender, Stats
 from .series import InvalidInputError, OwnedLock
 from .shared import SharedDelivery, rebind
-from .taking import Taking, sampled_counter
+from .taking import Take, sampled_counter
 
 log = logging.getLogger("sip_statsd")
 
@@ -55,7 +55,7 @@ class _Switch:
     backend: Backend | None
 
 
-class Recorder(HostDelivery, Taking):
+class Recorder(HostDelivery):
     """Families, their cells and the machinery that flushes them."""
 
     def __init__(self, config: Config | None = None, *, dormant: bool = False) -> None:
@@ -68,11 +68,10 @@ class Recorder(HostDelivery, Taking):
         self._schedule = Schedule(self.config.flush_interval)
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
-        self._shared: SharedDelivery | None = None  # delivery="shared": the mapping, made once
         self._helper_roots: weakref.WeakSet[object] = weakref.WeakSet()  # whose functions hold cells (SIP helpers)
         self.sender = Sender(self.config, self._family_list)  # the sending side: one sender at a time
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
-        self._init_taking()
+        self.take = Take(self._families)  # reads the cells (or, delivery="shared", the mapping)
         self._init_host()
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
@@ -114,7 +113,7 @@ class Recorder(HostDelivery, Taking):
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
-            if (shared := self._shared) is not None:
+            if (shared := self.take.shared) is not None:
                 shared.check_can_add(family.name)
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
@@ -122,7 +121,7 @@ class Recorder(HostDelivery, Taking):
             if (sampled := getattr(self, "sampled", None) if family.kind == "distribution" else None) is not None:
                 sampled._add_value("metric", family.name)
             self._families[family.name] = family
-            self._families_changed()
+            self.take.changed()
             if shared is not None:  # the family and the drop counters it grew get shared cells
                 shared.add(dropped, sampled, family)
         if dropped is not None:
@@ -283,7 +282,7 @@ class Recorder(HostDelivery, Taking):
             batch = Batch()
         else:
             with self._lock:
-                batch = self._take()
+                batch = self.take.all()
         with schedule.cond:
             switch = _Switch(batch, config, backend)
             if len(self._switches) >= MAX_PENDING_SWITCHES:
@@ -337,7 +336,7 @@ class Recorder(HostDelivery, Taking):
                 sender.send(switch.batch)
                 sender.switch(switch.config, switch.backend)
             with self._lock:
-                batch = self._take()
+                batch = self.take.all()
             sender.account(batch)
             sender.send(batch)
             sender.prepare()
@@ -352,6 +351,10 @@ class Recorder(HostDelivery, Taking):
     def _retire(self) -> None:
         self.sender.retire()
 
+    def _holds_a_take_lock(self) -> bool:
+        """True if this thread holds a lock the take waits for (a signal handler interrupted it there)."""
+        return self._lock.held_here() or self.take.holds_a_lock()
+
     def _family_list(self) -> list[Family]:
         with self._lock:
             return list(self._families.values())
@@ -359,12 +362,12 @@ class Recorder(HostDelivery, Taking):
     def _set_delivery(self, config: Config) -> None:
         """Thread, host or shared delivery (hold the schedule's condition)."""
         super()._set_delivery(config)
-        if config.delivery == "shared" and self._shared is not None:
-            self._shared.claim()  # a child forked from C: its own slot from now on (once)
+        if config.delivery == "shared" and self.take.shared is not None:
+            self.take.shared.claim()  # a child forked from C: its own slot from now on (once)
         elif config.delivery == "shared":
             with self._lock:
-                self._shared = SharedDelivery(self._families.values())
-            rebind(self._helper_roots, self._shared.replaced)  # helpers made before hold the old cells
+                shared = self.take.shared = SharedDelivery(self._families.values())
+            rebind(self._helper_roots, shared.replaced)  # helpers made before hold the old cells
             for family in self._families.values():
                 self._apply_strict(family)  # the miss: the shared drop counter's cell
 
