@@ -23,7 +23,7 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
     recorder._lock = OwnedLock()
     recorder._configuring = OwnedLock()  # a parent thread may have been inside configure()
     recorder._pending_config.clear()
-    recorder._init_host()
+    recorder.host.after_fork_child()
     old = recorder._schedule
     schedule = recorder._schedule = Schedule(recorder.config.flush_interval)
     schedule.periodic = old.periodic
