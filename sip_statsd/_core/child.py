@@ -10,7 +10,6 @@ import os
 from typing import TYPE_CHECKING
 
 from .backend import MemoryBackend
-from .flusher import Schedule, watch
 from .series import OwnedLock
 
 if TYPE_CHECKING:
@@ -24,11 +23,7 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
     recorder._configuring = OwnedLock()  # a parent thread may have been inside configure()
     recorder._pending_config.clear()
     recorder.host.after_fork_child()
-    old = recorder._schedule
-    schedule = recorder._schedule = Schedule(recorder.config.flush_interval)
-    schedule.periodic = old.periodic
-    schedule.dormant = old.dormant
-    watch(recorder, schedule)
+    schedule = recorder.flusher.after_fork_child()
     recorder.take.after_fork_child(keep_cells)  # the parent sends what it had recorded; the child starts from zero
     recorder._switches.clear()  # their batches are the parent's; their configuration holds here
     # A memory backend starts empty too: what it holds is the parent's.
@@ -37,6 +32,5 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
     if isinstance(recorder._intended, MemoryBackend):
         recorder._intended = sender.backend
     with schedule.cond:
-        recorder._set_delivery(recorder.config)
-        if schedule.periodic and not schedule.dormant:
-            schedule.start(recorder)
+        recorder._set_delivery(recorder.config)  # shared delivery: the child claims its slot
+        recorder.flusher.start_in_child()

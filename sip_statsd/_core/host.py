@@ -57,9 +57,7 @@ class HostDelivery:
         self._shared_mode = False
 
     def set_mode(self, config: Config) -> None:
-        """Thread, host or shared delivery (hold the schedule's condition)."""
-        recorder = self._recorder
-        recorder._schedule.threadless = config.delivery != "thread"
+        """Host delivery ticks; shared or thread delivery do not (hold the schedule's condition)."""
         self._shared_mode = config.delivery == "shared"
         self._due = _monotonic() if config.delivery == "host" else _NEVER
 
@@ -91,7 +89,7 @@ class HostDelivery:
             if _monotonic() < self._due:
                 return
         recorder = self._recorder
-        if recorder._schedule.threadless:
+        if recorder.flusher.schedule.threadless:
             now = _monotonic()
             if (
                 metrics is None
@@ -115,7 +113,7 @@ class HostDelivery:
         handler that interrupted a take or a send on this thread: the cells stay for the next tick.
         """
         recorder = self._recorder
-        thread = recorder._schedule.thread
+        thread = recorder.flusher.schedule.thread
         if thread is not None and thread.is_alive():
             return True
         lock = self.lock
@@ -145,7 +143,7 @@ class HostDelivery:
         False; it ends after that send, and what it leaves goes with the next call.
         """
         lock = self.lock
-        schedule = self._recorder._schedule
+        schedule = self._recorder.flusher.schedule
         with schedule.cond:
             if not schedule.cond.wait_for(lambda: schedule.thread is None or not schedule.thread.is_alive(), timeout):
                 return False
@@ -166,7 +164,7 @@ class HostDelivery:
 
     def _serve_locked(self, want: int) -> bool:
         """Serve flush `want` here, holding the sender lock (released here)."""
-        schedule = self._recorder._schedule
+        schedule = self._recorder.flusher.schedule
         try:
             with schedule.cond:
                 schedule.begun = max(schedule.begun, want)
@@ -185,7 +183,7 @@ class HostDelivery:
         name never looked up, what is left is counted lost and logged.
         """
         recorder = self._recorder
-        schedule = recorder._schedule
+        schedule = recorder.flusher.schedule
         with schedule.cond:
             schedule.begun = max(schedule.begun, want)
         sender = recorder.sender

@@ -30,13 +30,13 @@ from .child import start_child
 from .config import Config
 from .drops import FIRST_MISS, STRICT_MISS, explain, show
 from .family import Counter, Family
-from .flusher import Schedule, watch
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from .sending import Sender, Stats
 from .series import InvalidInputError, OwnedLock
-from .shared import SharedDelivery, rebind
+from .shared_delivery import SharedDelivery
 from .taking import Take, sampled_counter
+from .thread import ThreadDelivery
 
 log = logging.getLogger("sip_statsd")
 
@@ -65,7 +65,7 @@ class Recorder:
         self._lock = OwnedLock()  # taking cells, registering families, fork
         self._configuring = OwnedLock()  # one reconfigure() at a time; a handler's waits its turn
         self._pending_config: dict[int, tuple[Config, Backend | None]] = {}
-        self._schedule = Schedule(self.config.flush_interval)
+        self.flusher = ThreadDelivery(self, self.config.flush_interval)  # delivery="thread": our thread sends
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
         self._helper_roots: weakref.WeakSet[object] = weakref.WeakSet()  # whose functions hold cells (SIP helpers)
@@ -73,6 +73,7 @@ class Recorder:
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
         self.take = Take(self._families)  # reads the cells (or, delivery="shared", the mapping)
         self.host = HostDelivery(self)  # delivery="host": the host's thread sends (and every send on a caller's)
+        self.shared = SharedDelivery(self)  # delivery="shared": every process's counts in one mapping
         self.host_tick = self.host.tick  # bound once: `sip_statsd.host_tick` is this, costs one call
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
@@ -94,18 +95,17 @@ class Recorder:
         )
         self.sender.counts_in(self.send_errors, self.dropped)
         _instances.add(self)
-        watch(self, self._schedule)
         if self.config.backend == "memory":
             self.sender.backend = self._intended = MemoryBackend()
-        with self._schedule.cond:
+        with self.flusher.schedule.cond:
             self._set_delivery(self.config)
-            self._schedule.dormant = dormant
+            self.flusher.schedule.dormant = dormant
             if not dormant:
-                self._schedule.start(self)
+                self.flusher.schedule.start(self)
 
     def wake(self) -> None:
         """Start delivery if nothing has yet (the first use of the process-wide recorder)."""
-        self._schedule.rouse(self)
+        self.flusher.wake()
 
     # --- families -----------------------------------------------------------------------
 
@@ -114,8 +114,8 @@ class Recorder:
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
-            if (shared := self.take.shared) is not None:
-                shared.check_can_add(family.name)
+            shared = self.shared
+            shared.check_can_add(family.name)
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
@@ -123,8 +123,7 @@ class Recorder:
                 sampled._add_value("metric", family.name)
             self._families[family.name] = family
             self.take.changed()
-            if shared is not None:  # the family and the drop counters it grew get shared cells
-                shared.add(dropped, sampled, family)
+            shared.add(dropped, sampled, family)  # delivery="shared": the family's and its drop counters' cells
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
@@ -179,7 +178,7 @@ class Recorder:
         handler), it asks for another flush and returns False at once.
         """
         self._check_pid()
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         with schedule.cond:
             want = schedule.ask()
             started = schedule.start(self)
@@ -223,7 +222,7 @@ class Recorder:
     def _ask_close(self) -> tuple[int, bool] | None:
         """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
         self._check_pid()
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         with schedule.cond:
             schedule.periodic = False
             want = schedule.ask()
@@ -232,13 +231,13 @@ class Recorder:
 
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
-        if not started and self._schedule.refused:  # no thread can start: interpreter shutdown
+        if not started and self.flusher.schedule.refused:  # no thread can start: interpreter shutdown
             return self.host.serve_here(want)
         if not started:  # delivery="host" (a handler may have switched it since: served here all the same)
             done = self.host.serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
             self.sender.retire()
             return done
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         with schedule.cond:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             return schedule.wait(want, remaining) and schedule.wait_ended(deadline)
@@ -268,7 +267,7 @@ class Recorder:
             config, backend = pending
 
     def _reconfigure(self, config: Config, backend: Backend | None) -> None:
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         if config == self.config and backend is None and self._intended is None:
             with schedule.cond:  # the same place: nothing to route apart, only (re)start
                 schedule.periodic = True
@@ -329,7 +328,7 @@ class Recorder:
         sender.failed = False
         try:
             while True:
-                with self._schedule.cond:
+                with self.flusher.schedule.cond:
                     switch = self._switches.popleft() if self._switches else None
                 if switch is None:
                     break
@@ -365,28 +364,18 @@ class Recorder:
             return list(self._families.values())
 
     def _set_delivery(self, config: Config) -> None:
-        """Thread, host or shared delivery (hold the schedule's condition)."""
+        """Thread, host or shared delivery: each part takes its mode (hold the schedule's condition)."""
+        self.flusher.set_mode(config)
         self.host.set_mode(config)
-        if config.delivery == "shared" and self.take.shared is not None:
-            self.take.shared.claim()  # a child forked from C: its own slot from now on (once)
-        elif config.delivery == "shared":
-            with self._lock:
-                shared = self.take.shared = SharedDelivery(self._families.values())
-            rebind(self._helper_roots, shared.replaced)  # helpers made before hold the old cells
-            for family in self._families.values():
-                self._apply_strict(family)  # the miss: the shared drop counter's cell
+        self.shared.set_mode(config)
 
-    # --- fork (see process) -----------------------------------------------------------------
+    # --- fork (see process; each delivery's own story is in its class) -----------------------
 
     def _pause_for_fork(self) -> threading.Thread | None:
-        return self._schedule.pause()
-
-    # No lock of ours is held from before a fork to after it: a host may fork several times
-    # in one bracket and run Python in between (Kamailio's main process calls child_init(0)
-    # there), and a child makes its own locks anyway.
+        return self.flusher.pause_for_fork()
 
     def _after_fork_parent(self) -> None:
-        self._schedule.resume(self)
+        self.flusher.after_fork_parent()
 
     def _after_fork_child(self, keep_cells: bool = False) -> None:
         start_child(self, keep_cells)

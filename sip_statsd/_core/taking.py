@@ -27,7 +27,7 @@ from .series import CounterScan, CounterSeries
 if TYPE_CHECKING:
     from .family import Family
     from .recorder import Recorder
-    from .shared import SharedDelivery
+    from .shared import SharedMapping
 
 # Distinct name tuples a recorder keeps parts for (a caller that builds new tuples each call
 # gets full takes past this, not unbounded memory).
@@ -118,7 +118,7 @@ class Take:
 
     def __init__(self, families: dict[str, Family]) -> None:
         self._families = families
-        self.shared: SharedDelivery | None = None  # delivery="shared": every process's cells
+        self.shared: SharedMapping | None = None  # delivery="shared": every process's cells
         self._plan: _Plan | None = None
         self._plan_stale = True  # a family was registered (or grew) since the plan was made
 
