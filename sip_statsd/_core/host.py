@@ -7,8 +7,8 @@ the configuration allows only a numeric address or a Unix socket, so that thread
 waits for a resolver (see `Config`).
 
 The other flushes served on the caller's thread live here too: one that cannot wait (a
-signal handler a green hub runs: `_serve_unwaited`) and the last one, when no thread can
-start (interpreter shutdown: `_serve_here`).
+signal handler a green hub runs: `serve_unwaited`) and the last one, when no thread can
+start (interpreter shutdown: `serve_here`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""The recorder: owns the families, flushes them to a backend from one background thread.
+"""The recorder: owns the families and the configuration, and composes the parts that flush them.
 
-Emitters only touch their series' cells (see `CounterSeries`). Everything that may be slow
-(importing nothing: the clients are imported with the library; making a backend, DNS,
-sends) happens on the flusher thread, and only there; `flush()`, `close()`, `stats()` and
-`configure()` on another thread ask the flusher and wait for it with a deadline (see
-`_flusher.Schedule`). No lock of ours is held while we send or log, so a logging handler
-that calls back into us cannot deadlock the flusher.
+It holds a `Take` (reads the cells), a `Sender` (backend, faults, stats) and three deliveries
+(who sends when: `ThreadDelivery`, `HostDelivery`, `SharedDelivery`), each an object with
+its own module and fork story; here is what ties them: `configure()`'s switches, `flush()`,
+`close()` and one flush (`_serve`). Emitters only touch their series' cells (see
+`CounterSeries`). Everything that may be slow (making a backend, DNS, sends) happens on
+whoever sends, the flusher thread by default; `flush()`, `close()`, `stats()` and
+`configure()` on another thread ask it and wait with a deadline (see `flusher.Schedule`).
+No lock of ours is held while we send or log, so a logging handler that calls back into us
+cannot deadlock the sender.
 
 Process model (fork, exit, multiprocessing): see `process`, over the `WeakSet` of
 recorders kept here.

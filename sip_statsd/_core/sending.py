@@ -184,9 +184,7 @@ class Sender:
         return Batch([*batch.counts, *zeros], batch.samples, batch.gauges, batch.seen)  # type: ignore[list-item]
 
     def on_fault(self, kind: str, error: BaseException | None, values: int) -> None:
-        counts = self._fault_counts
-        if kind in counts:  # empty only while the recorder makes its own counters
-            counts[kind].inc(values)
+        self._fault_counts[kind].inc(values)
         if kind == FAULT_ENCODE:
             self.failed = True
         self.log_once(

@@ -6,7 +6,7 @@ series that counted, derived series (which count what their sources counted) and
 with queued inc(n) take Python steps. This runs at every flush.
 
 With host delivery a handler that recorded something names the metrics it touched
-(`host_tick(True, metrics)`): `_take_some` then takes only those families (with the
+(`host_tick(True, metrics)`): `Take.some` then takes only those families (with the
 families that feed or are fed by them, and their drop counters), a `Part` of the plan,
 and leaves the rest for the next full take. Each series' last read lives in the one scan,
 so nothing is taken twice, whatever the order of partial and full takes.

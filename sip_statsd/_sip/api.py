@@ -81,7 +81,7 @@ class SipMetrics(Helpers):
         if _recorder is None:
             _recorder = Recorder(make_config(options, "SipMetrics"))
         self.recorder = _recorder
-        # delivery="host": call at the end of each of the host's handlers (see Recorder.host_tick).
+        # delivery="host": call at the end of each of the host's handlers (see HostDelivery.tick).
         self.host_tick: Callable[..., None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes)
         super().__init__(self.catalog)
