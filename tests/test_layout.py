@@ -225,7 +225,9 @@ def test_the_recorder_composes_its_parts_and_inherits_none():
 def test_each_delivery_is_its_own_module_with_its_own_fork_story():
     for name, module in DELIVERIES.items():
         classes = _classes(CORE / module)
-        assert list(classes) == [name], (module, list(classes))
+        # Beside it, at most the Protocol that says what it uses of its recorder.
+        own = [c for c, node in classes.items() if not any(getattr(b, "id", "") == "Protocol" for b in node.bases)]
+        assert own == [name], (module, own)
         assert classes[name].bases == [], name
         methods = {n.name for n in classes[name].body if isinstance(n, ast.FunctionDef)}
         assert "set_mode" in methods, name

@@ -15,14 +15,37 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .._wire.transport import FAULT_OTHER, looked_up, without_lookups
 from .series import OwnedLock
 
 if TYPE_CHECKING:
+    from collections.abc import Sized
+
     from .config import Config
-    from .recorder import Recorder
+    from .sending import Sender
+    from .taking import Take
+    from .thread import ThreadDelivery
+
+
+class Owner(Protocol):
+    """What host delivery uses of its recorder: the whole of it."""
+
+    config: Config
+    flusher: ThreadDelivery  # its schedule: the flush numbers a caller's send finishes
+    take: Take
+    sender: Sender
+    _lock: OwnedLock
+    _pid: int
+
+    @property
+    def _switches(self) -> Sized: ...  # configure()s not yet served: a partial send waits for them
+
+    def flush(self, timeout: float | None = ...) -> bool: ...
+
+    def _serve(self) -> bool: ...
+
 
 _NEVER = float("inf")
 _monotonic = time.monotonic
@@ -42,7 +65,7 @@ class HostDelivery:
     sends (this, or the flusher thread) holds it, one sender at a time.
     """
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Owner) -> None:
         self._recorder = recorder
         self.lock = OwnedLock()  # one caller sends at a time
         self._due = _NEVER  # when tick() sends without being told

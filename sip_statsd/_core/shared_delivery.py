@@ -5,14 +5,28 @@ prefork master's timer) reads every process's counts and sends them, on its own 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .shared import SharedMapping, rebind
 
 if TYPE_CHECKING:
+    import weakref
+
     from .config import Config
     from .family import Family
-    from .recorder import Recorder
+    from .series import OwnedLock
+    from .taking import Take
+
+
+class Owner(Protocol):
+    """What shared delivery uses of its recorder: the whole of it."""
+
+    take: Take  # reads the mapping once there is one
+    _families: dict[str, Family]
+    _helper_roots: weakref.WeakSet[object]  # whose functions hold cells (the SIP helpers)
+    _lock: OwnedLock
+
+    def _apply_strict(self, family: Family) -> None: ...
 
 
 class SharedDelivery:
@@ -25,7 +39,7 @@ class SharedDelivery:
     stays the parent's).
     """
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Owner) -> None:
         self._recorder = recorder
         self.mapping: SharedMapping | None = None
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from .flusher import Schedule, watch
+from .flusher import Flushing, Schedule, watch
 
 if TYPE_CHECKING:
     from .config import Config
-    from .recorder import Recorder
 
 
 class ThreadDelivery:
@@ -26,7 +25,8 @@ class ThreadDelivery:
     schedule (a thread of the parent may have held the old condition) and its own thread.
     """
 
-    def __init__(self, recorder: Recorder, interval: float) -> None:
+    def __init__(self, recorder: Flushing, interval: float) -> None:
+        """`recorder`: what the thread calls (`flusher.Flushing`); held weakly by the thread."""
         self._recorder = recorder
         self.schedule = Schedule(interval)
         watch(recorder, self.schedule)  # the thread ends when the recorder is collected
