@@ -30,6 +30,7 @@ import sip_statsd as sm
 
 RESULTS = Path(__file__).parent / "results"
 TAGS = ["direction:inbound", "code_class:2xx"]
+PEERS = ["carrier-a", "carrier-b", "gw-1", "gw-2", "dispatch-3"]
 
 
 def sink() -> tuple[socket.socket, int]:
@@ -72,7 +73,14 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
         sm.call_ended,
         sm.observe_setup_delay,
     )
+    peered = sm.SipMetrics(backend="off", flush_interval=3600, peers=PEERS)
     names = {
+        "peered": peered,
+        "peer_invite": peered.invite_result,
+        "peer_request": peered.request_result,
+        "peer_qos": peered.observe_call_qos,
+        "peer_setup_delay": peered.observe_setup_delay,
+        "view_invite": peered.peer("carrier-b").invite_result,
         "request_result": request_result,
         "call_started": call_started,
         "call_ended": call_ended,
@@ -104,6 +112,16 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
         "sip_statsd call_started": "call_started('inbound')",
         "sip_statsd call_ended, duration": "call_ended('inbound', 93.5)",
         "sip_statsd observe_setup_delay": "setup_delay('outbound', 182.5, True)",
+        # The peer label: on an instance with 5 peers, and peer= on one without.
+        "sip_statsd invite_result, peer": "peer_invite('inbound', 200, peer='carrier-b')",
+        "sip_statsd invite_result, peer positional": "peer_invite('inbound', 200, 'carrier-b')",
+        "sip_statsd invite_result, peer view": "view_invite('inbound', 200)",
+        "sip_statsd invite_result, peer other": "peer_invite('inbound', 200, peer='10.0.0.9')",
+        "sip_statsd invite_result, peers, none": "peer_invite('inbound', 200)",
+        "sip_statsd invite_result, peer= ignored": "invite_result('inbound', 200, peer='carrier-b')",
+        "sip_statsd request_result, peer": "peer_request('inbound', 'REGISTER', 401, peer='carrier-b')",
+        "sip_statsd observe_setup_delay, peer": "peer_setup_delay('outbound', 182.5, True, peer='carrier-b')",
+        "sip_statsd observe_call_qos x4, peer": "peer_qos(38.5, 4.2, 0.003, 4.3, peer='carrier-b')",
         "DogStatsd increment, buffered": "dd_buffered.increment('sip_invite_result_total', tags=TAGS)",
         "DogStatsd increment, aggregating": "dd_aggregating.increment('sip_invite_result_total', tags=TAGS)",
         "DogStatsd distribution, buffered": "dd_buffered.distribution('sip_call_rtt_ms', 38.5)",
@@ -118,12 +136,14 @@ def hot_path(port: int, rounds: int, number: int) -> dict[str, float]:
             t = timeit.timeit(stmt, globals=names, number=number) / number * 1e9
             best[name] = min(best[name], t)
         sm.flush()
+        peered.flush()
         dd_buffered.flush_buffered_metrics()
         dd_aggregating.flush_aggregated_metrics()
         pipe._stats.clear()
     dd_buffered.close_socket()
     dd_aggregating.close_socket()
     pystatsd.close()
+    peered.close()
     return best
 
 
@@ -280,6 +300,11 @@ def report(data: dict[str, Any]) -> str:
         f"  invite_result vs DogStatsd aggregating increment: {agg / ours:.1f}x faster (want >= 10x)",
         f"  invite_result vs bare function call: {ours / floor:.2f}x (want <= 3.5x)",
         f"  drop path / hit path: {hp['sip_statsd invite_result, drop'] / ours:.2f} (want <= 1.0)",
+        f"  invite_result with a peer vs DogStatsd aggregating increment: "
+        f"{agg / hp['sip_statsd invite_result, peer']:.1f}x faster (peer=), "
+        f"{agg / hp['sip_statsd invite_result, peer view']:.1f}x (a peer view); vs bare call "
+        f"{hp['sip_statsd invite_result, peer'] / floor:.2f}x, "
+        f"{hp['sip_statsd invite_result, peer view'] / floor:.2f}x",
         f"  observe_call_qos x4 / one DogStatsd.distribution: "
         f"{hp['sip_statsd observe_call_qos x4'] / hp['DogStatsd distribution, buffered']:.2f} (want <= 1.0)",
     ]

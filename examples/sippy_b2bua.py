@@ -76,11 +76,14 @@ def main() -> None:
     parser.add_argument("--next-hop", type=address, required=True, metavar="HOST:PORT")
     parser.add_argument("--route", action="append", default=[], metavar="USER=HOST:PORT")
     parser.add_argument("--plain", action="store_true", help="Sippy's own UA: no metrics (for the benchmark)")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=HOST[:PORT]", help="name a far end")
     args = parser.parse_args()
     os.dup2(2, 1)  # Sippy prints its diagnostics to stdout: send them to stderr, keep stdout for JSON
     configure_metrics(args)
     routes = {user: address(hop) for user, _, hop in (r.partition("=") for r in args.route)}
     ua_class = UA if args.plain else MeteredUA
+    # Each leg's remote host (a caller's source, a next hop) -> its peer name (SIP_STATSD_PEERS names them).
+    MeteredUA.peer_map = {hop: name for name, _, hop in (p.partition("=") for p in args.peer)}
     os.environ.setdefault("SIPLOG_BEND", "none")
     # One UDP worker keeps datagrams in order: with Sippy's default three, a 180 may leave after
     # its 200 and a strict sipp scenario fails (metrics are the same either way).

@@ -8,6 +8,10 @@ The request-URI user picks what happens to an INVITE (`sip:busy@host`):
     for CANCEL → 487, or 480 after `--ring-timeout`) · hangup-N (answer, then BYE after N
     seconds) · anything else: answer (100, 180, 200 with SDP) and wait for the caller's BYE.
 
+Per peer: `--peer NAME=HOST[:PORT]` (repeatable) names the callers sending from an address;
+with `SIP_STATSD_PEERS` declaring the same names, a call's series carry its caller's `peer`
+(any other source: `other`).
+
 OPTIONS and REGISTER get 200. An INVITE carrying Session-Expires (RFC 4028) shorter than
 `--min-se` gets 422; otherwise this UAS is the non-refresher and sends BYE if no refresh
 (re-INVITE or UPDATE) arrives in time. Final responses are retransmitted until ACKed
@@ -44,6 +48,12 @@ from sipmsg import (
 
 REJECT = {"busy": 486, "unavailable": 480, "decline": 603, "redirect": 302}
 DIRECTION = sm.DIRECTION_INBOUND  # every call here began with an INVITE we received
+PEERS: dict[str, str] = {}  # "host:port" or "host" of a caller -> its peer name (--peer)
+
+
+def peer_of(addr: tuple[str, int]) -> str | None:
+    """The peer name of a source address, or None (`other` where peers are declared)."""
+    return PEERS.get(f"{addr[0]}:{addr[1]}") or PEERS.get(addr[0])
 
 
 @dataclass
@@ -63,6 +73,10 @@ class Call:
     received: float = field(default_factory=time.monotonic)  # when the INVITE arrived: the SRD's start
     delay_seen: bool = False  # the first response other than 100 went out (RFC 6076 SRD observed)
     answered: float = 0.0  # when our 2xx went out: the call duration's start
+
+    @property
+    def peer(self) -> str | None:
+        return peer_of(self.addr)
 
 
 class Uas(asyncio.DatagramProtocol):
@@ -132,7 +146,8 @@ class Uas(asyncio.DatagramProtocol):
         self.later(self.timers.give_up, self.answers.pop, key, None)
         self.send_to(addr)(data)
         if request.method != "INVITE":  # a re-INVITE's answer is no outcome (see the README)
-            sm.request_result(DIRECTION, request.method, code)  # once: retransmissions get `answers`
+            peer = call.peer if call else peer_of(addr)
+            sm.request_result(DIRECTION, request.method, code, peer)  # once: retransmissions get `answers`
 
     # --- the INVITE server transaction --------------------------------------------------
 
@@ -180,16 +195,17 @@ class Uas(asyncio.DatagramProtocol):
             call.delay_seen = True
             success = setup_delay_success(code)
             if success is not None:
-                sm.observe_setup_delay(DIRECTION, (time.monotonic() - call.received) * 1000.0, success)
+                delay = (time.monotonic() - call.received) * 1000.0
+                sm.observe_setup_delay(DIRECTION, delay, success, call.peer)
         if code < 200:
             self.send_to(call.addr)(data)
             return
         if call.timer is not None:
             call.timer.cancel()  # the ring timeout
             call.timer = None
-        sm.invite_result(DIRECTION, code)
+        sm.invite_result(DIRECTION, code, call.peer)
         if code < 300:
-            sm.call_started(DIRECTION)  # in progress from the 2xx; call_ended in end(), once
+            sm.call_started(DIRECTION, call.peer)  # in progress from the 2xx; call_ended in end(), once
             call.answered = time.monotonic()
         call.state = "answered" if code < 300 else "rejected"
         call.final = Retransmit(self.send_to(call.addr), data, self.timers, lambda: self.on_no_ack(call))
@@ -212,7 +228,7 @@ class Uas(asyncio.DatagramProtocol):
 
     def on_no_ack(self, call: Call) -> None:
         """64*T1 without an ACK: Timer H for a non-2xx, the end of the 2xx's retransmissions."""
-        sm.transaction_timeout(sm.METHOD_ACK)
+        sm.transaction_timeout(sm.METHOD_ACK, call.peer)
         if call.state == "answered":  # RFC 3261 13.3.1.4: the session is over; say so with a BYE
             self.hang_up(call, sm.BYE_REASON_ERROR)
         else:
@@ -291,7 +307,8 @@ class Uas(asyncio.DatagramProtocol):
         number, method = msg.cseq
         if msg.code >= 200 and (request := self.requests.pop((msg.call_id, number, method), None)):
             request.stop()  # a final response to our BYE; a retransmitted one finds nothing
-            sm.request_result(DIRECTION, method, msg.code)
+            call = self.calls.get(msg.call_id)
+            sm.request_result(DIRECTION, method, msg.code, call.peer if call else None)
 
     def end(self, call: Call) -> None:
         """The call is over: QoS once, then keep the record 64*T1 for late retransmissions."""
@@ -301,10 +318,14 @@ class Uas(asyncio.DatagramProtocol):
             call.final.stop()
             call.final = None
         if call.state in ("answered", "confirmed"):  # once per answered call, whoever ended it
-            sm.call_ended(DIRECTION, time.monotonic() - call.answered)
+            sm.call_ended(DIRECTION, time.monotonic() - call.answered, call.peer)
             q = call.rtcp
             sm.observe_call_qos(
-                rtt_ms=q.rtt_ms, jitter_ms=q.jitter_ms, loss_fraction=q.loss_fraction, mos_estimate=q.mos
+                rtt_ms=q.rtt_ms,
+                jitter_ms=q.jitter_ms,
+                loss_fraction=q.loss_fraction,
+                mos_estimate=q.mos,
+                peer=call.peer,
             )
         call.state = "ended"
         self.later(self.timers.give_up, self.forget, call)
@@ -341,7 +362,11 @@ def main() -> None:
     runner.add_arguments(parser)
     parser.add_argument("--min-se", type=int, default=90, help="smallest Session-Expires accepted, s (default 90)")
     parser.add_argument("--ring-timeout", type=float, default=180.0, help="noanswer: 480 after this long, s")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=HOST[:PORT]", help="name a caller")
     args = parser.parse_args()
+    for item in args.peer:
+        name, _, address = item.partition("=")
+        PEERS[address] = name
     runner.configure_metrics(args)
 
     async def serve(stop: asyncio.Event) -> dict[str, object]:

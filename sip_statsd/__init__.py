@@ -26,11 +26,13 @@ from ._core.names import (
 from ._core.process import flush_on_sigterm
 from ._core.sending import Stats
 from ._core.series import CounterSeries, DistributionSeries, InvalidInputError, Series
+from ._sip import operator_view as _operator_view
 from ._sip.api import DEFAULT as _DEFAULT
 from ._sip.api import Options, SipMetrics
 from ._sip.catalog import SipCatalog
 from ._sip.emodel import estimate_mos, r_factor
 from ._sip.helpers import Helpers as _Helpers
+from ._sip.operator_view import *  # noqa: F403 - peers, registration, STIR attestation: its __all__
 from ._sip.quality import QualityThresholds
 from ._sip.values import (
     BY_LOCAL,
@@ -176,7 +178,7 @@ def __getattr__(name: str) -> Any:
 
 # The recording helpers (and the catalog) are looked up on first use, through `__getattr__`
 # below, which starts the process-wide instance's delivery: `import sip_statsd` starts no thread.
-_RECORDING = frozenset((*_Helpers.__annotations__, "catalog"))  # every helper, as Helpers declares them
+_RECORDING = frozenset((*_Helpers.__annotations__, "catalog", "peer"))  # every helper (Helpers), peer views
 if TYPE_CHECKING:
     invite_result = _DEFAULT.invite_result
     bye = _DEFAULT.bye
@@ -193,6 +195,10 @@ if TYPE_CHECKING:
     call_started = _DEFAULT.call_started
     call_ended = _DEFAULT.call_ended
     observe_setup_delay = _DEFAULT.observe_setup_delay
+    register_result = _DEFAULT.register_result
+    observe_registration_delay = _DEFAULT.observe_registration_delay
+    registered_contacts = _DEFAULT.registered_contacts
+    peer = _DEFAULT.peer  # the hot helpers bound to one peer: peer("carrier-a").invite_result(...)
     catalog = _DEFAULT.catalog
 
 configure = _DEFAULT.configure
@@ -355,7 +361,7 @@ __all__ = [
     "StirResult",
     "VoiceMode",
     "VoiceResult",
-    "__version__",
+    "__version__",  # noqa: F405 - module __getattr__ gives it
     "bye",
     "bye_outbound",
     "call_ended",
@@ -382,6 +388,9 @@ __all__ = [
     "voice_attach_mode_fallback",
     "voice_attach_native",
 ]
+
+__all__ += _operator_view.__all__
+__all__ += ["observe_registration_delay", "peer", "register_result", "registered_contacts"]
 
 # Last: atexit runs the last registered first, and the exit flush must follow what the
 # modules imported above registered (see _core.process._at_exit).

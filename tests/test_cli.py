@@ -33,14 +33,14 @@ def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> 
     )
 
 
-def test_catalog_json_lists_the_20_sip_metrics_and_the_librarys_own():
+def test_catalog_json_lists_the_24_sip_metrics_and_the_librarys_own():
     result = run("catalog", "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     sip = [m for m in doc["metrics"] if m["origin"] == "sip"]
     own = [m for m in doc["metrics"] if m["origin"] == "library"]
     assert {m["name"] for m in sip} == {f.name for f in sm.catalog.families}
-    assert len(sip) == 20  # the origin's 13, the five KPIs and the two call-quality counters
+    assert len(sip) == 24  # the origin's 13, the five KPIs, two call-quality, three registration, STIR attestation
     assert {m["name"] for m in own} == {
         sm.METRIC_DROPPED_INPUTS_TOTAL,
         sm.METRIC_SEND_ERRORS_TOTAL,
@@ -52,7 +52,7 @@ def test_catalog_json_lists_the_20_sip_metrics_and_the_librarys_own():
         "code_class": ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"],
     }
     assert invite["series"] == 12
-    assert doc["sip_series"] == 298  # 67 of the origin, 220 of the KPIs, 11 of call quality
+    assert doc["sip_series"] == 323  # 67 of the origin, 220 of the KPIs, 11 of call quality, 25 registration+STIR
     assert doc["series_total"] == sum(m["series"] for m in doc["metrics"])
 
 
@@ -61,7 +61,7 @@ def test_catalog_table_names_every_metric_and_the_budget():
     assert result.returncode == 0
     for family in sm.catalog.families:
         assert family.name in result.stdout
-    assert re.search(r"series budget: \d+ \(298 SIP, \d+ the library's own\)", result.stdout)
+    assert re.search(r"series budget: \d+ \(323 SIP, \d+ the library's own\)", result.stdout)
 
 
 def test_docs_catalog_table_is_the_generated_one():

@@ -31,6 +31,9 @@ TERM = re.compile(
     r"(?P<agg>[a-z0-9]+):(?P<name>[A-Za-z][\w.]*)\{(?P<filters>[^{}]*)\}"
     r"(?: by \{(?P<by>[^{}]*)\})?(?P<fn>\.as_count\(\)|\.as_rate\(\))?"
 )
+# Families that get a `peer` label on an instance with declared peers: queries may filter on
+# `peer:*` and group by it (the per-peer widgets read nothing on an instance without peers).
+PEERED = {f.name for f in SipMetrics(backend="off", peers=["p"]).families if "peer" in f.label_keys}
 MONITOR = re.compile(
     r"(?P<time>avg|sum|min|max)\(last_(?P<n>\d+)(?P<unit>[mhd])\):(?P<expr>.+) (?P<op><=|>=|<|>) (?P<threshold>[\d.]+)"
 )
@@ -67,10 +70,14 @@ class Catalog:
                     assert item[1:] in self.tags, f"{text}: unknown template variable {item}"
                     continue
                 key, _, value = item.lstrip("!").partition(":")
+                if key == "peer" and family.name in PEERED:
+                    assert value == "*", f"{text}: a peer filter is peer:* (the names are the service's)"
+                    continue
                 assert key in family.allowed, f"{text}: {key!r} is not a label of {family.name}"
                 assert value in family.allowed[key], f"{text}: {key}:{value} is not declared"
         for key in (term["by"] or "").split(",") if term["by"] else ():
-            assert key in family.allowed or (monitor and key in self.tags), f"{text}: cannot group by {key!r}"
+            peer = key == "peer" and family.name in PEERED
+            assert key in family.allowed or peer or (monitor and key in self.tags), f"{text}: cannot group by {key!r}"
         return family.name
 
     def check_query(self, query: str) -> str:
@@ -89,10 +96,17 @@ class Catalog:
         terms = list(TERM.finditer(shape["expr"]))
         assert terms, query
         names = [self.check_term(t, monitor=True) for t in terms]
-        if any(t["fn"] == ".as_count()" for t in terms):
+        windowed = "moving_rollup(" in shape["expr"]  # each point already a sum over a window of its own
+        if any(t["fn"] == ".as_count()" for t in terms) and not windowed:
             assert shape["time"] == "sum", f"{query}: .as_count() is summed over the window"
         arithmetic = TERM.sub("x", shape["expr"])
         for node in ast.walk(ast.parse(arithmetic, mode="eval")):
+            if isinstance(node, ast.Call):  # a window's sum at each point; no value below a minimum count
+                assert isinstance(node.func, ast.Name), query
+                assert node.func.id in ("cutoff_min", "moving_rollup"), query
+                assert all(isinstance(a, ast.Constant) for a in node.args[1:]), query
+                assert len(node.args) == (2 if node.func.id == "cutoff_min" else 3), query
+                continue
             assert isinstance(node, ast.Expression | ast.BinOp | ast.Name | ast.Constant | ast.operator | ast.Load), (
                 f"{query}: {ast.dump(node)} in the arithmetic"
             )
@@ -314,6 +328,7 @@ def test_the_monitors_the_issue_asks_for_are_there(fresh):
         "no_invite_outcomes",
         "asr",
         "error_share",
+        "peer_asr",
         "isa",
         "transaction_timeouts",
         "dtls_failures",

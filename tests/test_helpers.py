@@ -218,7 +218,7 @@ def test_every_metric_name_and_value_is_a_module_constant_and_enum_member():
     assert sm.StirResult.NO_IDENTITY == "no-identity"
     names = {f.name for f in sm.catalog.families}
     assert names == {getattr(sm, n) for n in dir(sm) if n.startswith("METRIC_") and "sip_statsd_" not in getattr(sm, n)}
-    assert len(names) == 20  # the origin's 13, the 5 KPIs, the 2 call-quality counters
+    assert len(names) == 24  # the origin's 13, the 5 KPIs, the 2 call-quality counters, 3 registration, 1 STIR
 
 
 def test_catalog_declares_label_keys_in_contract_order():
@@ -241,7 +241,10 @@ def test_catalog_declares_label_keys_in_contract_order():
     origin = 12 + 16 + 15 + 5 + 4 + 4 + 4 + 1 + 2 + 4
     beyond = 2 * (len(sm.DEFAULT_RESPONSE_CODES) + 6) + 2 * 13 * 6 + 2 + 2 + 2 * 2
     quality = 7 + 4
-    assert series == origin + beyond + quality
+    registration = 2 * 4 + 2 * 2 + 1 + 4 * 3  # results, RRD, contacts; STIR attestation
+    assert cat.register_result.label_keys == ("direction", "result")
+    assert cat.stir_attestation.label_keys == ("result", "attestation")
+    assert series == origin + beyond + quality + registration
 
 
 def test_instances_are_independent():

@@ -313,7 +313,8 @@ def test_sigterm_opt_in_flushes_then_does_what_sigterm_did_before(tmp_path, prev
     before = (
         ""
         if previous == "default"
-        else "signal.signal(signal.SIGTERM, lambda *_: (print('previous', flush=True), os._exit(7)))"
+        # os.write, not print: the signal may land while print("ready") is still inside stdout's writer.
+        else "signal.signal(signal.SIGTERM, lambda *_: (os.write(1, b'previous\\n'), os._exit(7)))"
     )
     script = f"""
     import os, signal, sys, sip_statsd

@@ -90,3 +90,36 @@ def test_recording_through_default_or_the_catalog_starts_periodic_delivery(how):
         finally:
             child.communicate("", timeout=30)
     assert totals.count(sm.METRIC_BYE_TOTAL) == 100
+
+
+OFF_THREAD_IMPORTS = """
+import sys, threading
+imported = []
+def audit(event, args):
+    if event == "import" and threading.current_thread() is not threading.main_thread():
+        imported.append((threading.current_thread().name, args[0]))
+sys.addaudithook(audit)
+import sip_statsd
+sip_statsd.bye("inbound", "local", "normal")
+sip_statsd.observe_call_qos(rtt_ms=10, jitter_ms=1, loss_fraction=0.01, mos_estimate=4.1)
+sip_statsd.call_started("inbound")
+assert sip_statsd.flush(timeout=10)
+print(sorted(set(imported)))
+"""
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_flusher_thread_imports_nothing(host):
+    """STYLE: never leave a lazy import to our thread (a child forked from C inherits its lock)."""
+    with Receiver() as receiver:
+        env = {
+            **os.environ,
+            "SIP_STATSD_HOST": host,
+            "SIP_STATSD_PORT": str(receiver.port),
+            "DD_ORIGIN_DETECTION_ENABLED": "false",
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", OFF_THREAD_IMPORTS], capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

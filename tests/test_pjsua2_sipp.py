@@ -62,8 +62,8 @@ def ua(tmp_path: Path, receiver: Receiver, name: str, *args: str) -> Example:
 
 
 def expected_quality(reports: list[dict[str, Any]]) -> dict[str, int]:
-    """Series from PJSIP's RTCP figures: one sample per value the stack measured (zero is "no
-    data", skipped), a grade per call from its MOS, the issues over the default thresholds."""
+    """Series from PJSIP's RTCP figures: one sample per value the stack measured (a measured zero
+    is a sample: 0 lost of a clean stream), a grade per call from its MOS, the issues over the defaults."""
     out: dict[str, int] = {}
     thresholds = sm.QualityThresholds()
 
@@ -77,7 +77,7 @@ def expected_quality(reports: list[dict[str, Any]]) -> dict[str, int]:
         mos = sm.estimate_mos(rtt, jitter or 0.0, loss or 0.0, "G.711") if rtt is not None else None
         assert rtcp["codec"] == "PCMU"
         for name, value in (("rtt_ms", rtt), ("jitter_ms", jitter), ("loss_fraction", loss), ("mos_estimate", mos)):
-            if value:
+            if value is not None and value >= 0:  # measured: a clean stream's 0 lost is a sample (issue 27)
                 add(f"sip_call_{name}|n")
         grade = next((g for floor, g in GRADE_FLOORS if mos is not None and mos >= floor), "unknown")
         add(f"sip_call_quality_total{{grade:{grade}}}")
@@ -283,3 +283,29 @@ def test_pjsua2_lossy_calls_are_graded_from_pjsip_rtcp(tmp_path: Path, receiver:
         print(f"{key:<90} expected {expected.get(key, 0):>4}  received {got.get(key, 0):>4}")
     print("RTCP as PJSIP reported it:", reports)
     assert got == series(expected)
+
+
+@pytest.mark.parametrize(
+    ("uri", "peer"),
+    [
+        ('"Carrier" <sip:+4930123@10.0.0.5:5070;transport=udp>', "by-port"),
+        ("<sip:alice@10.0.0.5>", "by-host"),
+        ("sip:10.0.0.5:5999", "by-host"),
+        ("<sips:bob@[2001:db8::1]:5061>", "v6"),
+        ("<sip:carol@192.0.2.9>", None),
+        ("", None),
+    ],
+)
+def test_pjsua2_names_the_peer_of_the_remote_uri(uri: str, peer: str | None) -> None:
+    """`MeteredCall.peer_of` over the remote URI's host and port, as onCallState reads it."""
+    _pjsua2_or_skip()
+    from sip_statsd.integrations import pjsua2 as integration
+
+    peer_map = {"10.0.0.5:5070": "by-port", "10.0.0.5": "by-host", "[2001:db8::1]:5061": "v6"}
+    found = integration._URI_HOST.search(uri)
+    named = None
+    if found is not None:
+        from sip_statsd.integrations._calls import peer_in
+
+        named = peer_in(peer_map, found[1], int(found[2]) if found[2] else None)
+    assert named == peer

@@ -210,7 +210,7 @@ def test_rules_take_the_prefix_and_tags(promtool: str, tmp_path: Path, tags: tup
     text = texts(prefix="acme", tags=tags)[FILES[1]]
     doc = yaml.safe_load(text)
     records = [r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r]
-    assert all(r.startswith(f"{level}:acme_sip_") for r in records), records
+    assert all(r.startswith((f"{level}:acme_sip_", f"{level}_peer:acme_sip_")) for r in records), records
     assert "sip_invite_result_total" not in text.replace("acme_sip_invite_result_total", "")
     (tmp_path / "rules.yml").write_text(text, encoding="utf-8")
     done = subprocess.run(

@@ -19,6 +19,7 @@ import yaml
 from sip_statsd.prometheus import build, write
 
 SERVICES = ("sbc", "edge")
+QUIET = {"sip_call_duration_seconds", "sip_post_dial_delay_seconds", "sip_ineffective_registration_attempts"}
 EVAL = "40m"  # every series has a sample at each minute of the 15- and 30-minute windows, after the restart
 
 
@@ -97,6 +98,7 @@ def expected_records(buckets: list[float]) -> dict[str, dict[str, float]]:
                 inv, {200, 480, 486, 600, 603}, {c for c in inv if 300 <= c < 400}
             ),
             "sip_ineffective_session_attempts": share(inv, {408, 500, 503, 504}),
+            "sip_network_effectiveness": share(inv, {200, 480, 486, 487, 600, 603}),
             "sip_dtls_handshake_failure": share(ps.DTLS[name], set(ps.DTLS[name]) - {"ok"}),
             "sip_stir_verify_failure": share(ps.STIR[name], {"failed"}),
             "sip_call_quality_poor": share({"poor": poor, "other": count - poor}, {"poor"}),
@@ -173,12 +175,14 @@ def test_rules_on_what_the_exporter_exposes(promtool: str, generated: dict[str, 
         stem = rule["record"].split(":")[1]
         # promtool compares exactly, and Go sums a group's rates in its own order: compare in
         # millionths (a ratio) or thousandths of a MOS, rounded half up like PromQL's round().
+        # No durations, setup delays, REGISTERs or peers in this traffic: those rules give nothing.
+        silent = stem in QUIET or rule["record"].split(":")[0].endswith("_peer")
         samples = [
             {"labels": _series("", _labels(s)), "value": math.floor(want[s][stem] * 1e6 + 0.5)}
             for s in SERVICES
-            if stem in want[s]
+            if stem in want[s] and not silent
         ]
-        assert len(samples) == len(SERVICES), rule["record"]
+        assert len(samples) == (0 if silent else len(SERVICES)), rule["record"]
         records.append({"expr": f"round({rule['record']} * 1e6)", "eval_time": EVAL, "exp_samples": samples})
 
     def on(service: str, value: float = 0.0, **extra: str) -> dict[str, Any]:

@@ -186,3 +186,57 @@ def test_both_legs_of_sippy_b2bua_equal_sipp(tmp_path: Path, receiver: Receiver)
         print(f"{key:<90} sipp {expected.get(key, 0):>4}  received {got.get(key, 0):>4}")
     assert got == series(expected)
     assert summary == {"invites": 4 * N + TIMED_OUT, "dropped_inputs": 0, "send_errors": 0}
+
+
+PEER_CALLS = {"carrier-a": 3, "carrier-b": 4, "other": 5}  # callee route per peer (`other`: not mapped)
+
+
+def test_sippy_legs_count_under_their_peers(tmp_path: Path, receiver: Receiver) -> None:
+    """Each caller and each callee a peer of its own: both legs' outcomes under the right peer."""
+    _sippy_or_skip()
+    callee_ports = {name: free_port() for name in PEER_CALLS}
+    caller_ports = {name: free_port() for name in PEER_CALLS}
+    peers = [f"--peer=in-{n}=127.0.0.1:{caller_ports[n]}" for n in PEER_CALLS if n != "other"]
+    peers += [f"--peer=out-{n}=127.0.0.1:{callee_ports[n]}" for n in PEER_CALLS if n != "other"]
+    routes = [arg for name, port in callee_ports.items() for arg in ("--route", f"{name}=127.0.0.1:{port}")]
+    env = {**example_env(), "SIP_STATSD_PEERS": "in-carrier-a,in-carrier-b,out-carrier-a,out-carrier-b"}
+    b2bua = Example(
+        tmp_path,
+        "sippy_b2bua.py",
+        *("--port", str(free_port()), "--next-hop", f"127.0.0.1:{free_port()}", *routes, *peers),
+        *("--statsd", receiver.address, "--flush-interval", "0.2"),
+        env=env,
+        t1_ms=None,
+    )
+    try:
+        callees = {}
+        for name in PEER_CALLS:
+            where = tmp_path / f"callee-{name}"
+            where.mkdir()
+            path = scenario("uas_answer", where, lost=0)
+            callees[name] = (where, start_sipp(where, "-sf", str(path), "-p", str(callee_ports[name]), timeout=60))
+        callers = {}
+        for name, n in PEER_CALLS.items():
+            where = tmp_path / f"caller-{name}"
+            where.mkdir()
+            args = ("-sn", "uac", "-d", "20", "-s", name, "-m", str(n), "-r", "50", "-p", str(caller_ports[name]))
+            callers[name] = finish_sipp(start_sipp(where, *args, b2bua.address), where)
+        options_barrier(b2bua.address)
+        summary = b2bua.stop()
+    finally:
+        b2bua.kill()
+        for _, process in callees.values():
+            process.kill()
+            process.communicate()
+    assert summary["invites"] == sum(PEER_CALLS.values())
+    got = arrived(receiver)
+    rows = []
+    for name, n in PEER_CALLS.items():
+        run = callers[name]
+        assert run.calls("SuccessfulCall") == n, run.log
+        for direction, side in (("inbound", "in"), ("outbound", "out")):
+            peer = f"{side}-{name}" if name != "other" else "other"
+            key = f"sip_invite_result_total{{direction:{direction},code_class:2xx,peer:{peer}}}"
+            rows.append((key, n, got.get(key)))
+    print("\n".join(f"{k:80} sipp {n:>3} received {g}" for k, n, g in rows))
+    assert all(n == g for _, n, g in rows), rows

@@ -78,6 +78,11 @@ class Schedule:
         self.dormant = False
         if self.paused or self.gone or (self.thread is not None and self.thread.is_alive()):
             return True
+        # What the thread's first socket would import (getaddrinfo encodes a host with the idna
+        # codec), imported here: a child forked from C while our thread held an import lock
+        # would wait for it for ever. Once per process, ~1.5 ms.
+        import encodings.idna  # noqa: F401
+
         thread = threading.Thread(target=_main, args=(weakref.ref(owner), self), name="sip-statsd-flusher", daemon=True)
         try:
             thread.start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypedDict, Unpack
 
@@ -16,10 +18,13 @@ from .._core.recorder import DEFAULT_TIMEOUT, Recorder
 from .._core.sending import Stats
 from .._core.series import FLOAT_MAX
 from .._wire import backends as _backends  # noqa: F401 - registers the datadog and statsd backends
-from .catalog import SipCatalog, build_catalog, check_response_codes
+from .catalog import SipCatalog, build_catalog, check_peers, check_response_codes
 from .helpers import Helpers
+from .peered import PeerView, make_peer_view
 from .quality import QualityThresholds
-from .values import DEFAULT_RESPONSE_CODES
+from .values import DEFAULT_RESPONSE_CODES, PEER_OTHER
+
+log = logging.getLogger("sip_statsd")
 
 
 class Options(TypedDict, total=False):
@@ -46,13 +51,35 @@ def make_config(options: Options, caller: str = "configure") -> Config:
     """A `Config` from keyword options, then `SIP_STATSD_*` for what they do not name, then defaults."""
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(Config)})
     if unknown:
-        hint = (
-            "; the exact response codes are fixed per instance: SipMetrics(response_codes=[...])"
-            if "response_codes" in unknown
-            else f" (options: {', '.join(f.name for f in dataclasses.fields(Config))})"
-        )
+        if "response_codes" in unknown:
+            hint = "; the exact response codes are fixed per instance: SipMetrics(response_codes=[...])"
+        elif "peers" in unknown:
+            hint = (
+                "; the peers are fixed per instance (their series are made with it): SipMetrics(peers=[...]), "
+                f"or {PEERS_VARIABLE} for the module-level helpers"
+            )
+        else:
+            hint = f" (options: {', '.join(f.name for f in dataclasses.fields(Config))})"
         raise TypeError(f"{caller}() got an unexpected option {unknown[0]!r}{hint}")
     return Config(**{**env_options(options), **options})
+
+
+PEERS_VARIABLE = "SIP_STATSD_PEERS"
+_env_logged: set[str] = set()
+
+
+def env_peers(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The peers `SIP_STATSD_PEERS` names (comma-separated); a bad value is logged once and ignored."""
+    text = (os.environ if environ is None else environ).get(PEERS_VARIABLE, "")
+    if not text.strip():
+        return ()
+    try:
+        return check_peers([name.strip() for name in text.split(",") if name.strip()])
+    except ValueError as error:
+        if text not in _env_logged:
+            _env_logged.add(text)
+            log.warning("sip-statsd: ignoring %s=%r (%s); no peers", PEERS_VARIABLE, text[:200], error)
+        return ()
 
 
 class SipMetrics(Helpers):
@@ -70,22 +97,58 @@ class SipMetrics(Helpers):
         self,
         *,
         response_codes: Iterable[int] = DEFAULT_RESPONSE_CODES,
+        peers: Iterable[str] | None = None,
         _recorder: Recorder | None = None,
         **options: Unpack[Options],
     ) -> None:
         """`response_codes`: the exact codes sip_invite_response_total keeps (any other code
-        counts as its class); ints from 100 to 699, at most 100. Fixed for the instance's
-        life (its series are made now); the other options are `configure()`'s.
+        counts as its class); ints from 100 to 699, at most 100. `peers`: the far ends
+        (carriers, trunks, gateways) the per-peer families split by, at most 10 label-safe
+        names; any other peer counts as `other`; None reads SIP_STATSD_PEERS, and no peers
+        leaves every series as it was without them. Both are fixed for the instance's life
+        (its series are made now); the other options are `configure()`'s.
         """
         codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
+        peer_names = env_peers() if peers is None else check_peers(peers)
         if _recorder is None:
             _recorder = Recorder(make_config(options, "SipMetrics"))
         self.recorder = _recorder
         # delivery="host": call at the end of each of the host's handlers (see HostDelivery.tick).
         self.host_tick: Callable[..., None] = _recorder.host_tick
-        self.catalog: SipCatalog = build_catalog(_recorder, codes)
+        self.catalog: SipCatalog = build_catalog(_recorder, codes, peer_names)
+        self.peers: tuple[str, ...] = peer_names
+        self._views: dict[str, PeerView] = {}
         super().__init__(self.catalog)
         _recorder._helper_roots.add(self)  # delivery="shared" points these helpers' tables at shared cells
+
+    def peer(self, name: str | None) -> PeerView:
+        """The hot helpers bound to peer `name` (an undeclared name: `other`), made once and kept.
+
+        Each costs what the helper costs on an instance without peers: bind the view where
+        the peer is known (a trunk, a call leg) instead of passing `peer=` on every call.
+        Without declared peers the view's helpers are this instance's own.
+
+        >>> carrier = metrics.peer("carrier-a")
+        >>> carrier.invite_result("outbound", 486)
+        """
+        key = name if name in self.peers else PEER_OTHER
+        view = self._views.get(key)
+        if view is None:
+            if self.peers:
+                view = make_peer_view(self.catalog, key)
+            else:
+                view = PeerView(
+                    key,
+                    self.invite_result,
+                    self.transaction_timeout,
+                    self.request_result,
+                    self.call_started,
+                    self.call_ended,
+                    self.observe_setup_delay,
+                    self.observe_call_qos,
+                )
+            view = self._views.setdefault(key, view)
+        return view
 
     def configure(self, **options: Unpack[Options]) -> None:
         """Replace the whole configuration (unnamed options take their defaults).

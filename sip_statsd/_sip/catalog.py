@@ -12,15 +12,18 @@ from dataclasses import dataclass, fields
 from .._core.drops import show
 from .._core.family import Counter, Distribution, Family
 from .._core.gauge import Gauge
+from .._core.names import check_value
 from .._core.recorder import Recorder
 from .._core.series import FLOAT_MAX
 from .values import (
+    ATTESTATIONS,
     BY_SIDES,
     BYE_REASONS,
     CODE_CLASSES,
     DEFAULT_RESPONSE_CODES,
     DIRECTIONS,
     DTLS_RESULTS,
+    MAX_PEERS,
     MAX_RESPONSE_CODES,
     METHODS,
     METRIC_ACTIVE_CALLS,
@@ -35,9 +38,13 @@ from .values import (
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
+    METRIC_REGISTER_RESULT_TOTAL,
+    METRIC_REGISTERED_CONTACTS,
+    METRIC_REGISTRATION_REQUEST_DELAY_MS,
     METRIC_REQUEST_RESULT_TOTAL,
     METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
+    METRIC_STIR_ATTESTATION_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
     METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL,
@@ -45,9 +52,11 @@ from .values import (
     METRIC_VOICE_ATTACH_TOTAL,
     NATIVE_RESULT_ERR,
     NATIVE_RESULT_OK,
+    PEER_OTHER,
     QUALITY_GRADES,
     QUALITY_ISSUES,
     REFRESH_RESULTS,
+    REGISTER_RESULTS,
     REQUEST_METHODS,
     SETUP_RESULTS,
     STIR_RESULTS,
@@ -90,6 +99,32 @@ def check_response_codes(codes: object) -> tuple[int, ...]:
     return tuple(sorted(checked))
 
 
+def check_peers(peers: object) -> tuple[str, ...]:
+    """The declared peers, checked: label-safe names, no repeats, not `other`, at most MAX_PEERS.
+
+    Kept in the order given (dashboards list them so). A peer is a far end an operator
+    names (a carrier, trunk, gateway, dispatcher set), never a raw address.
+    """
+    if isinstance(peers, str | bytes) or not isinstance(peers, Iterable):
+        raise ValueError(f"peers must be a collection of peer names, not {show(peers)}")
+    checked: list[str] = []
+    for peer in peers:
+        try:
+            name = check_value("peer", peer)
+        except ValueError as error:
+            raise ValueError(f"peers: {error}") from None
+        if name == PEER_OTHER:
+            raise ValueError(f"peers: {PEER_OTHER!r} is where every undeclared peer counts; name yours otherwise")
+        if name in checked:
+            raise ValueError(f"peers repeats the peer {name!r}")
+        if len(checked) == MAX_PEERS:
+            raise ValueError(
+                f"peers has more than {MAX_PEERS} names; at most {MAX_PEERS} (and `other`) keep the series bounded"
+            )
+        checked.append(name)
+    return tuple(checked)
+
+
 @dataclass(frozen=True)
 class SipCatalog:
     """The SIP families of one recorder."""
@@ -115,37 +150,55 @@ class SipCatalog:
     # Call quality, counted by observe_call_qos too.
     call_quality: Counter
     call_quality_issue: Counter
+    # Registration KPIs and STIR attestation (issue 27).
+    register_result: Counter
+    registration_request_delay_ms: Distribution
+    registered_contacts: Gauge
+    stir_attestation: Counter
+    # The declared peers (empty: no family has a `peer` label).
+    peers: tuple[str, ...] = ()
 
     @property
     def families(self) -> tuple[Family, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "peers")
 
 
-def build_catalog(recorder: Recorder, response_codes: Iterable[int] = DEFAULT_RESPONSE_CODES) -> SipCatalog:
+def build_catalog(
+    recorder: Recorder, response_codes: Iterable[int] = DEFAULT_RESPONSE_CODES, peers: Iterable[str] = ()
+) -> SipCatalog:
     """Declare the SIP families on `recorder`: every series exists when this returns.
 
     `response_codes` are the exact codes of sip_invite_response_total (any other code
-    counts as its class there); see `check_response_codes`.
+    counts as its class there); see `check_response_codes`. `peers` (see `check_peers`)
+    add a last label, `peer` (the names, then `other`), to the families an operator splits
+    by far end; without peers no family has it and the series are those of before.
     """
     codes = check_response_codes(response_codes)
+    peer_names = check_peers(peers)
+    # The `peer` label, last, on the families split by far end (none without peers).
+    per_peer: dict[str, tuple[str, ...]] = {"peer": (*peer_names, PEER_OTHER)} if peer_names else {}
 
     def counter(name: str, description: str, **labels: Iterable[str]) -> Counter:
         return Counter(name, labels=labels, description=description, recorder=recorder)
 
     def qos(name: str, description: str, maximum: float, minimum: float = 0.0) -> Distribution:
-        return Distribution(name, minimum=minimum, maximum=maximum, description=description, recorder=recorder)
+        return Distribution(
+            name, per_peer or None, minimum=minimum, maximum=maximum, description=description, recorder=recorder
+        )
 
     invite_result = counter(
         METRIC_INVITE_RESULT_TOTAL,
         "Final INVITE outcomes by direction and response class.",
         direction=DIRECTIONS,
         code_class=CODE_CLASSES,
+        **per_peer,
     )
     invite_response = counter(
         METRIC_INVITE_RESPONSE_TOTAL,
         "Final INVITE responses by direction and exact code (allowlisted; any other code as its class).",
         direction=DIRECTIONS,
         code=(*map(str, codes), *CODE_CLASSES),
+        **per_peer,
     )
     # invite_result() counts once, in sip_invite_response_total's series; the flusher derives
     # sip_invite_result_total's classes from them (CounterSeries._take), so the hot path
@@ -153,7 +206,8 @@ def build_catalog(recorder: Recorder, response_codes: Iterable[int] = DEFAULT_RE
     for source in invite_response.all_series:
         code = source.labels["code"]
         klass = code if code in CODE_CLASSES else code_class(int(code))
-        derived = invite_result.series(direction=source.labels["direction"], code_class=klass)
+        labels = {k: v for k, v in source.labels.items() if k != "code"}
+        derived = invite_result.series(**labels, code_class=klass)
         derived._count_also(source)  # type: ignore[arg-type]
     return SipCatalog(
         invite_result=invite_result,
@@ -168,6 +222,7 @@ def build_catalog(recorder: Recorder, response_codes: Iterable[int] = DEFAULT_RE
             METRIC_TRANSACTION_TIMEOUT_TOTAL,
             "Transaction timeouts (Timer B/F) by method; unknown methods count as 'other'.",
             method=METHODS,
+            **per_peer,
         ),
         session_timer_refresh=counter(
             METRIC_SESSION_TIMER_REFRESH_TOTAL,
@@ -203,23 +258,24 @@ def build_catalog(recorder: Recorder, response_codes: Iterable[int] = DEFAULT_RE
             direction=DIRECTIONS,
             method=REQUEST_METHODS,
             code_class=CODE_CLASSES,
+            **per_peer,
         ),
         active_calls=Gauge(
             METRIC_ACTIVE_CALLS,
-            {"direction": DIRECTIONS},
+            {"direction": DIRECTIONS, **per_peer},
             description="Calls in progress (started, not yet ended) by direction.",
             recorder=recorder,
         ),
         call_duration_s=Distribution(
             METRIC_CALL_DURATION_S,
-            {"direction": DIRECTIONS},
+            {"direction": DIRECTIONS, **per_peer},
             minimum=0.0,
             description="Call duration in seconds (RFC 6076 SDT), at call end.",
             recorder=recorder,
         ),
         session_request_delay_ms=Distribution(
             METRIC_SESSION_REQUEST_DELAY_MS,
-            {"direction": DIRECTIONS, "result": SETUP_RESULTS},
+            {"direction": DIRECTIONS, "result": SETUP_RESULTS, **per_peer},
             minimum=0.0,
             description="Session request delay (RFC 6076 SRD), milliseconds: INVITE to the first "
             "non-100 provisional or 2xx (success), or to a failure final response (failure).",
@@ -229,10 +285,41 @@ def build_catalog(recorder: Recorder, response_codes: Iterable[int] = DEFAULT_RE
             METRIC_CALL_QUALITY_TOTAL,
             "Calls by ITU-T G.109 quality grade of their MOS; 'unknown' when no valid MOS was given.",
             grade=QUALITY_GRADES,
+            **per_peer,
         ),
         call_quality_issue=counter(
             METRIC_CALL_QUALITY_ISSUE_TOTAL,
             "Calls past a quality threshold (high RTT, jitter or loss; low MOS), one count per issue.",
             issue=QUALITY_ISSUES,
+            **per_peer,
         ),
+        register_result=counter(
+            METRIC_REGISTER_RESULT_TOTAL,
+            "REGISTER final responses (RFC 6076 IRA): success (2xx), challenged (401/407), "
+            "timeout (408 or Timer F), failure (any other).",
+            direction=DIRECTIONS,
+            result=REGISTER_RESULTS,
+            **per_peer,
+        ),
+        registration_request_delay_ms=Distribution(
+            METRIC_REGISTRATION_REQUEST_DELAY_MS,
+            {"direction": DIRECTIONS, "result": SETUP_RESULTS, **per_peer},
+            minimum=0.0,
+            description="Registration request delay (RFC 6076 RRD), milliseconds: the first REGISTER of an "
+            "attempt (before any 401/407 challenge) to its final 2xx (success) or failure response.",
+            recorder=recorder,
+        ),
+        registered_contacts=Gauge(
+            METRIC_REGISTERED_CONTACTS,
+            None,
+            description="Contacts a registrar holds (a level for the whole host, e.g. usrloc's count).",
+            recorder=recorder,
+        ),
+        stir_attestation=counter(
+            METRIC_STIR_ATTESTATION_TOTAL,
+            "RFC 8224 STIR verifications whose SHAKEN attestation (A, B, C) the verifier knows.",
+            result=STIR_RESULTS,
+            attestation=ATTESTATIONS,
+        ),
+        peers=peer_names,
     )

@@ -8,22 +8,22 @@ exception (an unhashable argument, or the strict-mode miss) takes the slow path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Container, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from .._core.drops import allowed_text
-from .._core.family import Counter, Family
-from .._core.names import DROP_UNKNOWN_VALUE
+from .._core.family import Counter
 from .._core.series import CounterSeries
-from .catalog import SIP_CODES, SipCatalog, code_class
+from .catalog import SipCatalog
 from .kpis import make_kpi_helpers
+from .peered import make_peered_helpers, make_peered_kpis, make_peered_qos
+from .peerless import _NOWHERE, _arg, _follow_miss, _slow, make_origin_peerless
 from .qos import make_observe_call_qos
+from .registration import make_registration_helpers, make_stir_verify
 from .values import (
     BY_SIDES,
     BYE_REASONS,
     DIRECTION_OUTBOUND,
     DIRECTIONS,
-    METHOD_OTHER,
     NATIVE_RESULT_ERR,
     NATIVE_RESULT_OK,
     VOICE_ATTACH_MODES,
@@ -33,39 +33,15 @@ from .values import (
     VOICE_RESULT_OK,
 )
 
-_Arg = tuple[str, Container[object], str]  # label key, allowed values, what is expected
-_NOWHERE: dict[object, Any] = {}  # the next level for an undeclared value: every .get() misses
 _BOOLS = (True, False)
 _Emit = Callable[..., None]
 
 
-def _one_of(values: Iterable[object]) -> str:
-    return f"one of {allowed_text(values)}"
-
-
-def _arg(key: str, allowed: Collection[object], expected: str | None = None) -> _Arg:
-    return key, allowed, expected or _one_of(allowed)
-
-
 # What each helper's arguments may be, for naming the bad one on the slow path (made once).
-_INVITE_ARGS = (_arg("direction", DIRECTIONS), _arg("code", SIP_CODES, "a SIP response code from 100 to 699"))
 _BYE_ARGS = (_arg("direction", DIRECTIONS), _arg("by", BY_SIDES), _arg("reason_class", BYE_REASONS))
 _VOICE_ATTACH_ARGS = (_arg("mode", VOICE_ATTACH_MODES), _arg("ok", _BOOLS, "True or False"))
 _FALLBACK_ARGS = (_arg("from", (VOICE_MODE_PIPELINE,)), _arg("to", (VOICE_MODE_REALTIME,)))
 _NATIVE_ARGS = (_arg("ok", _BOOLS, "True or False"),)
-
-
-def _slow(family: Family, args: tuple[_Arg, ...], *values: object) -> None:
-    """Name the first bad argument and drop it (or raise, strict). Off the hot path."""
-    for (key, allowed, expected), value in zip(args, values, strict=True):
-        try:
-            ok = value in allowed
-        except Exception:
-            ok = False
-        if not ok:
-            family.recorder._drop(family, DROP_UNKNOWN_VALUE, key, value, expected)
-            return
-    family.recorder._drop(family, DROP_UNKNOWN_VALUE, "arguments", values, "valid")
 
 
 def _counts(family: Counter, *keys: str) -> dict[object, Any]:
@@ -80,22 +56,6 @@ def _counts(family: Counter, *keys: str) -> dict[object, Any]:
     return table
 
 
-def _follow_miss(family: Family, emit: _Emit, name: str) -> None:
-    """Keep the closure variable `name` of `emit` equal to `family`'s miss iterator.
-
-    The helpers read their miss iterator from a closure cell, which costs nothing on the
-    hot path; turning strict mode on or off rewrites the cell (shared by every helper that
-    closes over the same variable).
-    """
-    assert emit.__closure__ is not None
-    cell = emit.__closure__[emit.__code__.co_freevars.index(name)]
-
-    def set_miss(miss: Iterator[object]) -> None:
-        cell.cell_contents = miss
-
-    family._follow_miss(set_miss)
-
-
 class Helpers:
     """The helpers, bound to one catalog. Each is a plain function attribute.
 
@@ -107,51 +67,33 @@ class Helpers:
     bad argument.
     """
 
-    invite_result: Callable[[str, int], None]
+    invite_result: Callable[..., None]
     bye: Callable[[str, str, str], None]
     bye_outbound: Callable[[str, str], None]
-    transaction_timeout: Callable[[str], None]
+    transaction_timeout: Callable[..., None]
     session_timer_refresh: Callable[[str], None]
     dtls_handshake: Callable[[str], None]
-    stir_verify: Callable[[str], None]
+    stir_verify: Callable[..., None]
     voice_attach: Callable[[str, bool], None]
     voice_attach_mode_fallback: Callable[[str, str], None]
     voice_attach_native: Callable[[bool], None]
     observe_call_qos: Callable[..., None]
     # Beyond the origin (_kpis).
-    request_result: Callable[[str, str, int], None]
-    call_started: Callable[[str], None]
+    request_result: Callable[..., None]
+    call_started: Callable[..., None]
     call_ended: Callable[..., None]
-    observe_setup_delay: Callable[[str, float, bool], None]
+    observe_setup_delay: Callable[..., None]
+    # Registration KPIs (_registration).
+    register_result: Callable[..., None]
+    observe_registration_delay: Callable[..., None]
+    registered_contacts: Callable[[int], None]
 
     def __init__(self, cat: SipCatalog) -> None:  # noqa: PLR0915 - one closure per helper
-        inv = cat.invite_result
-        resp = cat.invite_response
-        exact = {code for code in SIP_CODES if str(code) in resp.allowed["code"]}
-        # One count per (direction, code): sip_invite_response_total's series (the exact code,
-        # or its class); sip_invite_result_total is derived from them at flush. 1,200 entries:
-        # read from the family's table, not through series(), which checks its arguments.
-        shown = {code: str(code) if code in exact else code_class(code) for code in SIP_CODES}
-        cells = {v: s._count for v, s in resp._by_values.items() if isinstance(s, CounterSeries)}  # (direction, code)
-        inv_table: dict[object, Any] = {
-            # Plain str keys: a dict whose keys are all exact str takes CPython's faster look-up.
-            str(d): {code: cells[(d, shown[code])] for code in SIP_CODES}
-            for d in DIRECTIONS
-        }
-        inv_get = inv_table.get
-        inv_miss = inv._miss
-
-        def invite_result(direction: str, code: int) -> None:
-            """Count a final INVITE outcome: `direction` inbound/outbound, `code` 100-699.
-
-            >>> invite_result("inbound", 486)   # sip_invite_result_total{direction:inbound,code_class:4xx}
-            """
-            try:
-                next(inv_get(direction, _NOWHERE).get(code, inv_miss))
-            except Exception:
-                _slow(inv, _INVITE_ARGS, direction, code)
-
-        _follow_miss(inv, invite_result, "inv_miss")
+        if cat.peers:  # the same helpers, each looking its peer up first (in _peered)
+            peered = make_peered_helpers(cat)
+            self.invite_result, self.transaction_timeout = peered.invite_result, peered.transaction_timeout
+        else:
+            self.invite_result, self.transaction_timeout = make_origin_peerless(cat)
 
         bye_f = cat.bye
         bye_table = _counts(bye_f, "direction", "by", "reason_class")
@@ -180,20 +122,6 @@ class Helpers:
                 _slow(bye_f, _BYE_ARGS, DIRECTION_OUTBOUND, by, reason_class)
 
         _follow_miss(bye_f, bye, "bye_miss")  # the cell is shared with bye_outbound
-
-        tt = cat.transaction_timeout
-        tt_get = _counts(tt, "method").get
-        tt_other = tt.series(method=METHOD_OTHER)._count
-
-        def transaction_timeout(method: str) -> None:
-            """Count a transaction timeout by SIP method (exact upper case); any other → `other`.
-
-            >>> transaction_timeout("INVITE")
-            """
-            try:
-                next(tt_get(method, tt_other))
-            except Exception:
-                next(tt_other)  # unhashable: still a timeout, of an unknown method
 
         def one_label(family: Counter, name: str, doc: str) -> Callable[[str], None]:
             (key,) = family.label_keys
@@ -228,14 +156,7 @@ class Helpers:
             >>> dtls_handshake("ok")
             """,
         )
-        stir_verify = one_label(
-            cat.stir_verify,
-            "stir_verify",
-            """Count an RFC 8224 STIR verification: verified, failed, soft-fail or no-identity.
-
-            >>> stir_verify("verified")
-            """,
-        )
+        stir_verify = make_stir_verify(cat)
 
         va = cat.voice_attach
         va_table: dict[object, Any] = {
@@ -292,19 +213,21 @@ class Helpers:
 
         _follow_miss(nat, voice_attach_native, "nat_miss")
 
-        self.invite_result = invite_result
         self.bye = bye
         self.bye_outbound = bye_outbound
-        self.transaction_timeout = transaction_timeout
         self.session_timer_refresh = session_timer_refresh
         self.dtls_handshake = dtls_handshake
         self.stir_verify = stir_verify
         self.voice_attach = voice_attach
         self.voice_attach_mode_fallback = voice_attach_mode_fallback
         self.voice_attach_native = voice_attach_native
-        self.observe_call_qos = make_observe_call_qos(cat)  # with the call-quality counters, in _qos
-        kpis = make_kpi_helpers(cat)
+        self.observe_call_qos = make_peered_qos(cat) if cat.peers else make_observe_call_qos(cat)
+        kpis = make_peered_kpis(cat) if cat.peers else make_kpi_helpers(cat)
         self.request_result = kpis.request_result
         self.call_started = kpis.call_started
         self.call_ended = kpis.call_ended
         self.observe_setup_delay = kpis.observe_setup_delay
+        registration = make_registration_helpers(cat)
+        self.register_result = registration.register_result
+        self.observe_registration_delay = registration.observe_registration_delay
+        self.registered_contacts = registration.registered_contacts

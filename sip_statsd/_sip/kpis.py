@@ -50,17 +50,21 @@ def _is_in(value: object, allowed: Container[object]) -> bool:
 
 @dataclass(frozen=True)
 class KpiHelpers:
-    request_result: Callable[[str, str, int], None]
-    call_started: Callable[[str], None]
+    request_result: Callable[..., None]
+    call_started: Callable[..., None]
     call_ended: Callable[..., None]
-    observe_setup_delay: Callable[[str, float, bool], None]
+    observe_setup_delay: Callable[..., None]
 
 
-def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one closure per helper
+def make_kpi_helpers(  # noqa: PLR0915 - one closure per helper
+    cat: SipCatalog, extra: dict[str, str] | None = None
+) -> KpiHelpers:
+    """The helpers over all the series (no peers), or one peer's (`extra`: its label, a `PeerView`)."""
+    extra = extra or {}
     rr = cat.request_result
 
     def count(direction: str, method: str, klass: str) -> Iterator[object]:
-        series = rr.series(direction=direction, method=method, code_class=klass)
+        series = rr.series(direction=direction, method=method, code_class=klass, **extra)
         assert isinstance(series, CounterSeries)
         return series._count
 
@@ -102,7 +106,7 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             except Exception:
                 _drop(rr, "method", method, "a SIP method name")
 
-    def request_result(direction: str, method: str, code: int) -> None:
+    def request_result(direction: str, method: str, code: int, peer: str | None = None) -> None:
         """Count the final response of a non-INVITE transaction, by method and class.
 
         `method` in exact upper case (REGISTER, OPTIONS, BYE, ...; any other → `other`);
@@ -116,15 +120,17 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
             request_result_slow(direction, method, code)
 
     ac = cat.active_calls
-    gauges = {str(d): ac.series(direction=d) for d in DIRECTIONS}
+    gauges = {str(d): ac.series(direction=d, **extra) for d in DIRECTIONS}
     assert all(isinstance(g, GaugeSeries) for g in gauges.values())
     up_get = {d: g._up for d, g in gauges.items()}.get
     down_get = {d: g._down for d, g in gauges.items()}.get
-    durations: dict[object, DistributionSeries] = {str(d): cat.call_duration_s.series(direction=d) for d in DIRECTIONS}
+    durations: dict[object, DistributionSeries] = {
+        str(d): cat.call_duration_s.series(direction=d, **extra) for d in DIRECTIONS
+    }
     duration_get = durations.get
     ac_miss = ac._miss
 
-    def call_started(direction: str) -> None:
+    def call_started(direction: str, peer: str | None = None) -> None:
         """A call started (an INVITE dialog confirmed, or however your service counts one).
 
         >>> call_started("inbound")   # sip_active_calls{direction:inbound} + 1
@@ -134,7 +140,7 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
         except Exception:
             _drop(ac, "direction", direction, _DIRECTION)
 
-    def call_ended(direction: str, duration_s: float | None = None) -> None:
+    def call_ended(direction: str, duration_s: float | None = None, peer: str | None = None) -> None:
         """A call ended: one fewer in progress; `duration_s` (>= 0) also goes to sip_call_duration_s.
 
         >>> call_ended("inbound", duration_s=93.4)
@@ -159,14 +165,14 @@ def make_kpi_helpers(cat: SipCatalog) -> KpiHelpers:  # noqa: PLR0915 - one clos
     sd = cat.session_request_delay_ms
     sd_table: dict[object, dict[object, DistributionSeries]] = {
         str(d): {
-            True: sd.series(direction=d, result=SETUP_RESULT_SUCCESS),
-            False: sd.series(direction=d, result=SETUP_RESULT_FAILURE),
+            True: sd.series(direction=d, result=SETUP_RESULT_SUCCESS, **extra),
+            False: sd.series(direction=d, result=SETUP_RESULT_FAILURE, **extra),
         }
         for d in DIRECTIONS
     }
     sd_get = sd_table.get
 
-    def observe_setup_delay(direction: str, delay_ms: float, success: bool) -> None:
+    def observe_setup_delay(direction: str, delay_ms: float, success: bool, peer: str | None = None) -> None:
         """Record an RFC 6076 session request delay (SRD), in milliseconds (>= 0).
 
         `success` True: INVITE to its first non-100 provisional or 2xx; False: INVITE to a

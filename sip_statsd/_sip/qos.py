@@ -40,13 +40,21 @@ def _skip_qos(value: object) -> bool:
         return False  # not a number: observe() drops it as invalid
 
 
-def _qos_slow(series: DistributionSeries, value: object) -> float:
+def _is_zero(value: object) -> bool:
+    try:
+        return type(value) is not bool and value == 0
+    except Exception:
+        return False
+
+
+def _qos_slow(series: DistributionSeries, value: object, zero_is_measured: bool = False) -> float:
     """Record `value` the slow way; return it as a float if it was valid, else NaN.
 
     A valid value dropped only because the series is full (sample_overflow) still counts
-    for the grade and the issues: the counters have no such bound.
+    for the grade and the issues: the counters have no such bound. With `zero_is_measured`
+    a zero (0, 0.0) is a sample, not "no data".
     """
-    if _skip_qos(value):
+    if _skip_qos(value) and not (zero_is_measured and _is_zero(value)):
         return _NONE
     series.observe(value)  # type: ignore[arg-type]  # observe() drops what is not a number
     # Valid exactly when observe() kept it (or dropped it only for overflow): a real number in range.
@@ -59,10 +67,16 @@ def _qos_slow(series: DistributionSeries, value: object) -> float:
     return number if series._lo <= number <= series._hi else _NONE
 
 
-def make_observe_call_qos(cat: SipCatalog) -> Callable[..., None]:  # noqa: PLR0915 - one closure, its look-ups bound once
-    """The `observe_call_qos` helper of `cat`, its issue thresholds following the configuration."""
+def make_observe_call_qos(  # noqa: PLR0915 - one closure, its look-ups bound once
+    cat: SipCatalog, extra: dict[str, str] | None = None
+) -> Callable[..., None]:
+    """The `observe_call_qos` helper of `cat`, its issue thresholds following the configuration.
+
+    `extra`: the peer label of the series it feeds, on an instance that declares peers.
+    """
+    extra = extra or {}
     rtt, jitter, loss, mos = (
-        f.series() for f in (cat.call_rtt_ms, cat.call_jitter_ms, cat.call_loss_fraction, cat.call_mos_estimate)
+        f.series(**extra) for f in (cat.call_rtt_ms, cat.call_jitter_ms, cat.call_loss_fraction, cat.call_mos_estimate)
     )
     rtt_s, jitter_s, loss_s, mos_s = rtt._samples, jitter._samples, loss._samples, mos._samples
     cap = cat.call_rtt_ms.max_samples
@@ -72,13 +86,13 @@ def make_observe_call_qos(cat: SipCatalog) -> Callable[..., None]:  # noqa: PLR0
 
     grades = cat.call_quality
     (best_at, best), (high_at, high), (medium_at, medium), (low_at, low), (poor_at, poor) = (
-        (floor, grades.series(grade=grade)._count) for floor, grade in GRADE_FLOORS
+        (floor, grades.series(grade=grade, **extra)._count) for floor, grade in GRADE_FLOORS
     )
-    unusable = grades.series(grade=QUALITY_GRADE_UNUSABLE)._count
-    unknown = grades.series(grade=QUALITY_GRADE_UNKNOWN)._count
+    unusable = grades.series(grade=QUALITY_GRADE_UNUSABLE, **extra)._count
+    unknown = grades.series(grade=QUALITY_GRADE_UNKNOWN, **extra)._count
     issues = cat.call_quality_issue
     high_rtt, high_jitter, high_loss, low_mos = (
-        issues.series(issue=issue)._count
+        issues.series(issue=issue, **extra)._count
         for issue in (QUALITY_ISSUE_HIGH_RTT, QUALITY_ISSUE_HIGH_JITTER, QUALITY_ISSUE_HIGH_LOSS, QUALITY_ISSUE_LOW_MOS)
     )
     # The thresholds: closure variables, rewritten by `follow` below when the configuration
@@ -91,12 +105,18 @@ def make_observe_call_qos(cat: SipCatalog) -> Callable[..., None]:  # noqa: PLR0
         jitter_ms: float | None = None,
         loss_fraction: float | None = None,
         mos_estimate: float | None = None,
+        *,
+        peer: str | None = None,
+        zero_is_measured: bool = False,
     ) -> None:
         """Record one call's RTCP QoS, once, at call cleanup; count its quality grade and issues.
 
-        None, NaN, ±inf, zero and negative values mean "no data" and are skipped;
-        loss_fraction above 1 and MOS outside 1-5 are invalid (dropped and counted).
-        Neither raises a quality issue; without a valid MOS the grade is `unknown`.
+        None, NaN, ±inf, zero and negative values mean "no data" and are skipped (the
+        origin's rule); with `zero_is_measured=True` a zero RTT, jitter or loss is a
+        measured sample (RTCP reported 0 lost), recorded like any other. Loss_fraction
+        above 1 and MOS outside 1-5 are invalid (dropped and counted). Neither raises a
+        quality issue; without a valid MOS the grade is `unknown`. `peer` counts only on
+        an instance that declares peers.
 
         >>> observe_call_qos(rtt_ms=38.5, jitter_ms=4.2, loss_fraction=0.003, mos_estimate=4.3)
         """
@@ -108,21 +128,21 @@ def make_observe_call_qos(cat: SipCatalog) -> Callable[..., None]:  # noqa: PLR0
                 rtt_s.append(rtt_ms)
                 if rtt_ms > rtt_over:
                     next(high_rtt)
-            elif _qos_slow(rtt, rtt_ms) > rtt_over:
+            elif _qos_slow(rtt, rtt_ms, zero_is_measured) > rtt_over:
                 next(high_rtt)
         if jitter_ms is not None:
             if type(jitter_ms) is float and 0.0 < jitter_ms <= jitter_hi and len(jitter_s) < cap:
                 jitter_s.append(jitter_ms)
                 if jitter_ms > jitter_over:
                     next(high_jitter)
-            elif _qos_slow(jitter, jitter_ms) > jitter_over:
+            elif _qos_slow(jitter, jitter_ms, zero_is_measured) > jitter_over:
                 next(high_jitter)
         if loss_fraction is not None:
             if type(loss_fraction) is float and 0.0 < loss_fraction <= loss_hi and len(loss_s) < cap:
                 loss_s.append(loss_fraction)
                 if loss_fraction > loss_over:
                     next(high_loss)
-            elif _qos_slow(loss, loss_fraction) > loss_over:
+            elif _qos_slow(loss, loss_fraction, zero_is_measured) > loss_over:
                 next(high_loss)
         if mos_estimate is None:
             next(unknown)

@@ -31,6 +31,12 @@ METRIC_ACTIVE_CALLS = "sip_active_calls"
 METRIC_CALL_DURATION_S = "sip_call_duration_s"
 METRIC_SESSION_REQUEST_DELAY_MS = "sip_session_request_delay_ms"
 
+# Registration KPIs (RFC 6076 §4.1 RRD, §4.2 IRA) and STIR/SHAKEN attestation.
+METRIC_REGISTER_RESULT_TOTAL = "sip_register_result_total"
+METRIC_REGISTRATION_REQUEST_DELAY_MS = "sip_registration_request_delay_ms"
+METRIC_REGISTERED_CONTACTS = "sip_registered_contacts"
+METRIC_STIR_ATTESTATION_TOTAL = "sip_stir_attestation_total"
+
 
 DIRECTION_INBOUND = "inbound"
 DIRECTION_OUTBOUND = "outbound"
@@ -107,6 +113,27 @@ DEFAULT_RESPONSE_CODES = (
 )  # fmt: skip
 MAX_RESPONSE_CODES = 100
 
+# The `peer` label (a carrier, trunk, gateway or dispatcher set), declared per instance; a
+# far end not on the list counts as `other`. Bounded: each peer multiplies the series of
+# the families that carry the label (docs/metrics.md gives the count per peer).
+PEER_OTHER = "other"
+MAX_PEERS = 10
+
+# The `result` of sip_register_result_total, from a REGISTER's final response (RFC 6076):
+# 2xx `success`; 401/407 `challenged` (the authentication exchange goes on: neither a success
+# nor an ineffective attempt, RFC 6076 §4.1 measures RRD across it); 408 or no response at
+# all (Timer F) `timeout`; any other final response `failure`. IRA = (failure + timeout) /
+# (success + failure + timeout).
+REGISTER_SUCCESS = "success"
+REGISTER_CHALLENGED = "challenged"
+REGISTER_FAILURE = "failure"
+REGISTER_TIMEOUT = "timeout"
+
+# STIR/SHAKEN attestation levels (RFC 8588 `attest`), where the verifier knows them.
+ATTESTATION_A = "A"
+ATTESTATION_B = "B"
+ATTESTATION_C = "C"
+
 
 class Direction(StrEnum):
     INBOUND = DIRECTION_INBOUND
@@ -174,6 +201,19 @@ class StirResult(StrEnum):
     NO_IDENTITY = STIR_NO_IDENTITY
 
 
+class RegisterResult(StrEnum):
+    SUCCESS = REGISTER_SUCCESS
+    CHALLENGED = REGISTER_CHALLENGED
+    FAILURE = REGISTER_FAILURE
+    TIMEOUT = REGISTER_TIMEOUT
+
+
+class Attestation(StrEnum):
+    A = ATTESTATION_A
+    B = ATTESTATION_B
+    C = ATTESTATION_C
+
+
 class VoiceMode(StrEnum):
     CASCADED = VOICE_MODE_CASCADED
     REALTIME = VOICE_MODE_REALTIME
@@ -207,6 +247,8 @@ VOICE_ATTACH_MODES = (VoiceMode.CASCADED, VoiceMode.REALTIME)
 VOICE_RESULTS = tuple(VoiceResult)
 NATIVE_RESULTS = tuple(NativeResult)
 SETUP_RESULTS = tuple(SetupResult)
+REGISTER_RESULTS = tuple(RegisterResult)
+ATTESTATIONS = tuple(Attestation)
 # request_result's methods: every declared method but INVITE (invite_result counts those) and
 # ACK (no response), then `other`.
 REQUEST_METHODS = tuple(m for m in Method if m not in (Method.INVITE, Method.ACK))

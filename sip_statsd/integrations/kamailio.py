@@ -24,6 +24,25 @@ progress and their duration), an `rtimer` timer that runs `ksr_metrics_timer` (t
 a process of its own, and the modules `pv`, `rr`, `sl`, `tm`, `tmx`, `siputils`, `dialog`,
 `rtimer` (docs/events.md's recipe also record-routes, which real phones' in-dialog requests need).
 
+Per peer: with peers declared (`SIP_STATSD_PEERS` in Kamailio's environment, read at import),
+`metrics_peer()` names the far end of each relayed request: its next hop, `$du` when set (a
+dispatcher or `t_relay_to` destination) else the Request-URI, as `host:port` then `host`,
+looked up in the class attribute `metrics_peer_map` (`{"10.0.0.5:5060": "carrier-a"}`);
+an address not in the map is `other`. Override `metrics_peer()` to name dispatcher sets
+(`f"ds{KSR.pv.get('$avp(dsg)')}"`) or anything else. The name rides with the transaction
+(`$avp(sst_peer)`) and the dialog (`$dlg_var(sst_peer)`), so replies, timeouts and the
+dialog's end count under the peer of their request.
+
+Registrar: `metrics_register(code)` where the script answers a REGISTER (after
+`KSR.registrar.save()`, or the 401 of `KSR.auth.auth_challenge`) counts `register_result`, and
+`ksr_metrics_contacts`, run by one rtimer process, sets `sip_registered_contacts` to usrloc's
+contact count (`$stat(location_contacts)`, what `kamcmd ul.dump` lists): one process sets the
+level (with host delivery each process carries its own `kamailio_proc` tag, so only one may):
+
+    loadmodule "rtimer.so"
+    modparam("rtimer", "timer", "name=contacts;interval=10;mode=1;")
+    modparam("rtimer", "exec", "timer=contacts;route=ksr_metrics_contacts")
+
 What it records (`direction` is the proxy's: `inbound` by default, every request came to us):
 - an initial INVITE's first final reply, once per transaction: `invite_result`; its first
   response other than 100: `observe_setup_delay` (success for 101-199 and 2xx, failure for
@@ -55,6 +74,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import sip_statsd
@@ -63,6 +83,8 @@ _AVP_START = "$avp(sst_t0)"  # the initial INVITE's arrival, ms (monotonic), in 
 _AVP_FINAL = "$avp(sst_final)"  # a final reply was counted for this transaction
 _AVP_DELAY = "$avp(sst_srd)"  # the setup delay was counted for this transaction
 _DLG_START = "$dlg_var(sst_t2xx)"  # the dialog's 2xx, ms (monotonic)
+_AVP_PEER = "$avp(sst_peer)"  # the peer (next hop) of the transaction, as metrics_peer() named it
+_DLG_PEER = "$dlg_var(sst_peer)"  # the peer of the dialog
 _NO_DELAY_CODES = frozenset({401, 402, 407})  # RFC 6076 section 4.2: challenges are not failures
 
 REPLY_ROUTE = "ksr_metrics_reply"
@@ -81,6 +103,8 @@ _REQUEST_METRICS = (sip_statsd.METRIC_REQUEST_RESULT_TOTAL,)
 _BYE_METRICS = (sip_statsd.METRIC_BYE_TOTAL,)
 _TIMEOUT_METRICS = (sip_statsd.METRIC_TRANSACTION_TIMEOUT_TOTAL,)
 _DIALOG_METRICS = (sip_statsd.METRIC_ACTIVE_CALLS, sip_statsd.METRIC_CALL_DURATION_S)
+_REGISTER_METRICS = (sip_statsd.METRIC_REGISTER_RESULT_TOTAL,)
+_CONTACTS_METRICS = (sip_statsd.METRIC_REGISTERED_CONTACTS,)
 
 
 def _ksr() -> Any:
@@ -106,6 +130,9 @@ class KemiMetrics:
     """A base for the KEMI script's class: SIP events of a stateful proxy, counted and delivered."""
 
     metrics_direction: str = sip_statsd.DIRECTION_INBOUND
+    # The next hop's "host:port" or "host" -> its peer name (declared in SIP_STATSD_PEERS).
+    metrics_peer_map: Mapping[str, str] = {}
+    metrics_contacts_stat: str = "$stat(location_contacts)"
     _metrics_options: dict[str, Any] | None = None
 
     # --- configuration --------------------------------------------------------------------
@@ -166,6 +193,21 @@ class KemiMetrics:
 
     # --- the request route ------------------------------------------------------------------
 
+    def metrics_peer(self) -> str | None:
+        """The peer of the request about to be relayed: its next hop, mapped by `metrics_peer_map`.
+
+        None (counted as `other` where peers are declared) for a next hop not in the map.
+        """
+        if not self.metrics_peer_map:
+            return None
+        ksr = _ksr()
+        if ksr.pv.get("$du"):
+            host, port = ksr.pv.get("$dd"), ksr.pv.get("$dp")
+        else:
+            host, port = ksr.pv.get("$rd"), ksr.pv.get("$rp")
+        found = self.metrics_peer_map.get(f"{host}:{port}")
+        return found if found is not None else self.metrics_peer_map.get(str(host))
+
     def metrics_request(self) -> None:
         """Call in `ksr_request_route` for every request, before relaying it (stateful: t_relay)."""
         ksr = _ksr()
@@ -173,9 +215,14 @@ class KemiMetrics:
         in_dialog = ksr.siputils.has_totag() > 0
         if method in {"ACK", "CANCEL"}:
             return
+        peer = self.metrics_peer()
+        if peer is not None:
+            ksr.pv.sets(_AVP_PEER, peer)
         if method == "INVITE" and not in_dialog:
             ksr.pv.sets(_AVP_START, f"{_now_ms():.3f}")
             ksr.dialog.dlg_manage()
+            if peer is not None:
+                ksr.pv.sets(_DLG_PEER, peer)
         elif method == "BYE" and in_dialog:
             ksr.dialog.dlg_manage()
             if ksr.tm.t_newtran() <= 0:
@@ -196,6 +243,11 @@ class KemiMetrics:
         self.metrics_failure()
         return 1
 
+    def ksr_metrics_contacts(self, msg: Any, event: Any = None) -> int:
+        """rtimer's route (it passes the message and the timer's event name)."""
+        self.metrics_contacts()
+        return 1
+
     def ksr_metrics_dialog(self, msg: Any, event: str) -> int:
         self.metrics_dialog(event)
         return 1
@@ -205,6 +257,7 @@ class KemiMetrics:
         ksr = _ksr()
         code = int(ksr.pv.get("$rs"))
         method = ksr.pv.get("$rm")
+        peer = ksr.pv.get(_AVP_PEER)
         recorded: tuple[str, ...] | None = None
         if method == "INVITE":
             start = ksr.pv.get(_AVP_START)
@@ -214,15 +267,15 @@ class KemiMetrics:
                 ksr.pv.seti(_AVP_DELAY, 1)
                 if code < 300 or (code >= 400 and code not in _NO_DELAY_CODES):
                     delay = max(0.0, _now_ms() - float(start))
-                    sip_statsd.observe_setup_delay(self.metrics_direction, delay, code < 300)
+                    sip_statsd.observe_setup_delay(self.metrics_direction, delay, code < 300, peer)
                     recorded = _INVITE_METRICS
             if code >= 200 and ksr.pv.is_null(_AVP_FINAL):
                 ksr.pv.seti(_AVP_FINAL, 1)
-                sip_statsd.invite_result(self.metrics_direction, code)
+                sip_statsd.invite_result(self.metrics_direction, code, peer)
                 recorded = _INVITE_METRICS
         elif code >= 200 and ksr.pv.is_null(_AVP_FINAL):
             ksr.pv.seti(_AVP_FINAL, 1)
-            sip_statsd.request_result(self.metrics_direction, method, code)
+            sip_statsd.request_result(self.metrics_direction, method, code, peer)
             recorded = _REQUEST_METRICS
         if recorded is not None:
             sip_statsd.host_tick(True, recorded)
@@ -231,19 +284,34 @@ class KemiMetrics:
         """Every branch failed (tm's failure route): a branch that timed out without any reply is a timeout."""
         ksr = _ksr()
         if ksr.tm.t_branch_timeout() > 0 and ksr.tm.t_branch_replied() < 0:
-            sip_statsd.transaction_timeout(ksr.pv.get("$rm"))
+            sip_statsd.transaction_timeout(ksr.pv.get("$rm"), ksr.pv.get(_AVP_PEER))
             sip_statsd.host_tick(True, _TIMEOUT_METRICS)
 
     def metrics_dialog(self, event: str) -> None:
         """The dialog module's event callback: `dialog:start` (its 2xx) and `dialog:end`."""
         ksr = _ksr()
+        peer = ksr.pv.get(_DLG_PEER)
         if event == "dialog:start":
             ksr.pv.sets(_DLG_START, f"{_now_ms():.3f}")
-            sip_statsd.call_started(self.metrics_direction)
+            sip_statsd.call_started(self.metrics_direction, peer)
         elif event == "dialog:end":
             start = ksr.pv.get(_DLG_START)
             duration = None if start is None else max(0.0, (_now_ms() - float(start)) / 1000.0)
-            sip_statsd.call_ended(self.metrics_direction, duration)
+            sip_statsd.call_ended(self.metrics_direction, duration, peer)
         else:
             return
         sip_statsd.host_tick(True, _DIALOG_METRICS)
+
+    # --- a registrar ---------------------------------------------------------------------------
+
+    def metrics_register(self, code: int) -> None:
+        """The script answered a REGISTER with `code` (200 after save(), 401 challenge, 403 ...)."""
+        sip_statsd.register_result(self.metrics_direction, code)
+        sip_statsd.host_tick(True, _REGISTER_METRICS)
+
+    def metrics_contacts(self) -> None:
+        """Set sip_registered_contacts to usrloc's count of contacts (one series for the host)."""
+        count = _ksr().pv.get(self.metrics_contacts_stat)
+        if count is not None:
+            sip_statsd.registered_contacts(int(count))
+            sip_statsd.host_tick(True, _CONTACTS_METRICS)

@@ -35,12 +35,20 @@ PJSIP's own RFC 4028 refreshes (an UPDATE or re-INVITE of ours in an answered ca
 application did not send with `update()`/`reinvite()`) count `session_timer_refresh`: `ok` for a
 2xx, `422-bumped` for a 2xx after PJSIP's retry of a 422, `481`.
 
+Per peer (on a `SipMetrics` with declared peers): the call's remote URI (`CallInfo.remoteUri`)
+is named by `peer_of(host, port)`, by default a look-up of `"host:port"` then `"host"` in the
+class attribute `peer_map` (override either; an unnamed host is `other`). Its RTCP figures
+are measured ones: a clean stream's 0 lost is recorded as 0 (`zero_is_measured`), and only
+what PJSIP did not measure (no RTT before an RTCP round trip) is None.
+
 The callbacks run on whichever thread polls PJSIP; the helpers are thread-safe and never raise.
 A `MeteredCall` must be deleted before `Endpoint.libDestroy()`, as any `pjsua2.Call`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import pjsua2 as pj
@@ -48,11 +56,12 @@ import pjsua2 as pj
 import sip_statsd
 from sip_statsd import SipMetrics, estimate_mos
 
-from ._calls import InviteClock
+from ._calls import InviteClock, peer_in
 
 __all__ = ["MeteredCall", "codec_of", "qos_from_rtcp"]
 
 # RTP payload names as SDP gives them (StreamInfo.codecName) -> the E-model's codec
+_URI_HOST = re.compile(r"sips?:(?:[^@;>]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?")
 _CODECS = {"PCMU": "G.711", "PCMA": "G.711", "G729": "G.729"}
 _NOT_COUNTED_HERE = ("INVITE", "ACK")
 _ENDED = (pj.PJSIP_TSX_STATE_COMPLETED, pj.PJSIP_TSX_STATE_TERMINATED)
@@ -86,6 +95,11 @@ class MeteredCall(pj.Call):
     """A `pjsua2.Call` that counts its SIP metrics and grades its audio from RTCP at its end."""
 
     bye_reason = "normal"  # what our next BYE counts as; set it before hangup() for another
+    peer_map: Mapping[str, str] = {}  # the remote URI's "host:port" or "host" -> peer name
+
+    def peer_of(self, host: str, port: int | None) -> str | None:
+        """The peer name of the call's remote host: `peer_map`'s, or None (counted as `other`)."""
+        return peer_in(self.peer_map, host, port)
 
     def __init__(self, account: Any, call_id: int = pj.PJSUA_INVALID_ID, metrics: SipMetrics | None = None) -> None:
         super().__init__(account, call_id)
@@ -97,11 +111,17 @@ class MeteredCall(pj.Call):
         self._ss_own_requests = 0  # re-INVITEs and UPDATEs the application sent, still open
         self._ss_refresh_422 = False
         self._ss_initial_pending = direction == "outbound"
+        self._ss_peer_known = False
         self.last_qos: dict[str, float | None] = {}  # what went to observe_call_qos (for tests, logs)
 
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
         state, code, call = info.state, info.lastStatusCode, self._ss_call
+        if not self._ss_peer_known:
+            self._ss_peer_known = True
+            found = _URI_HOST.search(info.remoteUri or "")
+            if found is not None:
+                call.peer = self.peer_of(found[1], int(found[2]) if found[2] else None)
         if state == pj.PJSIP_INV_STATE_EARLY or state in (
             pj.PJSIP_INV_STATE_CONNECTING,
             pj.PJSIP_INV_STATE_CONFIRMED,
@@ -150,14 +170,14 @@ class MeteredCall(pj.Call):
             return
         direction = self._ss_call.direction
         if received_final:
-            self._ss_metrics.request_result(direction, method, tsx.statusCode)
+            self._ss_metrics.request_result(direction, method, tsx.statusCode, self._ss_call.peer)
         elif uac:
             timed_out = event.type == pj.PJSIP_EVENT_TIMER and tsx.statusCode == 408 and tsx.state in _ENDED
             if timed_out and event.prevState in _WAITING:
-                self._ss_metrics.transaction_timeout(method)
+                self._ss_metrics.transaction_timeout(method, self._ss_call.peer)
         elif event.type == pj.PJSIP_EVENT_TX_MSG and tsx.statusCode >= 200 and event.prevState in _ANSWERING:
             # our final response, first sent
-            self._ss_metrics.request_result(direction, method, tsx.statusCode)
+            self._ss_metrics.request_result(direction, method, tsx.statusCode, self._ss_call.peer)
             if method == "BYE" and tsx.statusCode < 300 and self._ss_confirmed:
                 self._ss_metrics.bye(direction, "remote", "user-hangup")
 

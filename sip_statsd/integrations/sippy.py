@@ -22,6 +22,13 @@ when it sent one (the O leg). It counts, as README's event table says:
   outcome, though Sippy hands the leg a made-up 408; our 2xx (or final) never ACKed:
   `transaction_timeout("ACK")`.
 
+Per peer (on a `SipMetrics` with declared peers): each leg's remote host is named by
+`peer_of(host, port)`, a function given as `MeteredUA(..., peer_of=...)`, by default a look-up
+of `"host:port"` then `"host"` in the class attribute `peer_map` (`{"10.0.0.5": "carrier-a"}`);
+an unnamed host is `other`. The A leg's host is its INVITE's source, the O leg's its next hop.
+`call_qos()`'s figures are measured ones: a 0 is recorded as a sample (`zero_is_measured`),
+None as no data.
+
 Sippy has no RFC 4028 session timer, so nothing calls `session_timer_refresh`. Requests outside
 any dialog (OPTIONS, REGISTER to the B2BUA) reach the application's own callback: wrap it with
 `metered_requests`. All of this runs on Sippy's event-loop thread and costs dictionary
@@ -30,7 +37,7 @@ look-ups; it never raises into Sippy (the helpers do not raise unless `strict=Tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -40,7 +47,7 @@ from sippy.UA import UA
 import sip_statsd
 from sip_statsd import SipMetrics
 
-from ._calls import InviteClock
+from ._calls import InviteClock, PeerOf, peer_in
 
 __all__ = ["MeteredUA", "metered_requests"]
 
@@ -56,10 +63,26 @@ class MeteredUA(UA):
     _ss_invite_tr: Any = None
     _ss_cancel_hooked = False
     _ss_bye_reason: str | None = None
+    peer_map: Mapping[str, str] = {}  # "host:port" or "host" -> peer name (see peer_of)
 
-    def __init__(self, *args: Any, metrics: SipMetrics | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, metrics: SipMetrics | None = None, peer_of: PeerOf | None = None, **kwargs: Any
+    ) -> None:
         self._ss_metrics = metrics if metrics is not None else sip_statsd.default()
+        self._ss_peer_of: PeerOf = peer_of if peer_of is not None else self.peer_of
         super().__init__(*args, **kwargs)
+
+    def peer_of(self, host: str, port: int | None) -> str | None:
+        """The peer name of a leg's remote host: `peer_map`'s, or None (counted as `other`)."""
+        return peer_in(self.peer_map, host, port)
+
+    def _ss_peer(self, address: Any) -> str | None:
+        """`peer_of` for a Sippy address ((host, port)), never raising into Sippy."""
+        try:
+            host, port = address
+            return self._ss_peer_of(str(host), None if port is None else int(port))
+        except Exception:
+            return None
 
     def call_qos(self) -> dict[str, float | None]:
         """RTCP figures for `observe_call_qos` at the call's end (rtt_ms, jitter_ms,
@@ -72,7 +95,7 @@ class MeteredUA(UA):
         method = req.getMethod()
         initial = method == "INVITE" and self.state is None and self._ss_call is None
         if initial:
-            self._ss_call = InviteClock(self._ss_metrics, "inbound")
+            self._ss_call = InviteClock(self._ss_metrics, "inbound", self._ss_peer(req.getSource()))
             sip_t.res_out_cb = self._ss_invite_response_sent
         elif self._ss_call is not None and method not in _NOT_COUNTED_HERE:
             sip_t.res_out_cb = partial(self._ss_response_sent, method, self.isConnected())
@@ -95,18 +118,18 @@ class MeteredUA(UA):
         if code < 200 or self._ss_call is None:
             return
         direction = self._ss_call.direction
-        self._ss_metrics.request_result(direction, method, code)
+        self._ss_metrics.request_result(direction, method, code, self._ss_call.peer)
         if method == "BYE" and was_connected and code < 300:
             self._ss_metrics.bye(direction, "remote", "user-hangup")
 
     def _ss_cancelled(self, cancel_cb: Callable[..., Any], rtime: Any, req: Any) -> Any:
         # Sippy's transaction layer answered the CANCEL 200 before calling back (None: Timer C/expiry)
         if req is not None and self._ss_call is not None:
-            self._ss_metrics.request_result(self._ss_call.direction, "CANCEL", 200)
+            self._ss_metrics.request_result(self._ss_call.direction, "CANCEL", 200, self._ss_call.peer)
         return cancel_cb(rtime, req)
 
     def _ss_no_ack(self, noack_cb: Callable[[], Any]) -> Any:
-        self._ss_metrics.transaction_timeout("ACK")
+        self._ss_metrics.transaction_timeout("ACK", None if self._ss_call is None else self._ss_call.peer)
         self._ss_bye_reason = "error"
         return noack_cb()
 
@@ -114,7 +137,8 @@ class MeteredUA(UA):
 
     def recvEvent(self, event: Any) -> None:
         if self.state is None and self._ss_call is None and isinstance(event, CCEventTry):
-            self._ss_call = InviteClock(self._ss_metrics, "outbound")
+            next_hop = self.rAddr0[0] if self.rAddr0 is not None else None
+            self._ss_call = InviteClock(self._ss_metrics, "outbound", self._ss_peer(next_hop))
         if self._ss_bye_reason is None:
             if isinstance(event, CCEventDisconnect):
                 # relayed from the other leg (its origin is set) or our own disconnect()
@@ -174,9 +198,9 @@ class MeteredUA(UA):
         code = resp.getSCode()[0]
         if self._ss_call is not None:
             if resp is tr.r408:
-                self._ss_metrics.transaction_timeout(method)
+                self._ss_metrics.transaction_timeout(method, self._ss_call.peer)
             elif code >= 200:
-                self._ss_metrics.request_result(self._ss_call.direction, method, code)
+                self._ss_metrics.request_result(self._ss_call.direction, method, code, self._ss_call.peer)
         if theirs is not None and theirs[0] is not None:
             callback, version = theirs
             if version == 1:

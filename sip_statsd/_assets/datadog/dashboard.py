@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._core.family import Family
 from ..._core.names import check_key, check_name
+from ..._sip.values import METRIC_INVITE_RESULT_TOTAL
 from .families import GROUPS, VIEWS
 from .parts import (
     DEFAULT_TAGS,
@@ -27,6 +28,7 @@ from .parts import (
     note,
     timeseries,
 )
+from .peers import carrier_widgets, peer_monitors, peer_widgets
 
 if TYPE_CHECKING:
     from ..._sip.api import SipMetrics
@@ -104,6 +106,9 @@ def build(
         by_group[view.group].extend(view.widgets(q))
         if view.monitors is not None:
             monitors.extend(view.monitors(qm, thresholds, title))
+        if family.name == METRIC_INVITE_RESULT_TOTAL:  # the carrier KPIs and the per-peer view read it
+            by_group["peers"].extend([*carrier_widgets(q), *peer_widgets(q)])
+            monitors.extend(peer_monitors(qm, thresholds, title))
     if handles:
         for m in monitors:
             m["message"] += "\n\n" + handles

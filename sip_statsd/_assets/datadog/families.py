@@ -34,6 +34,7 @@ from ..._sip.values import (
     METRIC_VOICE_ATTACH_NATIVE_TOTAL,
     METRIC_VOICE_ATTACH_TOTAL,
 )
+from . import peers
 from .kpis import (
     active_calls_widgets,
     duration_widgets,
@@ -71,6 +72,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "service or its upstreams (check the logs and the transaction timeouts below); rising **6xx** at "
         "the far end (declines, global busy); rising 4xx at dialling, routing or authentication.",
     ),
+    "peers": peers.PEER_GROUP,
     "teardown": (
         "Call teardown",
         "BYEs by the side that hung up and its reason. Many `timer-expired` or `error` BYEs mean calls "
@@ -81,6 +83,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Transaction timeouts (Timer B / F) by method. A peak for one method usually means an unreachable "
         "next hop; for all methods, a network partition or an overloaded proxy.",
     ),
+    "registration": peers.REGISTRATION_GROUP,
     "session_timers": (
         "Session timers",
         "RFC 4028 refresh outcomes. `422-gave-up` and `481` mean refreshes that failed and calls that will "
@@ -387,4 +390,5 @@ VIEWS: dict[str, View] = {
     METRIC_DROPPED_INPUTS_TOTAL: View("health", dropped_widgets, dropped_monitors),
     METRIC_SEND_ERRORS_TOTAL: View("health", send_error_widgets, send_error_monitors),
     METRIC_SAMPLED_AWAY_TOTAL: View("health", sampled_widgets, None),
+    **{name: View(group, widgets) for name, (group, widgets) in peers.VIEWS.items()},  # registration, attestation
 }

@@ -54,6 +54,7 @@ class Thresholds:
     mos_p50: float = 3.5  # median MOS below this, over 30 minutes
     poor_call_percent: float = 5.0  # poor or unusable share of graded calls above this, over 30 minutes
     isa_percent: float = 10.0  # RFC 6076 ineffective session attempts above this share, over 15 minutes
+    peer_min_attempts: float = 20.0  # a peer's ASR is judged (asr_percent) only from this many final outcomes in 15m
     dropped_inputs: float = 0.0  # dropped inputs in 15 minutes above this (any is a bug)
     send_errors: float = 0.0  # datagrams not delivered in 15 minutes above this
 

@@ -20,6 +20,7 @@ from ..datadog.parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
 from . import mapping, rules
 from .names import PromMetric, buckets, prom_metric
 from .panels import Panel, place, variables
+from .peers import carrier_panels, peer_panels
 from .promql import PromQL
 from .views import VIEWS, generic_panels
 
@@ -105,6 +106,8 @@ def build(
             rows["custom"].extend(generic_panels(q, family.name))
         else:
             rows[view[0]].extend(view[1](q, r))
+        if family.name == METRIC_INVITE_RESULT_TOTAL:  # the carrier KPIs and the per-peer view read it
+            rows["peers"].extend([*carrier_panels(q, r), *peer_panels(q, r)])
     placed = place([(GROUPS[k][0], _NOTES.get(k, GROUPS[k][1]), panels) for k, panels in rows.items() if panels])
     dashboard = {
         "title": title,

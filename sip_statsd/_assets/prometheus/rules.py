@@ -14,11 +14,14 @@ from typing import Any
 
 from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
 from ..._sip.values import (
+    METRIC_CALL_DURATION_S,
     METRIC_CALL_MOS_ESTIMATE,
     METRIC_CALL_QUALITY_TOTAL,
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
+    METRIC_REGISTER_RESULT_TOTAL,
+    METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
 )
@@ -32,6 +35,11 @@ from .promql import PromQL, ratio, zero_or
 SEER_CODES = "200|480|486|600|603"
 ISA_CODES = "408|500|503|504"
 REDIRECTS = "3.."
+# ITU-T E.425 network effectiveness ratio: the network put the call through to the user, who
+# answered (200), was busy (486, 600), did not answer (480; 487: the caller gave up while it rang)
+# or rejected it (603); over all final outcomes (seizures).
+NER_CODES = "200|480|486|487|600|603"
+PEERED = {"peer": "!="}  # `peer!=""`: series with a declared peer (or `other`), from an instance with peers
 
 
 def recording_name(level: str, prefix: str, what: str, ops: str) -> str:
@@ -51,6 +59,10 @@ class Recorded:
         established = f"({attempts} - {zero_or(q15.rate(response, {'code': '=~' + REDIRECTS}), attempts)})"
         dtls, stir, grades = METRIC_DTLS_HANDSHAKE_TOTAL, METRIC_STIR_VERIFY_TOTAL, METRIC_CALL_QUALITY_TOTAL
         graded = f"({q30.rate(grades)} - {zero_or(q30.rate(grades, {'grade': '=unknown'}), q30.rate(grades))})"
+        per = f"{level}_peer"
+        by_peer = ("peer",)
+        peer_final = q15.rate(result, {"code_class": "!=1xx", **PEERED}, by_peer)
+        seizures = q15.rate(result, {"code_class": "!=1xx"})
         self.rules: dict[str, tuple[str, str]] = {
             "asr": (
                 recording_name(level, p, "sip_answer_seizure", "ratio_rate15m"),
@@ -87,6 +99,47 @@ class Recorded:
             "poor_mos": (
                 recording_name(level, p, "sip_call_mos_estimate", "p50_rate30m"),
                 q30.quantile(0.5, METRIC_CALL_MOS_ESTIMATE),
+            ),
+            # The carrier vocabulary (ASR above): NER, ACD, PDD; then each of them per peer.
+            "ner": (
+                recording_name(level, p, "sip_network_effectiveness", "ratio_rate15m"),
+                ratio(q15.rate(response, {"code": "=~" + NER_CODES}), seizures),
+            ),
+            "acd": (
+                recording_name(level, p, "sip_call_duration_seconds", "mean30m"),
+                q30.mean(METRIC_CALL_DURATION_S),
+            ),
+            "pdd": (
+                recording_name(level, p, "sip_post_dial_delay_seconds", "p95_rate15m"),
+                q15.quantile(0.95, METRIC_SESSION_REQUEST_DELAY_MS, {"result": "=success"}),
+            ),
+            "peer_attempts": (
+                recording_name(per, p, "sip_invite_final", "increase15m"),
+                q15.rate(result, {"code_class": "!=1xx", **PEERED}, by_peer, fn="increase"),
+            ),
+            "peer_asr": (
+                recording_name(per, p, "sip_answer_seizure", "ratio_rate15m"),
+                ratio(q15.rate(result, {"code_class": "=2xx", **PEERED}, by_peer), peer_final),
+            ),
+            "peer_ner": (
+                recording_name(per, p, "sip_network_effectiveness", "ratio_rate15m"),
+                ratio(q15.rate(response, {"code": "=~" + NER_CODES, **PEERED}, by_peer), peer_final),
+            ),
+            "peer_acd": (
+                recording_name(per, p, "sip_call_duration_seconds", "mean30m"),
+                q30.mean(METRIC_CALL_DURATION_S, PEERED, by_peer),
+            ),
+            "peer_pdd": (
+                recording_name(per, p, "sip_post_dial_delay_seconds", "p95_rate15m"),
+                q15.quantile(0.95, METRIC_SESSION_REQUEST_DELAY_MS, {"result": "=success", **PEERED}, by_peer),
+            ),
+            # RFC 6076 §4.2 IRA: failed and timed-out REGISTER attempts over all but challenges.
+            "ira": (
+                recording_name(level, p, "sip_ineffective_registration_attempts", "ratio_rate15m"),
+                ratio(
+                    q15.rate(METRIC_REGISTER_RESULT_TOTAL, {"result": "=~failure|timeout"}),
+                    q15.rate(METRIC_REGISTER_RESULT_TOTAL, {"result": "!=challenged"}),
+                ),
             ),
         }
 
@@ -179,6 +232,17 @@ def alerts(q: PromQL, rec: Recorded, t: Thresholds, title: str) -> list[dict[str
             f"Only {pct} of final INVITE outcomes over 15 minutes are 2xx. Look at the 5xx / 6xx shares and "
             "the transaction timeouts: 5xx is this service or its upstreams, 6xx the far end, 4xx dialling "
             "or routing.",
+            severity="critical",
+        ),
+        _alert(
+            "SipPeerAnswerSeizureRatioLow",
+            "peer_asr",
+            f"{rec.name('peer_asr')} < {number(t.asr_percent / 100)}\nand on ({', '.join((*q.tags, 'peer'))})\n"
+            f"{rec.name('peer_attempts')} >= {number(t.peer_min_attempts)}",
+            f"[{title}] Answer-seizure ratio is low on peer {{{{ $labels.peer }}}}",
+            f"Only {pct} of final INVITE outcomes on this peer over 15 minutes are 2xx (judged only from "
+            f"{number(t.peer_min_attempts)} attempts on). One peer low while the others hold: that carrier or "
+            "trunk is rejecting or failing calls; compare its NER (the network's part) and its 5xx / 6xx.",
             severity="critical",
         ),
         _alert(

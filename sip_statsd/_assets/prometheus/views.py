@@ -23,9 +23,13 @@ from ..._sip.values import (
     METRIC_DTLS_HANDSHAKE_TOTAL,
     METRIC_INVITE_RESPONSE_TOTAL,
     METRIC_INVITE_RESULT_TOTAL,
+    METRIC_REGISTER_RESULT_TOTAL,
+    METRIC_REGISTERED_CONTACTS,
+    METRIC_REGISTRATION_REQUEST_DELAY_MS,
     METRIC_REQUEST_RESULT_TOTAL,
     METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_SESSION_TIMER_REFRESH_TOTAL,
+    METRIC_STIR_ATTESTATION_TOTAL,
     METRIC_STIR_VERIFY_TOTAL,
     METRIC_TRANSACTION_TIMEOUT_TOTAL,
     METRIC_VOICE_ATTACH_MODE_FALLBACK_TOTAL,
@@ -33,6 +37,7 @@ from ..._sip.values import (
     METRIC_VOICE_ATTACH_TOTAL,
 )
 from .panels import Panel, stat, timeseries, toplist
+from .peers import attestation_panels, contacts_panels, register_panels, rrd_panels
 from .promql import PromQL, ratio, zero_or
 from .rules import ISA_CODES, REDIRECTS, SEER_CODES
 
@@ -245,6 +250,9 @@ VIEWS: dict[str, tuple[str, PanelsOf]] = {
             top="Non-INVITE outcomes by method and class (time range)",
         ),
     ),
+    METRIC_REGISTER_RESULT_TOTAL: ("registration", register_panels),
+    METRIC_REGISTRATION_REQUEST_DELAY_MS: ("registration", rrd_panels),
+    METRIC_REGISTERED_CONTACTS: ("registration", contacts_panels),
     METRIC_SESSION_TIMER_REFRESH_TOTAL: ("session_timers", refresh_panels),
     METRIC_DTLS_HANDSHAKE_TOTAL: (
         "security",
@@ -258,6 +266,7 @@ VIEWS: dict[str, tuple[str, PanelsOf]] = {
             METRIC_STIR_VERIFY_TOTAL, "STIR verification by result", {"result": "=failed"}, "STIR verifications failed"
         ),
     ),
+    METRIC_STIR_ATTESTATION_TOTAL: ("security", attestation_panels),
     METRIC_VOICE_ATTACH_TOTAL: (
         "voice_attach",
         _counts(METRIC_VOICE_ATTACH_TOTAL, "Voice attach by mode and result", ("mode", "result")),
