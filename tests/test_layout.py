@@ -201,6 +201,7 @@ def test_the_recorder_composes_its_parts_and_inherits_none():
     """Recorder has no base class: its sending, take and deliveries are objects it holds."""
     recorder = _classes(CORE / "recorder.py")["Recorder"]
     assert recorder.bases == []
+    from sip_statsd._core.config import Config
     from sip_statsd._core.host import HostDelivery
     from sip_statsd._core.recorder import Recorder
     from sip_statsd._core.sending import Sender
@@ -208,7 +209,7 @@ def test_the_recorder_composes_its_parts_and_inherits_none():
     from sip_statsd._core.taking import Take
     from sip_statsd._core.thread import ThreadDelivery
 
-    made = Recorder(dormant=True)
+    made = Recorder(Config(backend="memory"), dormant=True)  # sends nowhere
     try:
         parts = {name: type(getattr(made, name)) for name in ("sender", "take", "flusher", "host", "shared")}
         assert parts == {
