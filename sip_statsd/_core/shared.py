@@ -72,7 +72,7 @@ _GAUGE_WORDS = GAUGE_WORDS
 _RECORD = struct.Struct("<I")
 
 
-class SharedDelivery:
+class SharedMapping:
     """The shared mapping of one recorder: its layout, this process's slot, and the sender's read."""
 
     def __init__(self, families: Iterable[Family]) -> None:
