@@ -74,12 +74,12 @@ _SPARE_GAUGES = 32
 _SPARE_DISTRIBUTIONS = 16
 _GAUGE_WORDS = GAUGE_WORDS
 
-__all__ = ["SharedDelivery", "lost_claims_counter", "rebind"]
+__all__ = ["SharedMapping", "lost_claims_counter", "rebind"]
 _MASK = 2**64 - 1  # counter cells wrap around (unsigned 64 bits); the sender's differences are mod 2**64
 _DRAIN_FOR = 1.0  # seconds the old cells are still read after configure() (emits already under way)
 
 
-class SharedDelivery:
+class SharedMapping:
     """The shared mapping of one recorder: its layout, this process's slot, and the sender's read."""
 
     def __init__(self, families: Iterable[Family], plan: _Plan | None = None) -> None:
