@@ -118,7 +118,7 @@ class Recorder:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
             shared = self.shared
-            shared.check_can_add(family.name)
+            shared.check_can_add(family)  # all or nothing: the room is checked before any change
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
@@ -256,6 +256,7 @@ class Recorder:
         """
         del timeout
         self._check_pid()
+        self.shared.check_config(config)
         if self._configuring.held_here():
             # A signal handler (SIGHUP: reload) interrupted a configure() on this thread: the
             # one it interrupted applies this one as it leaves, so this one wins, as it came last.

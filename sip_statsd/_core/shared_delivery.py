@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from .shared import SharedMapping, rebind
+from .names import DROP_REASONS
+from .shared import SharedMapping, lost_claims_counter, rebind
 
 if TYPE_CHECKING:
     import weakref
@@ -52,16 +53,27 @@ class SharedDelivery:
             self.mapping.claim()  # a child forked from C: its own slot from now on (once)
             return
         recorder = self._recorder
+        lost = lost_claims_counter(recorder)  # type: ignore[arg-type]  # a Recorder: registers a family
+        take = recorder.take
         with recorder._lock:
-            mapping = self.mapping = recorder.take.shared = SharedMapping(recorder._families.values())
+            # The plan just read by configure(): what threads count in the old cells until the
+            # helpers are rebound is read from them again (see `SharedMapping._drain_old`).
+            mapping = self.mapping = take.shared = SharedMapping(recorder._families.values(), take._plan)
+        mapping.lost = lost
         rebind(recorder._helper_roots, mapping.replaced)  # helpers made before hold the old cells
         for family in recorder._families.values():
             recorder._apply_strict(family)  # the miss: the shared drop counter's cell
 
-    def check_can_add(self, name: str) -> None:
-        """A family joins the mapping in the process that made it, before the fork; else ValueError."""
+    def check_can_add(self, family: Family) -> None:
+        """A family joins the mapping in the process that made it, before the fork, if all of its
+        series and its drop counters fit; else ValueError, before anything is registered."""
         if self.mapping is not None:
-            self.mapping.check_can_add(name)
+            self.mapping.check_can_add(family, len(DROP_REASONS) + (family.kind == "distribution"))
+
+    def check_config(self, config: Config) -> None:
+        """Only the mapping's creator leaves shared delivery (a worker's take would read every slot)."""
+        if self.mapping is not None and config.delivery != "shared":
+            self.mapping.check_can_leave()
 
     def add(self, *families: Family | None) -> None:
         """Give the families' series their shared cells (hold the recorder's lock)."""
