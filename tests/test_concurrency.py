@@ -87,8 +87,8 @@ def test_fork_parent_and_child_counts_are_exact(receiver, make_metrics):
         try:
             for _ in range(3):
                 metrics.invite_result("outbound", 486)
-            ok = metrics.flush(timeout=5) and metrics.recorder._schedule.thread is not None
-            code = 0 if ok and metrics.recorder._schedule.thread.is_alive() else 3
+            ok = metrics.flush(timeout=5) and metrics.recorder.flusher.schedule.thread is not None
+            code = 0 if ok and metrics.recorder.flusher.schedule.thread.is_alive() else 3
         except BaseException:
             code = 4
         finally:

@@ -248,7 +248,7 @@ def test_host_delivery_sends_to_the_agent_at_dd_agent_host(monkeypatch, receiver
         metrics.host_tick(True)
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1, timeout=10)
         assert totals.count(sm.METRIC_BYE_TOTAL) == 1
-        assert metrics.recorder._schedule.thread is None  # sent on this thread: no fallback to ours
+        assert metrics.recorder.flusher.schedule.thread is None  # sent on this thread: no fallback to ours
     finally:
         metrics.close()
 

@@ -103,7 +103,7 @@ def test_a_line_that_cannot_be_encoded_is_a_counted_encode_error_and_flush_says_
     metrics = SipMetrics(backend="datadog", host=receiver.host, port=receiver.port, flush_interval=3600)
     try:
         assert metrics.flush(timeout=10)  # the backend is made
-        backend = metrics.recorder._backend
+        backend = metrics.recorder.sender.backend
         backend._constant = "bad:\udcff"  # type: ignore[union-attr]  # as an unchecked tag would be
         for _ in range(10):
             metrics.invite_result("inbound", 200)

@@ -80,7 +80,7 @@ def test_a_partial_tick_once_flush_interval_has_passed_flushes_everything(receiv
     metrics = host_metrics(receiver)
     try:
         metrics.bye("inbound", "remote", "user-hangup")
-        metrics.recorder._host_due = 0.0  # flush_interval has passed (no wall clock in the test)
+        metrics.recorder.host.make_due()  # flush_interval has passed (no wall clock in the test)
         metrics.invite_result("inbound", 200)
         metrics.host_tick(True, INVITE)
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1, timeout=10)

@@ -464,7 +464,7 @@ def test_host_delivery_sends_on_the_callers_thread_with_no_thread_of_ours(receiv
     """host_tick(True) sends what a handler recorded, at once, in one datagram; host_tick() alone waits."""
     metrics = sm.SipMetrics(delivery="host", host=receiver.host, port=receiver.port, flush_interval=3600)
     try:
-        assert metrics.recorder._schedule.thread is None
+        assert metrics.recorder.flusher.schedule.thread is None
         metrics.host_tick(True)  # what the configuration left: nothing
         before = receiver.totals().datagrams
         metrics.invite_result("inbound", 200)
@@ -475,6 +475,6 @@ def test_host_delivery_sends_on_the_callers_thread_with_no_thread_of_ours(receiv
         totals = receiver.wait_for(lambda t: t.count(sm.METRIC_BYE_TOTAL) >= 1, timeout=10)
         assert totals.count(sm.METRIC_INVITE_RESULT_TOTAL) == 1
         assert totals.datagrams == before + 1
-        assert metrics.recorder._schedule.thread is None
+        assert metrics.recorder.flusher.schedule.thread is None
     finally:
         metrics.close()

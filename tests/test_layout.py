@@ -184,3 +184,75 @@ def test_the_walk_ignores_imports_made_only_for_type_checking(tmp_path):
         },
     )
     assert circles(import_graph(root)) == []
+
+
+def _classes(path: Path) -> dict[str, ast.ClassDef]:
+    return {
+        node.name: node for node in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(node, ast.ClassDef)
+    }
+
+
+CORE = PACKAGE / "_core"
+# Each delivery (who sends when) is one class in a module of its own, with its own fork story.
+DELIVERIES = {"ThreadDelivery": "thread.py", "HostDelivery": "host.py", "SharedDelivery": "shared_delivery.py"}
+
+
+def test_the_recorder_composes_its_parts_and_inherits_none():
+    """Recorder has no base class: its sending, take and deliveries are objects it holds."""
+    recorder = _classes(CORE / "recorder.py")["Recorder"]
+    assert recorder.bases == []
+    from sip_statsd._core.config import Config
+    from sip_statsd._core.host import HostDelivery
+    from sip_statsd._core.recorder import Recorder
+    from sip_statsd._core.sending import Sender
+    from sip_statsd._core.shared_delivery import SharedDelivery
+    from sip_statsd._core.taking import Take
+    from sip_statsd._core.thread import ThreadDelivery
+
+    made = Recorder(Config(backend="memory"), dormant=True)  # sends nowhere
+    try:
+        parts = {name: type(getattr(made, name)) for name in ("sender", "take", "flusher", "host", "shared")}
+        assert parts == {
+            "sender": Sender,
+            "take": Take,
+            "flusher": ThreadDelivery,
+            "host": HostDelivery,
+            "shared": SharedDelivery,
+        }
+    finally:
+        made.close(timeout=1)
+
+
+def test_each_delivery_is_its_own_module_with_its_own_fork_story():
+    for name, module in DELIVERIES.items():
+        classes = _classes(CORE / module)
+        # Beside it, at most the Protocol that says what it uses of its recorder.
+        own = [c for c, node in classes.items() if not any(getattr(b, "id", "") == "Protocol" for b in node.bases)]
+        assert own == [name], (module, own)
+        assert classes[name].bases == [], name
+        methods = {n.name for n in classes[name].body if isinstance(n, ast.FunctionDef)}
+        assert "set_mode" in methods, name
+        assert methods & {"after_fork_child", "pause_for_fork"} or name == "SharedDelivery", name
+
+
+def test_no_core_class_is_a_mixin_that_initialises_another_objects_attributes():
+    """No `_init_<part>` methods: a part's state lives in the part's own constructor."""
+    found = [
+        f"{path.name}:{node.name}"
+        for path in CORE.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("_init_")
+    ]
+    assert found == []
+
+
+def test_no_core_constructor_takes_more_than_8_parameters():
+    wide = [
+        f"{path.name}:{cls.name}"
+        for path in CORE.glob("*.py")
+        for cls in _classes(path).values()
+        for node in cls.body
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__"
+        if len(node.args.args) + len(node.args.kwonlyargs) - 1 > 8
+    ]
+    assert wide == []

@@ -114,7 +114,7 @@ def test_configure_in_a_loop_with_a_stuck_flusher_stays_bounded_and_loses_nothin
 
 def test_an_unreferenced_instance_lets_its_flusher_thread_end(make_metrics):
     metrics = SipMetrics(backend="off", flush_interval=3600)
-    thread = metrics.recorder._schedule.thread
+    thread = metrics.recorder.flusher.schedule.thread
     assert thread is not None
     assert thread.is_alive()
     del metrics

@@ -318,7 +318,7 @@ def test_a_host_that_replaces_its_workers_never_runs_out_of_slots(receiver, tmp_
     (a dead worker's, its counts kept), and every count arrives once."""
     run(
         """
-        shared = sip_statsd.default().recorder._shared
+        shared = sip_statsd.default().recorder.shared.mapping
         for batch in range(30):
             pids = []
             for _ in range(10):

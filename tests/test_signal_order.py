@@ -109,7 +109,7 @@ class Interrupted(threading.Condition):
             signal.raise_signal(signal.SIGUSR1)
         return result
 
-m.recorder._schedule.cond = Interrupted()
+m.recorder.flusher.schedule.cond = Interrupted()
 signal.signal(signal.SIGUSR1, lambda *_: m.configure(host="127.0.0.1", port=port, flush_interval=3600))
 m.bye("outbound", "local", "normal")
 armed.append(1)

@@ -6,14 +6,11 @@ from the first call that notices the new pid (`Recorder._check_pid`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import TYPE_CHECKING
 
 from .backend import MemoryBackend
-from .flusher import Schedule, watch
-from .sending import Stats
-from .series import CounterSeries, OwnedLock
+from .series import OwnedLock
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -25,32 +22,15 @@ def start_child(recorder: Recorder, keep_cells: bool) -> None:
     recorder._lock = OwnedLock()
     recorder._configuring = OwnedLock()  # a parent thread may have been inside configure()
     recorder._pending_config.clear()
-    recorder._init_host()
-    old = recorder._schedule
-    schedule = recorder._schedule = Schedule(recorder.config.flush_interval)
-    schedule.periodic = old.periodic
-    schedule.dormant = old.dormant
-    watch(recorder, schedule)
-    # The parent sends what it had recorded; the child starts from zero. A fold that a
-    # fork from a signal handler interrupted goes on, in the child, on a list nobody reads.
-    if not keep_cells and recorder._shared is None:  # shared cells: the parent's slot stays the parent's
-        recorder._discard_cells()
-        for family in recorder._families.values():
-            for series in family._by_values.values():
-                if isinstance(series, CounterSeries):
-                    series._extra = []
+    recorder.host.after_fork_child()
+    schedule = recorder.flusher.after_fork_child()
+    recorder.take.after_fork_child(keep_cells)  # the parent sends what it had recorded; the child starts from zero
     recorder._switches.clear()  # their batches are the parent's; their configuration holds here
-    recorder._active = recorder.config
-    recorder._stats = Stats()
-    backend = recorder._backend
     # A memory backend starts empty too: what it holds is the parent's.
-    recorder._backend = MemoryBackend() if isinstance(recorder._intended or backend, MemoryBackend) else None
+    sender = recorder.sender
+    sender.after_fork_child(recorder.config, isinstance(recorder._intended or sender.backend, MemoryBackend))
     if isinstance(recorder._intended, MemoryBackend):
-        recorder._intended = recorder._backend
-    if backend is not None and not isinstance(backend, MemoryBackend):
-        with contextlib.suppress(Exception):
-            backend.close()  # the child's copy of the socket only
+        recorder._intended = sender.backend
     with schedule.cond:
-        recorder._set_delivery(recorder.config)
-        if schedule.periodic and not schedule.dormant:
-            schedule.start(recorder)
+        recorder._set_delivery(recorder.config)  # shared delivery: the child claims its slot
+        recorder.flusher.start_in_child()

@@ -1,11 +1,14 @@
-"""The recorder: owns the families, flushes them to a backend from one background thread.
+"""The recorder: owns the families and the configuration, and composes the parts that flush them.
 
-Emitters only touch their series' cells (see `CounterSeries`). Everything that may be slow
-(importing nothing: the clients are imported with the library; making a backend, DNS,
-sends) happens on the flusher thread, and only there; `flush()`, `close()`, `stats()` and
-`configure()` on another thread ask the flusher and wait for it with a deadline (see
-`_flusher.Schedule`). No lock of ours is held while we send or log, so a logging handler
-that calls back into us cannot deadlock the flusher.
+It holds a `Take` (reads the cells), a `Sender` (backend, faults, stats) and three deliveries
+(who sends when: `ThreadDelivery`, `HostDelivery`, `SharedDelivery`), each an object with
+its own module and fork story; here is what ties them: `configure()`'s switches, `flush()`,
+`close()` and one flush (`_serve`). Emitters only touch their series' cells (see
+`CounterSeries`). Everything that may be slow (making a backend, DNS, sends) happens on
+whoever sends, the flusher thread by default; `flush()`, `close()`, `stats()` and
+`configure()` on another thread ask it and wait with a deadline (see `flusher.Schedule`).
+No lock of ours is held while we send or log, so a logging handler that calls back into us
+cannot deadlock the sender.
 
 Process model (fork, exit, multiprocessing): see `process`, over the `WeakSet` of
 recorders kept here.
@@ -30,13 +33,13 @@ from .child import start_child
 from .config import Config
 from .drops import FIRST_MISS, STRICT_MISS, explain, show
 from .family import Counter, Family
-from .flusher import Schedule, watch
 from .host import HostDelivery
 from .names import DROP_REASONS, DROP_UNKNOWN_VALUE, METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
-from .sending import Sending, Stats
+from .sending import Sender, Stats
 from .series import InvalidInputError, OwnedLock
-from .shared import SharedDelivery, rebind
-from .taking import Taking, sampled_counter
+from .shared_delivery import SharedDelivery
+from .taking import Take, sampled_counter
+from .thread import ThreadDelivery
 
 log = logging.getLogger("sip_statsd")
 
@@ -55,7 +58,7 @@ class _Switch:
     backend: Backend | None
 
 
-class Recorder(Sending, HostDelivery, Taking):
+class Recorder:
     """Families, their cells and the machinery that flushes them."""
 
     def __init__(self, config: Config | None = None, *, dormant: bool = False) -> None:
@@ -65,15 +68,16 @@ class Recorder(Sending, HostDelivery, Taking):
         self._lock = OwnedLock()  # taking cells, registering families, fork
         self._configuring = OwnedLock()  # one reconfigure() at a time; a handler's waits its turn
         self._pending_config: dict[int, tuple[Config, Backend | None]] = {}
-        self._schedule = Schedule(self.config.flush_interval)
+        self.flusher = ThreadDelivery(self, self.config.flush_interval)  # delivery="thread": our thread sends
         self._switches: deque[_Switch] = deque()  # under the schedule's condition
         self._intended: Backend | None = None  # a backend handed to reconfigure(), for the capture API
-        self._shared: SharedDelivery | None = None  # delivery="shared": the mapping, made once
         self._helper_roots: weakref.WeakSet[object] = weakref.WeakSet()  # whose functions hold cells (SIP helpers)
-        self._init_sending(self.config)  # the sending side: touched by the flusher thread only
+        self.sender = Sender(self.config, self._family_list)  # the sending side: one sender at a time
         self._pid = os.getpid()  # a child forked from C without Python's hooks knows itself by this
-        self._init_taking()
-        self._init_host()
+        self.take = Take(self._families)  # reads the cells (or, delivery="shared", the mapping)
+        self.host = HostDelivery(self)  # delivery="host": the host's thread sends (and every send on a caller's)
+        self.shared = SharedDelivery(self)  # delivery="shared": every process's counts in one mapping
+        self.host_tick = self.host.tick  # bound once: `sip_statsd.host_tick` is this, costs one call
         # Call quality: helpers that precompute from self.config, called after each reconfigure.
         self._config_listeners: list[Callable[[], None]] = []
         self.dropped: Counter | None = None
@@ -84,7 +88,6 @@ class Recorder(Sending, HostDelivery, Taking):
             description="Metric values the backend could not deliver, by kind of fault.",
             recorder=self,
         )
-        self._fault_counts = {kind: self.send_errors.series(kind=kind) for kind in FAULT_KINDS}
         self.sampled = sampled_counter(self)
         self.dropped = Counter(
             METRIC_DROPPED_INPUTS_TOTAL,
@@ -93,19 +96,19 @@ class Recorder(Sending, HostDelivery, Taking):
             recorder=self,
             _allow_empty=True,
         )
+        self.sender.counts_in(self.send_errors, self.dropped)
         _instances.add(self)
-        watch(self, self._schedule)
         if self.config.backend == "memory":
-            self._backend = self._intended = MemoryBackend()
-        with self._schedule.cond:
+            self.sender.backend = self._intended = MemoryBackend()
+        with self.flusher.schedule.cond:
             self._set_delivery(self.config)
-            self._schedule.dormant = dormant
+            self.flusher.schedule.dormant = dormant
             if not dormant:
-                self._schedule.start(self)
+                self.flusher.schedule.start(self)
 
     def wake(self) -> None:
         """Start delivery if nothing has yet (the first use of the process-wide recorder)."""
-        self._schedule.rouse(self)
+        self.flusher.wake()
 
     # --- families -----------------------------------------------------------------------
 
@@ -114,17 +117,16 @@ class Recorder(Sending, HostDelivery, Taking):
         with self._lock:
             if family.name in self._families:
                 raise ValueError(f"a metric named {family.name!r} is already defined")
-            if (shared := self._shared) is not None:
-                shared.check_can_add(family.name)
+            shared = self.shared
+            shared.check_can_add(family)  # all or nothing: the room is checked before any change
             dropped = self.dropped
             if dropped is not None:  # None while the library's own two counters are made
                 dropped._add_value("metric", family.name)
             if (sampled := getattr(self, "sampled", None) if family.kind == "distribution" else None) is not None:
                 sampled._add_value("metric", family.name)
             self._families[family.name] = family
-            self._families_changed()
-            if shared is not None:  # the family and the drop counters it grew get shared cells
-                shared.add(dropped, sampled, family)
+            self.take.changed()
+            shared.add(dropped, sampled, family)  # delivery="shared": the family's and its drop counters' cells
         if dropped is not None:
             family._drops = {reason: dropped.series(metric=family.name, reason=reason) for reason in DROP_REASONS}
             self._apply_strict(family)
@@ -142,10 +144,10 @@ class Recorder(Sending, HostDelivery, Taking):
         """Point `family`'s helpers at the strict-mode miss; else, until its first bad value is
         kept for the log, at the first-miss (the slow path names it), then at its drop counter."""
         if family._drops:
-            first = (family.name, DROP_UNKNOWN_VALUE) not in self._first_drops
+            first = (family.name, DROP_UNKNOWN_VALUE) not in self.sender.first_drops
             if self.strict:
                 family._set_miss(STRICT_MISS)
-            elif first and (family.name, DROP_UNKNOWN_VALUE) not in self._logged:
+            elif first and (family.name, DROP_UNKNOWN_VALUE) not in self.sender.logged:
                 family._set_miss(FIRST_MISS)
             else:
                 family._set_miss(family._drops[DROP_UNKNOWN_VALUE]._count)
@@ -165,8 +167,8 @@ class Recorder(Sending, HostDelivery, Taking):
         if drops:
             next(drops[reason]._count)
         where = (family.name, reason)
-        if where not in self._logged:
-            self._first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
+        if where not in self.sender.logged:
+            self.sender.first_drops.setdefault(where, (key, value))  # atomic; one per metric and reason
         if family._miss is FIRST_MISS:  # kept: the helpers' fast path counts the next ones
             self._apply_strict(family)
 
@@ -179,7 +181,7 @@ class Recorder(Sending, HostDelivery, Taking):
         handler), it asks for another flush and returns False at once.
         """
         self._check_pid()
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         with schedule.cond:
             want = schedule.ask()
             started = schedule.start(self)
@@ -198,8 +200,8 @@ class Recorder(Sending, HostDelivery, Taking):
             else:
                 refused = schedule.refused  # no thread can start: shutdown (not a delivery of "host")
         if refused is None:
-            return self._serve_unwaited(want)
-        return self._serve_here(want) if refused else self._serve_on_caller(want, timeout)
+            return self.host.serve_unwaited(want)
+        return self.host.serve_here(want) if refused else self.host.serve_on_caller(want, timeout)
 
     def _check_pid(self) -> None:
         """In a child forked without Python's fork hooks (from C): start our own delivery.
@@ -223,7 +225,7 @@ class Recorder(Sending, HostDelivery, Taking):
     def _ask_close(self) -> tuple[int, bool] | None:
         """Ask for the last flush and the flusher's end: (flush number, a thread serves it)."""
         self._check_pid()
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         with schedule.cond:
             schedule.periodic = False
             want = schedule.ask()
@@ -232,13 +234,13 @@ class Recorder(Sending, HostDelivery, Taking):
 
     def _wait_closed(self, asked: tuple[int, bool], deadline: float | None) -> bool:
         want, started = asked
-        if not started and self._schedule.refused:  # no thread can start: interpreter shutdown
-            return self._serve_here(want)
+        if not started and self.flusher.schedule.refused:  # no thread can start: interpreter shutdown
+            return self.host.serve_here(want)
         if not started:  # delivery="host" (a handler may have switched it since: served here all the same)
-            done = self._serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
-            self._retire()
+            done = self.host.serve_on_caller(want, None if deadline is None else max(0.0, deadline - time.monotonic()))
+            self.sender.retire()
             return done
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         with schedule.cond:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             return schedule.wait(want, remaining) and schedule.wait_ended(deadline)
@@ -254,6 +256,7 @@ class Recorder(Sending, HostDelivery, Taking):
         """
         del timeout
         self._check_pid()
+        self.shared.check_config(config)
         if self._configuring.held_here():
             # A signal handler (SIGHUP: reload) interrupted a configure() on this thread: the
             # one it interrupted applies this one as it leaves, so this one wins, as it came last.
@@ -268,7 +271,7 @@ class Recorder(Sending, HostDelivery, Taking):
             config, backend = pending
 
     def _reconfigure(self, config: Config, backend: Backend | None) -> None:
-        schedule = self._schedule
+        schedule = self.flusher.schedule
         if config == self.config and backend is None and self._intended is None:
             with schedule.cond:  # the same place: nothing to route apart, only (re)start
                 schedule.periodic = True
@@ -283,7 +286,7 @@ class Recorder(Sending, HostDelivery, Taking):
             batch = Batch()
         else:
             with self._lock:
-                batch = self._take()
+                batch = self.take.all()
         with schedule.cond:
             switch = _Switch(batch, config, backend)
             if len(self._switches) >= MAX_PENDING_SWITCHES:
@@ -309,12 +312,12 @@ class Recorder(Sending, HostDelivery, Taking):
     @property
     def backend(self) -> Backend | None:
         """The backend handed to the latest reconfigure(), else the one in use."""
-        return self._intended if self._intended is not None else self._backend
+        return self._intended if self._intended is not None else self.sender.backend
 
     def stats(self, timeout: float | None = DEFAULT_TIMEOUT) -> Stats:
         """Totals since start, after a flush (waited for at most `timeout`)."""
         self.flush(timeout)
-        s = self._stats
+        s = self.sender.stats
         return Stats(dict(s.dropped_inputs), dict(s.send_errors), s.flushes, s.lines_sent)
 
     # --- the flusher's side (flusher thread only, or the last thread at shutdown) ----------
@@ -325,53 +328,58 @@ class Recorder(Sending, HostDelivery, Taking):
         False if something could not be sent for a fault of ours (a line that would not
         encode, a bug): counted, and said by flush(). A dead agent is counted, not False.
         """
-        self._failed = False
+        sender = self.sender
+        sender.failed = False
         try:
             while True:
-                with self._schedule.cond:
+                with self.flusher.schedule.cond:
                     switch = self._switches.popleft() if self._switches else None
                 if switch is None:
                     break
-                self._account(switch.batch)  # here, not in configure(): logging is the flusher's
-                self._send(switch.batch)
-                self._close_backend()
-                self._active = switch.config
-                self._backend = switch.backend
-                self._retry_at = 0.0
-                self._logged = {k for k in self._logged if not (isinstance(k, tuple) and k[0] == "fault")}
+                sender.account(switch.batch)  # here, not in configure(): logging is the sender's
+                sender.send(switch.batch)
+                sender.switch(switch.config, switch.backend)
             with self._lock:
-                batch = self._take()
-            self._account(batch)
-            self._send(batch)
-            self._prepare()
+                batch = self.take.all()
+            sender.account(batch)
+            sender.send(batch)
+            sender.prepare()
         except Exception as error:  # a bug of ours must not kill the flusher
-            self._failed = True
-            self._log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
-        return not self._failed
+            sender.failed = True
+            sender.log_once(("internal", type(error)), "sip-statsd: flush failed: %r", error)
+        return not sender.failed
+
+    def _prepare(self) -> None:
+        self.sender.prepare()
+
+    def _retire(self) -> None:
+        self.sender.retire()
+
+    def _holds_a_take_lock(self) -> bool:
+        """True if this thread holds a lock the take waits for (a signal handler interrupted it there)."""
+        return self._lock.held_here() or self.take.holds_a_lock()
+
+    def _sender_lock(self) -> OwnedLock:
+        """Held by whoever sends (the flusher, or a host's thread): one sender at a time."""
+        return self.host.lock
+
+    def _family_list(self) -> list[Family]:
+        with self._lock:
+            return list(self._families.values())
 
     def _set_delivery(self, config: Config) -> None:
-        """Thread, host or shared delivery (hold the schedule's condition)."""
-        super()._set_delivery(config)
-        if config.delivery == "shared" and self._shared is not None:
-            self._shared.claim()  # a child forked from C: its own slot from now on (once)
-        elif config.delivery == "shared":
-            with self._lock:
-                self._shared = SharedDelivery(self._families.values())
-            rebind(self._helper_roots, self._shared.replaced)  # helpers made before hold the old cells
-            for family in self._families.values():
-                self._apply_strict(family)  # the miss: the shared drop counter's cell
+        """Thread, host or shared delivery: each part takes its mode (hold the schedule's condition)."""
+        self.flusher.set_mode(config)
+        self.host.set_mode(config)
+        self.shared.set_mode(config)
 
-    # --- fork (see process) -----------------------------------------------------------------
+    # --- fork (see process; each delivery's own story is in its class) -----------------------
 
     def _pause_for_fork(self) -> threading.Thread | None:
-        return self._schedule.pause()
-
-    # No lock of ours is held from before a fork to after it: a host may fork several times
-    # in one bracket and run Python in between (Kamailio's main process calls child_init(0)
-    # there), and a child makes its own locks anyway.
+        return self.flusher.pause_for_fork()
 
     def _after_fork_parent(self) -> None:
-        self._schedule.resume(self)
+        self.flusher.after_fork_parent()
 
     def _after_fork_child(self, keep_cells: bool = False) -> None:
         start_child(self, keep_cells)

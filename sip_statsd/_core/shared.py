@@ -24,7 +24,7 @@ the write where CPython switches threads (the eval breaker is only checked at ca
 backward jumps), so threads of one process do not lose counts either. The sender's reads are
 8-byte aligned loads. A process that dies loses nothing it wrote: its slot stays, read like
 any other, and the sender hands it to the next process, which goes on from its values (see
-`_recycle`). The sender holds a POSIX record lock
+`Slots.recycle`). The sender holds a POSIX record lock
 (`lockf`) on a private temporary file while it reads and updates the marks, so two senders
 (an `rtimer` and an exit flush) never send one count twice; the kernel drops the lock of a
 process that dies.
@@ -35,15 +35,15 @@ from __future__ import annotations
 import mmap
 import operator
 import os
-import struct
-import types
+import time
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .batch import Batch
-from .family import Family
-from .gauge import GaugeSeries
-from .series import CounterSeries, DistributionSeries
+from .family import Counter, Family
+from .gauge import GaugeSeries, _finite
+from .names import DROP_INVALID_NUMBER
+from .series import CounterScan, CounterSeries, DistributionSeries
 from .shared_cells import (
     _FULL,
     GAUGE_WORDS,
@@ -54,28 +54,35 @@ from .shared_cells import (
     _GaugeCells,
     _Ring,
 )
+from .shared_rebind import rebind
+from .shared_slots import SLOTS, Slots
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+
+    from .recorder import Recorder
+    from .taking import _Plan
 
 try:
     import fcntl  # POSIX; shared delivery is refused where there is no fork() (see Config)
 except ImportError:  # pragma: no cover - Windows: `import sip_statsd` must work there all the same
     fcntl = None  # type: ignore[assignment]
 
-SLOTS = 128  # processes that can claim a slot (Kamailio's workers, timers, rtimer, main ...)
 RING = 512  # samples a process keeps per distribution series between two reads (then a reservoir)
 _SPARE_COUNTERS = 512  # room for families defined after configure(), before the fork
 _SPARE_GAUGES = 32
 _SPARE_DISTRIBUTIONS = 16
 _GAUGE_WORDS = GAUGE_WORDS
-_RECORD = struct.Struct("<I")
+
+__all__ = ["SharedMapping", "lost_claims_counter", "rebind"]
+_MASK = 2**64 - 1  # counter cells wrap around (unsigned 64 bits); the sender's differences are mod 2**64
+_DRAIN_FOR = 1.0  # seconds the old cells are still read after configure() (emits already under way)
 
 
-class SharedDelivery:
+class SharedMapping:
     """The shared mapping of one recorder: its layout, this process's slot, and the sender's read."""
 
-    def __init__(self, families: Iterable[Family]) -> None:
+    def __init__(self, families: Iterable[Family], plan: _Plan | None = None) -> None:
         families = list(families)
         self.counters: list[CounterSeries] = []
         self.gauges: list[GaugeSeries] = []
@@ -100,31 +107,61 @@ class SharedDelivery:
         self.map = mmap.mmap(-1, words * 8, flags=mmap.MAP_SHARED)  # anonymous, inherited by every child
         self.words = memoryview(self.map).cast("q")
         self.floats = memoryview(self.map).cast("d")
+        self.counts = memoryview(self.map).cast("Q")  # counter cells and sums: unsigned, they wrap
+        self._index: dict[int, int] = {}  # id(series) -> its index in counters/gauges/distributions
         self.creator = os.getpid()
         self.pid = 0
         self.slot = -1
         import tempfile  # here, at configure(): `import sip_statsd` stays light
 
         self._lock_file = tempfile.TemporaryFile()  # noqa: SIM115 - held for the mapping's life
-        free, self._free = os.pipe()  # free slot numbers, one 4-byte record each: claims are atomic
-        self._claims = free
-        os.write(self._free, b"".join(_RECORD.pack(i) for i in range(SLOTS)))
-        os.set_blocking(free, False)
+        self.slots = Slots(self.words)
+        self.lost: CounterSeries | None = None  # set once the layout is made (see `lost_claims_counter`)
         self.lost_claims = 0  # processes that found no free slot (they count in the creator's)
         self.replaced: dict[int, tuple[object, object]] = {}  # old cell objects, for `rebind`
         self.cells: list[object] = []
         self.claim()
         for family in families:
             self._add(family)
+        # What threads count in the old cells between configure()'s read and the rebind (and
+        # emits under way then) is read from them again at the takes of the next moments.
+        self._old: CounterScan | None = plan.scan if plan is not None else None
+        self._old_until = time.monotonic() + _DRAIN_FOR
+        # The sender's copy of each slot's counter cells at its last read (see `_counter_sums`).
+        self._seen_key: tuple[int, int] = (0, 0)
+        self._seen: dict[int, bytes] = {}
+        self._total: list[int] = []
 
     # --- layout: each series' cells, the same in every process --------------------------------
 
-    def check_can_add(self, name: str) -> None:
-        """Families join the layout in the process that made it, before the fork; else ValueError."""
+    def check_can_add(self, family: Family, more_counters: int = 0) -> None:
+        """Families join the layout in the process that made it, before the fork, if there is room
+        for all of their series (and `more_counters` of the library's own); else ValueError."""
+        name = family.name
         if os.getpid() != self.creator:
             raise ValueError(
                 f"{name}: with delivery='shared', define metrics before the host forks "
                 "(the shared mapping's layout is fixed then)"
+            )
+        n = len(family._by_values)
+        c, g, d = (n, 0, 0) if family.kind == "count" else (0, n, 0) if family.kind == "gauge" else (0, 0, n)
+        for kind, want, have, cap in (
+            ("counters", c + more_counters, len(self.counters), self.c_cap),
+            ("gauges", g, len(self.gauges), self.g_cap),
+            ("distributions", d, len(self.distributions), self.d_cap),
+        ):
+            if have + want > cap:
+                raise ValueError(
+                    f"{name}: no room left in the shared mapping for {want} more {kind} "
+                    f"({cap - have} left; define metrics before configure(delivery='shared'))"
+                )
+
+    def check_can_leave(self) -> None:
+        """Only the mapping's creator leaves shared delivery: a worker's take would read every slot."""
+        if os.getpid() != self.creator:
+            raise ValueError(
+                "configure(): a process forked after configure(delivery='shared') cannot change "
+                "delivery (it would take every process's counts); configure the host's main process"
             )
 
     def add(self, *families: Family | None) -> None:
@@ -140,11 +177,13 @@ class SharedDelivery:
                 if len(self.counters) >= self.c_cap:
                     raise ValueError(f"{family.name}: no room left in the shared mapping for more counters")
                 series.__class__ = SharedCounterSeries
+                self._index[id(series)] = len(self.counters)
                 self.counters.append(series)
             elif isinstance(series, GaugeSeries):
                 if len(self.gauges) >= self.g_cap:
                     raise ValueError(f"{family.name}: no room left in the shared mapping for more gauges")
                 series.__class__ = SharedGaugeSeries
+                self._index[id(series)] = len(self.gauges)
                 self.gauges.append(series)
             elif isinstance(series, DistributionSeries):
                 if len(self.distributions) >= self.d_cap:
@@ -152,6 +191,7 @@ class SharedDelivery:
                 series.__class__ = SharedDistributionSeries
                 self.replaced[id(series._samples)] = (series._samples, _FULL)  # helpers' fast paths append there
                 series._samples = _FULL  # type: ignore[assignment]
+                self._index[id(series)] = len(self.distributions)
                 self.distributions.append(series)
         self._bind(fresh)
 
@@ -163,19 +203,19 @@ class SharedDelivery:
     def _bind(self, family_series: Sequence[object]) -> None:
         """Cells in this process's slot for series new to the layout (made in the creator, before the fork)."""
         base = self.slots_at + self.slot * self.slot_words
-        words, floats = self.words, self.floats
-        made = self._made
+        words, floats, counts = self.words, self.floats, self.counts
+        made, index = self._made, self._index
         for series in family_series:
             if isinstance(series, SharedCounterSeries):
-                i = self.counters.index(series)
-                series._count = made(series._count, SharedCell(words, base + i))  # type: ignore[assignment]
+                i = index[id(series)]
+                series._count = made(series._count, SharedCell(counts, base + i))  # type: ignore[assignment]
             elif isinstance(series, SharedGaugeSeries):
-                at = base + self.c_cap + _GAUGE_WORDS * self.gauges.index(series)
-                series._up = made(series._up, SharedCell(words, at))  # type: ignore[assignment]
-                series._down = made(series._down, SharedCell(words, at + 1))  # type: ignore[assignment]
+                at = base + self.c_cap + _GAUGE_WORDS * index[id(series)]
+                series._up = made(series._up, SharedCell(counts, at))  # type: ignore[assignment]
+                series._down = made(series._down, SharedCell(counts, at + 1))  # type: ignore[assignment]
                 series._extra = made(series._extra, _GaugeCells(words, floats, at + 2))  # type: ignore[assignment]
             elif isinstance(series, SharedDistributionSeries):
-                i = self.distributions.index(series)
+                i = index[id(series)]
                 at = base + self.c_cap + _GAUGE_WORDS * self.g_cap + (2 + RING) * i
                 marks = self.marks_at + self.slot * self.d_cap * 2 + 2 * i
                 series._over = made(series._over, _Ring(words, floats, at, marks, RING))  # type: ignore[assignment]
@@ -190,46 +230,21 @@ class SharedDelivery:
                 cell.marks += mark_delta
         self.slot = slot
 
-    # --- claims ---------------------------------------------------------------------------------
-
     def claim(self) -> None:
-        """This process's slot, claimed once (one read from the pipe): called in every new process."""
+        """This process's slot, claimed once (see `Slots.claim`): called in every new process."""
         pid = os.getpid()
         if self.pid == pid:
             return
-        try:
-            record = os.read(self._claims, _RECORD.size)
-        except OSError:  # empty (BlockingIOError), or a host that closed the fds it inherited
-            record = b""
-        if len(record) != _RECORD.size:  # every slot is held by a live process: this one counts in the creator's
-            self.lost_claims += 1
-            self.pid = pid
-            return
-        slot = _RECORD.unpack(record)[0]
-        self.words[slot] = pid  # claimed: the sender reads this slot from now on
+        slot = self.slots.claim(pid, self._lock_file.fileno())
         self.pid = pid
-        if self.slot < 0:
+        if slot is None:  # every slot is held by a live process: this one counts in the creator's
+            self.lost_claims += 1
+            if self.lost is not None:
+                self.lost.inc()  # sip_statsd_shared_lost_claims_total: the agent sees it
+        elif self.slot < 0:
             self.slot = slot
         else:
             self._shift(slot)
-
-    def _recycle(self, owners: list[int]) -> None:
-        """Hand the slot of a process that has exited to the next process (under the sender's lock).
-
-        Nothing in a slot belongs to its process's memory: a new owner goes on from the cells'
-        values, so the counts of the dead one stay counted, and a host that replaces workers
-        (gunicorn's max_requests, uWSGI's reloads) never runs out of slots. The slot stays
-        read (-1: free); a pid the system gave to another program since is only not recycled.
-        """
-        me = os.getpid()
-        for slot, pid in enumerate(owners):
-            if pid > 0 and pid != me and not _alive(pid):
-                self.words[slot] = -1  # before the slot is free: its next owner writes its own pid
-                try:
-                    os.write(self._free, _RECORD.pack(slot))
-                except OSError:  # this process closed the fds it inherited: the slot stays as it was
-                    self.words[slot] = pid
-                    return
 
     # --- the sender --------------------------------------------------------------------------------
 
@@ -242,30 +257,55 @@ class SharedDelivery:
         fd = self._lock_file.fileno()
         fcntl.lockf(fd, fcntl.LOCK_EX)
         try:
+            self._drain_old()
             return self._read()
         finally:
             fcntl.lockf(fd, fcntl.LOCK_UN)
 
+    def _drain_old(self) -> None:
+        """Move into this process's slot what threads counted in the cells the shared ones replaced.
+
+        configure() read the old cells before the helpers were pointed at the shared ones:
+        what threads counted there in between (and emits under way at the rebind) is read
+        again here, until a take a moment after configure() finds nothing new there.
+        """
+        scan = self._old
+        if scan is None or os.getpid() != self.creator:
+            return
+        found = False
+        for series, n in scan.take():
+            if n > 0 and isinstance(series, SharedCounterSeries):
+                series._count.add(n)  # type: ignore[attr-defined]
+                found = True
+        for series in scan.series:
+            if series._extra and not series._sources:  # inc(n) queued before the class changed
+                n = series._take_extra()
+                if n and isinstance(series, SharedCounterSeries):
+                    series._count.add(n)  # type: ignore[attr-defined]
+                    found = True
+        if not found and time.monotonic() > self._old_until:
+            self._old = None
+
     def _read(self) -> Batch:
-        words, floats = self.words, self.floats
+        words, floats, cells = self.words, self.floats, self.counts
         owners = words[:SLOTS].tolist()
         claimed = [i for i, pid in enumerate(owners) if pid]
-        self._recycle(owners)
+        self.slots.recycle(owners)
         n_c, n_g = len(self.counters), len(self.gauges)
-        sums = [0] * n_c
+        sums = self._counter_sums(claimed, n_c)
         gauge_words = [0] * (_GAUGE_WORDS * n_g)
         adjust = [0.0] * n_g
         for slot in claimed:
-            base = self.slots_at + slot * self.slot_words
-            sums = list(map(operator.add, sums, words[base : base + n_c].tolist()))
-            g = base + self.c_cap
+            g = self.slots_at + slot * self.slot_words + self.c_cap
             gauge_words = list(map(operator.add, gauge_words, words[g : g + _GAUGE_WORDS * n_g].tolist()))
             adjust = list(map(operator.add, adjust, floats[g + 2 : g + _GAUGE_WORDS * n_g : _GAUGE_WORDS].tolist()))
         batch = Batch()
-        last = words[self.sums_at : self.sums_at + n_c].tolist()
+        last = cells[self.sums_at : self.sums_at + n_c].tolist()
         diffs = list(map(operator.sub, sums, last))
-        if diffs.count(0) != n_c:
-            words[self.sums_at : self.sums_at + n_c] = array("q", sums)
+        if diffs.count(0) != n_c:  # sums and differences mod 2**64: a cell past 2**64 wraps around
+            sums = [n & _MASK for n in sums]
+            diffs = [(n - m) & _MASK for n, m in zip(sums, last, strict=True)]
+            cells[self.sums_at : self.sums_at + n_c] = array("Q", sums)
             counted: dict[CounterSeries, int] = {}
             for i, n in enumerate(diffs):
                 if n:
@@ -277,9 +317,33 @@ class SharedDelivery:
         for i, gauge in enumerate(self.gauges):
             ups, downs, _, moves = gauge_words[_GAUGE_WORDS * i : _GAUGE_WORDS * (i + 1)]
             if ups or downs or moves:  # sent from its first move or set on, as in one process
-                batch.gauges.append((gauge, ups - downs + adjust[i]))
+                level = ups - downs + adjust[i]
+                if _finite(level) is not None:
+                    batch.gauges.append((gauge, level))
+                elif (drop := gauge.family._drops.get(DROP_INVALID_NUMBER)) is not None:
+                    batch.counts.append((drop, 1))  # inf or nan summed: no line a receiver rejects
         self._read_samples(claimed, batch)
         return batch
+
+    def _counter_sums(self, claimed: list[int], n_c: int) -> list[int]:
+        """The counter cells summed over the slots: a slot whose bytes did not change since this
+        process's last read (a process gone, an idle one) costs a copy and a compare, not a sum."""
+        if self._seen_key != (os.getpid(), n_c):
+            self._seen_key, self._seen, self._total = (os.getpid(), n_c), {}, [0] * n_c
+        seen, total, cells = self._seen, self._total, self.counts
+        for slot in claimed:
+            base = self.slots_at + slot * self.slot_words
+            raw = cells[base : base + n_c].tobytes()
+            old = seen.get(slot)
+            if old == raw:
+                continue
+            new = memoryview(raw).cast("Q").tolist()
+            if old is not None:
+                new = list(map(operator.sub, new, memoryview(old).cast("Q").tolist()))
+            total = list(map(operator.add, total, new))
+            seen[slot] = raw
+        self._total = total
+        return total
 
     def _read_samples(self, claimed: list[int], batch: Batch) -> None:
         words, floats = self.words, self.floats
@@ -320,73 +384,14 @@ class SharedDelivery:
         batch.counts.extend(away.items())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # no signal: whether the process exists (a zombie does, until reaped)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's: it exists
-        return True
-    return True
+METRIC_SHARED_LOST_CLAIMS_TOTAL = "sip_statsd_shared_lost_claims_total"
 
 
-def rebind(roots: Iterable[object], replaced: dict[int, tuple[object, object]]) -> None:
-    """Put the shared cells where the helpers of `roots` (made before the mapping) hold the old ones.
-
-    The SIP helpers keep each series' cell in tables their closures hold (dicts, lists,
-    tuples, a dict's bound `get`): those are walked once, at configure(), and every old
-    cell replaced in place (a tuple is made again and put where it was).
-    """
-    walk = _Rebind(replaced)
-    for root in roots:
-        for function in vars(root).values():
-            walk.sub(function)
-
-
-class _Rebind:
-    def __init__(self, replaced: dict[int, tuple[object, object]]) -> None:
-        self.replaced = replaced
-        self.done: dict[int, object] = {}
-        self.keep: list[object] = []  # what `done` names stays alive during the walk
-
-    def sub(self, obj: object) -> object | None:
-        """`obj`'s replacement (an old cell's shared one, a tuple made again), else None; containers in place."""
-        hit = self.replaced.get(id(obj))
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        key = id(obj)
-        if key in self.done:
-            return self.done[key]
-        self.done[key] = None
-        self.keep.append(obj)
-        if type(obj) is dict:
-            self._items(obj, list(obj.items()))
-        elif type(obj) is list:
-            self._items(obj, list(enumerate(obj)))
-        elif type(obj) is tuple:
-            items = [self.sub(v) for v in obj]
-            if any(v is not None for v in items):
-                made = tuple(v if n is None else n for v, n in zip(obj, items, strict=True))
-                self.done[key] = made
-                return made
-        elif isinstance(obj, types.BuiltinMethodType):
-            self.sub(obj.__self__)
-        elif isinstance(obj, types.FunctionType):
-            self._closure(obj)
-        return None
-
-    def _items(self, container: Any, items: list[tuple[Any, object]]) -> None:
-        for k, v in items:
-            new = self.sub(v)
-            if new is not None:
-                container[k] = new
-
-    def _closure(self, function: types.FunctionType) -> None:
-        for cell in function.__closure__ or ():
-            try:
-                contents = cell.cell_contents
-            except ValueError:  # empty
-                continue
-            new = self.sub(contents)
-            if new is not None:
-                cell.cell_contents = new
+def lost_claims_counter(recorder: Recorder) -> CounterSeries:
+    """The library's count of processes that found no free slot (made at configure(), before the mapping)."""
+    return Counter(
+        METRIC_SHARED_LOST_CLAIMS_TOTAL,
+        labels={},
+        description="Processes that found every shared slot held: they count in the creator's slot.",
+        recorder=recorder,
+    ).series()

@@ -33,10 +33,11 @@ class SharedCell:
     def __next__(self) -> None:
         # One statement, no call inside: CPython switches threads only at calls and backward
         # jumps, never between this read and this write (tests/test_shared.py, eight threads).
-        self.view[self.at] += 1
+        # Unsigned 64 bits, wrapping around: never an exception on the emit path.
+        self.view[self.at] = (self.view[self.at] + 1) & 0xFFFFFFFFFFFFFFFF
 
     def add(self, n: int) -> None:
-        self.view[self.at] += n
+        self.view[self.at] = (self.view[self.at] + n) & 0xFFFFFFFFFFFFFFFF
 
 
 class _GaugeCells:

@@ -6,7 +6,7 @@ series that counted, derived series (which count what their sources counted) and
 with queued inc(n) take Python steps. This runs at every flush.
 
 With host delivery a handler that recorded something names the metrics it touched
-(`host_tick(True, metrics)`): `_take_some` then takes only those families (with the
+(`host_tick(True, metrics)`): `Take.some` then takes only those families (with the
 families that feed or are fed by them, and their drop counters), a `Part` of the plan,
 and leaves the rest for the next full take. Each series' last read lives in the one scan,
 so nothing is taken twice, whatever the order of partial and full takes.
@@ -22,12 +22,12 @@ from .batch import Batch
 from .family import Counter
 from .gauge import holds_level_lock, take_levels
 from .names import METRIC_SAMPLED_AWAY_TOTAL
-from .series import CounterScan, CounterSeries, OwnedLock
+from .series import CounterScan, CounterSeries
 
 if TYPE_CHECKING:
     from .family import Family
     from .recorder import Recorder
-    from .shared import SharedDelivery
+    from .shared import SharedMapping
 
 # Distinct name tuples a recorder keeps parts for (a caller that builds new tuples each call
 # gets full takes past this, not unbounded memory).
@@ -108,18 +108,21 @@ def sampled_counter(recorder: Recorder) -> Counter:
     )
 
 
-class Taking:
-    """The recorder's take (see `Recorder`, which is one)."""
+class Take:
+    """Reads the recorder's cells into a `Batch`: every family, or the families a host names.
 
-    _families: dict[str, Family]
-    _lock: OwnedLock
-    _shared: SharedDelivery | None
+    It holds the families (the recorder's own dict, read here, registered there) and, with
+    shared delivery, the shared mapping, which is then what is read. Call it holding the
+    recorder's lock.
+    """
 
-    def _init_taking(self) -> None:
+    def __init__(self, families: dict[str, Family]) -> None:
+        self._families = families
+        self.shared: SharedMapping | None = None  # delivery="shared": every process's cells
         self._plan: _Plan | None = None
         self._plan_stale = True  # a family was registered (or grew) since the plan was made
 
-    def _families_changed(self) -> None:
+    def changed(self) -> None:
         """A family was registered, or the drop counter grew: plan again at the next take."""
         self._plan_stale = True
 
@@ -130,17 +133,17 @@ class Taking:
             plan = self._plan = _Plan(list(self._families.values()), plan)
         return plan
 
-    def _take(self) -> Batch:
-        """Take every cell (hold `_lock`). Runs each flush: kept tight."""
-        if self._shared is not None:
-            return self._shared.take()
+    def all(self) -> Batch:
+        """Take every cell. Runs each flush: kept tight."""
+        if self.shared is not None:
+            return self.shared.take()
         plan = self._current_plan()
         return _take_from(plan.scan.take(), plan.gauges, plan.distributions, plan.counters)
 
-    def _take_some(self, names: tuple[str, ...]) -> Batch | None:
-        """Take the cells of the families named (see `Part`); None if a name is not a family here (hold `_lock`)."""
-        if self._shared is not None:
-            return self._shared.take()
+    def some(self, names: tuple[str, ...]) -> Batch | None:
+        """Take the cells of the families named (see `Part`); None if a name is not a family here."""
+        if self.shared is not None:
+            return self.shared.take()
         plan = self._current_plan()
         part = plan.part(names)
         if part is None:
@@ -151,17 +154,27 @@ class Taking:
             changed += take_span(start, stop, counts)
         return _take_from(changed, part.gauges, part.distributions, part.counters)
 
-    def _holds_a_take_lock(self) -> bool:
-        """True if this thread holds a lock the take waits for (a signal handler interrupted it
-        there): the recorder's, the fold lock, or a gauge's. Then configure() and flush() must
-        not wait for a take. A few dozen look-ups, on those two calls only."""
-        if self._lock.held_here() or _series._FOLD_LOCK.held_here():
+    def holds_a_lock(self) -> bool:
+        """True if this thread holds a lock the take waits for besides the recorder's (a signal
+        handler interrupted it there): the fold lock, or a gauge's. Then configure() and flush()
+        must not wait for a take. A few dozen look-ups, on those two calls only."""
+        if _series._FOLD_LOCK.held_here():
             return True
         return any(holds_level_lock(family) for family in tuple(self._families.values()))
 
-    def _discard_cells(self) -> None:
-        """A forked child starts from zero: what the cells hold is the parent's (hold `_lock`)."""
-        self._take()
+    def after_fork_child(self, keep_cells: bool) -> None:
+        """A forked child starts from zero: what the cells hold is the parent's, unless the child
+        was forked from C and found out late (`keep_cells`: what it recorded cannot be told apart).
+        Shared cells: the parent's slot stays the parent's, nothing to discard."""
+        if keep_cells or self.shared is not None:
+            return
+        self.all()
+        # A fold that a fork from a signal handler interrupted goes on, in the child, on a
+        # list nobody reads.
+        for family in self._families.values():
+            for series in family._by_values.values():
+                if isinstance(series, CounterSeries):
+                    series._extra = []
 
 
 def _take_from(

@@ -137,7 +137,7 @@ class SipMetrics(Helpers):
         elif _recorder is default_recorder():
             shared = shared_later()
         self.recorder = _recorder
-        # delivery="host": call at the end of each of the host's handlers (see Recorder.host_tick).
+        # delivery="host": call at the end of each of the host's handlers (see HostDelivery.tick).
         self.host_tick: Callable[..., None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes, peer_names)
         self.peers: tuple[str, ...] = peer_names

@@ -97,7 +97,7 @@ class DatadogBackend:
         self._ends: dict[Series, tuple[str, str, str]] = {}
         self._texts = FamilyTexts(config.precision)
         self._transport = Transport(_address(config, dialect), on_fault)
-        # Every declared counter series once as 0 (see Sending._unzeroed): the families had them.
+        # Every declared counter series once as 0 (see Sender._unzeroed): the families had them.
         self.zeroed: set[object] | None = set() if dialect.zeros else None
 
     @property
