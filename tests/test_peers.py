@@ -324,3 +324,25 @@ def test_docs_state_the_new_zero_lines_without_peers() -> None:
     """docs/metrics.md's figure of new lines a peerless user sees is the test's."""
     text = " ".join((Path(__file__).parent.parent / "docs" / "metrics.md").read_text().split())
     assert f"get {NEW_ZERO_LINES} new `0|c` lines in the first flush" in text
+
+
+def test_a_datadog_tags_tag_on_a_label_key_is_left_out_where_peers_are_declared(monkeypatch, caplog) -> None:
+    """DATADOG_TAGS=peer:x would give every peered series two peers: left out and logged, the rest kept."""
+    monkeypatch.setenv("DATADOG_TAGS", "peer:x,team:voice")
+    with Receiver() as receiver:
+        metrics = sm.SipMetrics(host=receiver.host, port=receiver.port, peers=["a"], flush_interval=3600)
+        metrics.invite_result("outbound", 200, peer="a")
+        assert metrics.flush(10)
+        receiver.wait_for(lambda t: t.lines >= 1, 10)
+        metrics.close(5)
+        got = [line for data in receiver.datagrams() for line in data.decode().splitlines() if "code_class:2xx" in line]
+    assert got == ["sip_invite_result_total:1|c|#direction:outbound,code_class:2xx,peer:a,team:voice"]
+    assert "leaving out 1 tag(s)" in caplog.text
+
+
+def test_the_label_keys_refused_as_tags_are_every_familys() -> None:
+    from sip_statsd._sip.api import LABEL_KEYS
+
+    metrics = sm.SipMetrics(backend="off", peers=["a"])
+    assert {key for family in metrics.families for key in family.label_keys} == LABEL_KEYS
+    metrics.close()

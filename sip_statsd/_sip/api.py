@@ -18,6 +18,7 @@ from .._core.recorder import DEFAULT_TIMEOUT, Recorder
 from .._core.sending import Stats
 from .._core.series import FLOAT_MAX
 from .._wire import backends as _backends  # noqa: F401 - registers the datadog and statsd backends
+from .._wire.agent import LABEL_KEYS_WITH_PEERS
 from .catalog import SipCatalog, build_catalog, check_peers, check_response_codes
 from .helpers import Helpers
 from .peered import PeerView, make_peer_view
@@ -65,6 +66,28 @@ def make_config(options: Options, caller: str = "configure") -> Config:
 
 
 PEERS_VARIABLE = "SIP_STATSD_PEERS"
+# Every label key of the SIP catalog and the library's own families (a test keeps it so).
+LABEL_KEYS = frozenset(
+    [
+        "attestation",
+        "by",
+        "code",
+        "code_class",
+        "direction",
+        "from",
+        "grade",
+        "issue",
+        "kind",
+        "method",
+        "metric",
+        "mode",
+        "peer",
+        "reason",
+        "reason_class",
+        "result",
+        "to",
+    ]
+)
 _env_logged: set[str] = set()
 
 
@@ -127,6 +150,8 @@ class SipMetrics(Helpers):
         """
         codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
         peer_names = env_peers() if peers is None else check_peers(peers)
+        if peer_names:  # a DATADOG_TAGS tag on a label key is left out of every datadog backend from now on
+            LABEL_KEYS_WITH_PEERS.update(LABEL_KEYS)
         shared: Config | None = None
         owned = _recorder is None
         if _recorder is None:
