@@ -53,8 +53,13 @@ def lines(receiver: Receiver) -> list[str]:
 
 
 def record(backend: str, flavor: str | None, peer_kw: bool, peers: Any = None) -> list[str]:
+    """The lines of the mix; `backend` is `datadog`, `statsd` (with `flavor`) or `receiver=NAME`."""
     with Receiver() as receiver:
-        options: dict[str, Any] = {"backend": backend, "host": receiver.host, "port": receiver.port}
+        options: dict[str, Any] = {"host": receiver.host, "port": receiver.port}
+        if backend.startswith("receiver="):
+            options["receiver"] = backend.partition("=")[2]
+        else:
+            options["backend"] = backend
         if flavor:
             options["flavor"] = flavor
         if peers is not None:

@@ -103,9 +103,9 @@ class Catalog:
         for node in ast.walk(ast.parse(arithmetic, mode="eval")):
             if isinstance(node, ast.Call):  # a window's sum at each point; no value below a minimum count
                 assert isinstance(node.func, ast.Name), query
-                assert node.func.id in ("cutoff_min", "moving_rollup"), query
+                assert node.func.id in ("cutoff_min", "moving_rollup", "default_zero"), query
                 assert all(isinstance(a, ast.Constant) for a in node.args[1:]), query
-                assert len(node.args) == (2 if node.func.id == "cutoff_min" else 3), query
+                assert len(node.args) == {"cutoff_min": 2, "moving_rollup": 3, "default_zero": 1}[node.func.id], query
                 continue
             assert isinstance(node, ast.Expression | ast.BinOp | ast.Name | ast.Constant | ast.operator | ast.Load), (
                 f"{query}: {ast.dump(node)} in the arithmetic"
@@ -116,6 +116,10 @@ class Catalog:
             minutes = int(shape["n"]) * {"m": 1, "h": 60, "d": 1440}[shape["unit"]]
             assert options["no_data_timeframe"] >= 2 * minutes, "Datadog: no-data timeframe >= 2x the window"
         return names
+
+
+# Datadog functions a formula may apply to its queries (a group with no data as 0).
+FORMULA_FUNCTIONS = {"default_zero"}
 
 
 def metric_queries(node: Any) -> Iterator[dict[str, Any]]:
@@ -140,7 +144,7 @@ def checked_metrics(catalog: Catalog, widget: dict[str, Any]) -> set[str]:
             names.add(catalog.check_query(q["query"]))
         for formula in request["formulas"]:
             used = {n.id for n in ast.walk(ast.parse(formula["formula"], mode="eval")) if isinstance(n, ast.Name)}
-            assert used <= defined, f"{formula} uses undefined queries"
+            assert used - FORMULA_FUNCTIONS <= defined, f"{formula} uses undefined queries"
     return names
 
 
@@ -504,3 +508,34 @@ def test_docs_monitor_table_lists_every_monitor_with_its_default(fresh):
 def test_monitor_thresholds_are_written_as_plain_decimals(x, text):
     assert number(x) == text
     assert float(text) == x
+
+
+def _asr_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every widget definition whose title names ASR or NER."""
+    if isinstance(node, dict):
+        if re.search(r"\bASR\b|\bNER\b|Answer-seizure|INVITE attempts", str(node.get("title", ""))):
+            yield node
+        for value in node.values():
+            yield from _asr_nodes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _asr_nodes(item)
+
+
+def test_asr_and_ner_count_invite_timeouts_as_attempts_in_every_widget_and_monitor(fresh):
+    """A timed-out INVITE (only in sip_transaction_timeout_total{method:INVITE}) is an attempt (issue 27 probe)."""
+    dashboard, monitors = build(fresh())
+    widgets = list(_asr_nodes(dashboard["widgets"]))
+    assert len(widgets) >= 8
+    for widget in widgets:
+        text = json.dumps(widget)
+        assert "sip_transaction_timeout_total{method:INVITE" in text, widget["title"]
+        formulas = [f["formula"] for r in metric_queries(widget) for f in r["formulas"]]
+        assert any("timeouts" in f for f in formulas), (widget["title"], formulas)
+    by_key = {t.split(":", 1)[1]: m for m in monitors for t in m["tags"] if t.startswith("sip-statsd-monitor:")}
+    for key in ("asr", "peer_asr"):
+        query = by_key[key]["query"]
+        assert "sip_transaction_timeout_total{method:INVITE" in query, query
+    # the per-peer minimum counts timeouts too: a peer that only times out is judged
+    assert "cutoff_min(moving_rollup(" in by_key["peer_asr"]["query"]
+    assert re.search(r"cutoff_min\([^<]*sip_transaction_timeout_total", by_key["peer_asr"]["query"])

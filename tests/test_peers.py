@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,45 @@ def test_without_peers_the_wire_is_the_release_before_byte_for_byte(backend: str
     """Golden lines from the release before peers; `peer=` on an instance without peers changes nothing."""
     golden = (GOLDEN / f"no_peers_{backend}{'_' + flavor if flavor else ''}.txt").read_text().splitlines()
     assert record(backend, flavor, peer_kw=peer_kw, peers=()) == golden
+
+
+# Families the release with peers added (issue 27): not peer labels, but new series. Receivers that
+# read a counter's first value as its start (statsd_exporter, Telegraf, the OTel collector, Vector)
+# get each declared counter series once as 0, so these families' zeros, and the library's own
+# drop and sampled-away series about them, are new lines in their first flush (docs/metrics.md).
+NEW_FAMILIES = (
+    "sip_register_result_total",
+    "sip_registration_request_delay_ms",
+    "sip_registered_contacts",
+    "sip_stir_attestation_total",
+)
+ZERO_DIALECTS = ("statsd_exporter", "telegraf", "otel_collector", "vector")
+NEW_ZERO_LINES = 33  # 8 register results + 12 attestations + 12 drop series + 1 sampled-away
+
+
+def of_new_families(line: str) -> bool:
+    """A line of a new family, or of the library's own series about one (`metric:NAME` in any tag syntax)."""
+    name = re.split(r"[:,;]", line, maxsplit=1)[0]
+    return name in NEW_FAMILIES or any(re.search(rf"metric[:=]{f}\b", line) for f in NEW_FAMILIES)
+
+
+@pytest.mark.parametrize("receiver", [*ZERO_DIALECTS, "etsy"])
+@pytest.mark.parametrize("peer_kw", [False, True], ids=["no-peer-kw", "peer-kw"])
+def test_without_peers_every_receiver_gets_the_release_before_and_the_new_families_zeros(
+    receiver: str, peer_kw: bool
+) -> None:
+    """Golden lines of the release before peers, per receiver; set aside, only the new families' zeros."""
+    golden = (GOLDEN / f"no_peers_receiver_{receiver}.txt").read_text().splitlines()
+    got = record(f"receiver={receiver}", None, peer_kw=peer_kw, peers=())
+    new = [line for line in got if of_new_families(line)]
+    assert [line for line in got if not of_new_families(line)] == golden
+    assert all(":0|c" in line for line in new), new
+    assert len(new) == (NEW_ZERO_LINES if receiver in ZERO_DIALECTS else 0)
+
+
+def test_without_peers_the_plain_flavor_is_the_release_before_byte_for_byte() -> None:
+    golden = (GOLDEN / "no_peers_statsd_plain.txt").read_text().splitlines()
+    assert record("statsd", "plain", peer_kw=True, peers=()) == golden
 
 
 def test_the_scenario_with_peers_differs_only_by_the_peer_tag():
@@ -170,6 +210,9 @@ def test_each_peer_adds_the_documented_series():
         (["has space"], "peer"),
         ([f"p{i}" for i in range(sm.MAX_PEERS + 1)], "at most"),
         ([7], "peer"),
+        (["Other"], "other"),
+        (["OTHER"], "other"),
+        (["Carrier-A", "carrier-a"], "repeats"),
     ],
 )
 def test_bad_peers_raise_quoting_them(peers: Any, message: str):
@@ -253,4 +296,53 @@ def test_strict_mode_names_the_bad_argument_with_peers(call: Any) -> None:
     metrics = sm.SipMetrics(backend="off", peers=PEERS)
     with capture_metrics(metrics=metrics), pytest.raises(sm.InvalidInputError):
         call(metrics)
+    metrics.close()
+
+
+def test_a_bad_sip_statsd_peers_logs_a_bounded_line(caplog):
+    """A 100,000-character value: one warning of a few hundred characters, not the value twice."""
+    assert env_peers({"SIP_STATSD_PEERS": "x|" * 50_000}) == ()
+    (record,) = [r for r in caplog.records if "SIP_STATSD_PEERS" in r.getMessage()]
+    assert len(record.getMessage()) < 600
+
+
+@pytest.mark.parametrize("tags", [{"peer": "edge-1"}, ["peer:edge-1"], {"direction": "x"}, {"code_class": "2xx"}])
+def test_a_constant_tag_on_a_label_key_is_refused_where_peers_are_declared(tags: Any) -> None:
+    """`peer:a,peer:edge-1` would give Datadog two peers per series."""
+    key = next(iter(tags)).split(":")[0]
+    with pytest.raises(ValueError, match=f"constant_tags: '{key}:"):
+        sm.SipMetrics(backend="off", peers=["a"], constant_tags=tags)
+    metrics = sm.SipMetrics(backend="off", peers=["a"])
+    with pytest.raises(ValueError, match=f"label key '{key}'"):
+        metrics.configure(backend="off", constant_tags=tags)
+    metrics.configure(backend="off", constant_tags={"region": "eu"})  # any other key is fine
+    metrics.close()
+    sm.SipMetrics(backend="off", constant_tags=tags).close()  # without peers: as before
+
+
+def test_docs_state_the_new_zero_lines_without_peers() -> None:
+    """docs/metrics.md's figure of new lines a peerless user sees is the test's."""
+    text = " ".join((Path(__file__).parent.parent / "docs" / "metrics.md").read_text().split())
+    assert f"get {NEW_ZERO_LINES} new `0|c` lines in the first flush" in text
+
+
+def test_a_datadog_tags_tag_on_a_label_key_is_left_out_where_peers_are_declared(monkeypatch, caplog) -> None:
+    """DATADOG_TAGS=peer:x would give every peered series two peers: left out and logged, the rest kept."""
+    monkeypatch.setenv("DATADOG_TAGS", "peer:x,team:voice")
+    with Receiver() as receiver:
+        metrics = sm.SipMetrics(host=receiver.host, port=receiver.port, peers=["a"], flush_interval=3600)
+        metrics.invite_result("outbound", 200, peer="a")
+        assert metrics.flush(10)
+        receiver.wait_for(lambda t: t.lines >= 1, 10)
+        metrics.close(5)
+        got = [line for data in receiver.datagrams() for line in data.decode().splitlines() if "code_class:2xx" in line]
+    assert got == ["sip_invite_result_total:1|c|#direction:outbound,code_class:2xx,peer:a,team:voice"]
+    assert "leaving out 1 tag(s)" in caplog.text
+
+
+def test_the_label_keys_refused_as_tags_are_every_familys() -> None:
+    from sip_statsd._sip.api import LABEL_KEYS
+
+    metrics = sm.SipMetrics(backend="off", peers=["a"])
+    assert {key for family in metrics.families for key in family.label_keys} == LABEL_KEYS
     metrics.close()

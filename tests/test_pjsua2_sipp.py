@@ -293,6 +293,7 @@ def test_pjsua2_lossy_calls_are_graded_from_pjsip_rtcp(tmp_path: Path, receiver:
         ("sip:10.0.0.5:5999", "by-host"),
         ("<sips:bob@[2001:db8::1]:5061>", "v6"),
         ("<sip:carol@192.0.2.9>", None),
+        ('"sip:x@10.0.0.5:5070" <sip:mallory@203.0.113.9>', None),  # the display name is not the peer
         ("", None),
     ],
 )
@@ -302,10 +303,10 @@ def test_pjsua2_names_the_peer_of_the_remote_uri(uri: str, peer: str | None) -> 
     from sip_statsd.integrations import pjsua2 as integration
 
     peer_map = {"10.0.0.5:5070": "by-port", "10.0.0.5": "by-host", "[2001:db8::1]:5061": "v6"}
-    found = integration._URI_HOST.search(uri)
+    found = integration.uri_host(uri)
     named = None
     if found is not None:
         from sip_statsd.integrations._calls import peer_in
 
-        named = peer_in(peer_map, found[1], int(found[2]) if found[2] else None)
+        named = peer_in(peer_map, *found)
     assert named == peer

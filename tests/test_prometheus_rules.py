@@ -16,6 +16,7 @@ import prometheus_scenario as ps
 import pytest
 import yaml
 
+from sip_statsd import SipMetrics
 from sip_statsd.prometheus import build, write
 
 SERVICES = ("sbc", "edge")
@@ -90,15 +91,18 @@ def expected_records(buckets: list[float]) -> dict[str, dict[str, float]]:
             classes[f"{code // 100}xx"] = classes.get(f"{code // 100}xx", 0) + n
         count, *_, mos = ps.QOS[name]
         poor = count if mos < 3.10 else 0
+        # An INVITE timeout is an attempt without an outcome: ASR and NER count it (docs/metrics.md).
+        attempts = {**classes, "timeout": ps.TIMEOUTS[name]}
+        inv_attempts = {**inv, "timeout": ps.TIMEOUTS[name]}
         values = {
-            "sip_answer_seizure": share(classes, {"2xx"}),
+            "sip_answer_seizure": share(attempts, {"2xx"}),
             "sip_invite_5xx_6xx": share(classes, {"5xx", "6xx"}),
             "sip_session_establishment": share(inv, {200}, {c for c in inv if 300 <= c < 400}),
             "sip_session_establishment_effectiveness": share(
                 inv, {200, 480, 486, 600, 603}, {c for c in inv if 300 <= c < 400}
             ),
             "sip_ineffective_session_attempts": share(inv, {408, 500, 503, 504}),
-            "sip_network_effectiveness": share(inv, {200, 480, 486, 487, 600, 603}),
+            "sip_network_effectiveness": share(inv_attempts, {200, 480, 486, 487, 600, 603}),
             "sip_dtls_handshake_failure": share(ps.DTLS[name], set(ps.DTLS[name]) - {"ok"}),
             "sip_stir_verify_failure": share(ps.STIR[name], {"failed"}),
             "sip_call_quality_poor": share({"poor": poor, "other": count - poor}, {"poor"}),
@@ -270,3 +274,21 @@ def test_missing_series_alerts(promtool: str, generated: dict[str, Any], tmp_pat
     path = tmp_path / "test.yml"
     ps.write_test(path, generated["rules"], tests)
     run(promtool, "test", "rules", str(path))
+
+
+def test_ner_uses_only_the_codes_an_instance_sends_and_names_the_others() -> None:
+    """response_codes=[200, 503] folds 480, 486 ... into their class: NER cannot count them, and says so."""
+
+    def ner_rules(metrics: SipMetrics) -> list[dict[str, Any]]:
+        doc = build(metrics).rules
+        return [r for g in doc["groups"] for r in g["rules"] if "sip_network_effectiveness" in r.get("record", "")]
+
+    full = ner_rules(SipMetrics(backend="off"))
+    assert len(full) == 2
+    assert all("labels" not in r and "480|486|487|600|603" in r["expr"] for r in full)
+    few = ner_rules(SipMetrics(backend="off", response_codes=[200, 503]))
+    assert len(few) == 2
+    for rule in few:
+        assert 'code=~"200"' in rule["expr"], rule["expr"]
+        assert "480" not in rule["expr"]
+        assert rule["labels"] == {"sip_statsd_ner_uncounted_codes": "480|486|487|600|603"}

@@ -81,3 +81,35 @@ def test_a_measured_zero_is_a_sample_only_when_the_caller_says_so(receiver: Rece
     assert sorted(totals.sample_list(sm.METRIC_CALL_JITTER_MS)) == [0.0, 3.0]
     assert totals.sample_list(sm.METRIC_CALL_RTT_MS) == [20.0, 21.0, 22.0, 23.0]
     assert metrics.stats().dropped_inputs == {}
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, 2**70, True, float("nan"), "5", None])
+def test_registered_contacts_takes_only_a_bounded_non_negative_integer(bad: object) -> None:
+    """A count of contacts: a bad one is a counted drop, raised under strict (issue 27 probe)."""
+    metrics = sm.SipMetrics(backend="off")
+    with pytest.raises(ValueError, match="sip_registered_contacts: count="), capture_metrics(metrics=metrics):
+        metrics.registered_contacts(bad)  # type: ignore[arg-type]
+    metrics.registered_contacts(bad)  # type: ignore[arg-type]
+    assert metrics.stats().dropped_inputs == {(sm.METRIC_REGISTERED_CONTACTS, "invalid_number"): 1}
+    metrics.close()
+
+
+def test_an_attestation_with_no_identity_is_dropped_the_verification_still_counted() -> None:
+    """No PASSporT, no attestation: `stir_verify("no-identity", attestation="A")` counts the verification only."""
+    metrics = sm.SipMetrics(backend="off")
+    with capture_metrics(metrics=metrics, strict=False) as cap:
+        metrics.stir_verify("no-identity", attestation="A")
+    assert cap.count(sm.METRIC_STIR_VERIFY_TOTAL, result="no-identity") == 1
+    assert cap.count(sm.METRIC_STIR_ATTESTATION_TOTAL) == 0
+    assert metrics.stats().dropped_inputs == {(sm.METRIC_STIR_ATTESTATION_TOTAL, "unknown_value"): 1}
+    metrics.close()
+
+
+def test_a_measured_negative_zero_goes_out_as_zero(receiver: Receiver, make_metrics) -> None:
+    metrics = make_metrics(host=receiver.host, port=receiver.port, flush_interval=3600)
+    metrics.observe_call_qos(rtt_ms=20.0, jitter_ms=-0.0, loss_fraction=-0.0, zero_is_measured=True)
+    assert metrics.flush(10)
+    receiver.wait_for(lambda t: len(t.sample_list(sm.METRIC_CALL_LOSS_FRACTION)) >= 1)
+    text = b"".join(receiver.datagrams()).decode()
+    assert ":-0" not in text, text
+    assert "sip_call_loss_fraction:0|" in text or "sip_call_loss_fraction:0.0|" in text, text

@@ -18,6 +18,7 @@ from .._core.recorder import DEFAULT_TIMEOUT, Recorder
 from .._core.sending import Stats
 from .._core.series import FLOAT_MAX
 from .._wire import backends as _backends  # noqa: F401 - registers the datadog and statsd backends
+from .._wire.agent import LABEL_KEYS_WITH_PEERS
 from .catalog import SipCatalog, build_catalog, check_peers, check_response_codes
 from .helpers import Helpers
 from .peered import PeerView, make_peer_view
@@ -65,6 +66,28 @@ def make_config(options: Options, caller: str = "configure") -> Config:
 
 
 PEERS_VARIABLE = "SIP_STATSD_PEERS"
+# Every label key of the SIP catalog and the library's own families (a test keeps it so).
+LABEL_KEYS = frozenset(
+    [
+        "attestation",
+        "by",
+        "code",
+        "code_class",
+        "direction",
+        "from",
+        "grade",
+        "issue",
+        "kind",
+        "method",
+        "metric",
+        "mode",
+        "peer",
+        "reason",
+        "reason_class",
+        "result",
+        "to",
+    ]
+)
 _env_logged: set[str] = set()
 
 
@@ -78,8 +101,25 @@ def env_peers(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     except ValueError as error:
         if text not in _env_logged:
             _env_logged.add(text)
-            log.warning("sip-statsd: ignoring %s=%r (%s); no peers", PEERS_VARIABLE, text[:200], error)
+            reason = str(error)  # it may quote the value: bounded as the value is
+            shown = reason if len(reason) <= 200 else reason[:200] + "..."
+            log.warning("sip-statsd: ignoring %s=%r (%s); no peers", PEERS_VARIABLE, text[:200], shown)
         return ()
+
+
+def check_constant_tags(config: Config, families: Iterable[Family], peers: tuple[str, ...]) -> None:
+    """With declared peers, no constant tag may take a label key of a family (`peer:edge-1` beside
+    `peer:a` gives Datadog two peers per series): ValueError quoting the tag."""
+    if not peers:
+        return  # without peers, the series stay what they were, constant tags included
+    keys = {key for family in families for key in family.label_keys}
+    for tag in config.constant_tags:
+        key = tag.split(":", 1)[0]
+        if key in keys:
+            raise ValueError(
+                f"constant_tags: {tag!r} takes the label key {key!r} of this instance's series (peers "
+                f"declared: {list(peers)}); name the constant tag otherwise"
+            )
 
 
 class SipMetrics(Helpers):
@@ -110,7 +150,10 @@ class SipMetrics(Helpers):
         """
         codes = check_response_codes(response_codes)  # before a recorder (and its thread) exists
         peer_names = env_peers() if peers is None else check_peers(peers)
+        if peer_names:  # a DATADOG_TAGS tag on a label key is left out of every datadog backend from now on
+            LABEL_KEYS_WITH_PEERS.update(LABEL_KEYS)
         shared: Config | None = None
+        owned = _recorder is None
         if _recorder is None:
             config = make_config(options, "SipMetrics")
             if config.delivery == "shared":  # the mapping is made for the catalog's families, below
@@ -123,6 +166,12 @@ class SipMetrics(Helpers):
         self.host_tick: Callable[..., None] = _recorder.host_tick
         self.catalog: SipCatalog = build_catalog(_recorder, codes, peer_names)
         self.peers: tuple[str, ...] = peer_names
+        if owned:
+            try:
+                check_constant_tags(shared or _recorder.config, _recorder.families, peer_names)
+            except ValueError:
+                _recorder.close(0)
+                raise
         self._views: dict[str, PeerView] = {}
         super().__init__(self.catalog)
         _recorder._helper_roots.add(self)  # delivery="shared" points these helpers' tables at shared cells
@@ -164,7 +213,9 @@ class SipMetrics(Helpers):
         What was recorded is first flushed to the backend that was active. A bad
         option raises ValueError quoting it, and the old configuration stays.
         """
-        self.recorder.reconfigure(make_config(options))
+        config = make_config(options)
+        check_constant_tags(config, self.families, self.peers)
+        self.recorder.reconfigure(config)
 
     @property
     def config(self) -> Config:

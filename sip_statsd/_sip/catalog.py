@@ -113,10 +113,10 @@ def check_peers(peers: object) -> tuple[str, ...]:
             name = check_value("peer", peer)
         except ValueError as error:
             raise ValueError(f"peers: {error}") from None
-        if name == PEER_OTHER:
+        if name.lower() == PEER_OTHER:  # Datadog lowercases tag values: `Other` would be `other`
             raise ValueError(f"peers: {PEER_OTHER!r} is where every undeclared peer counts; name yours otherwise")
-        if name in checked:
-            raise ValueError(f"peers repeats the peer {name!r}")
+        if any(name.lower() == seen.lower() for seen in checked):  # one series to Datadog, which lowercases
+            raise ValueError(f"peers repeats the peer {name!r} (peer names are compared without case)")
         if len(checked) == MAX_PEERS:
             raise ValueError(
                 f"peers has more than {MAX_PEERS} names; at most {MAX_PEERS} (and `other`) keep the series bounded"

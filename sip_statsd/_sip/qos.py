@@ -54,7 +54,9 @@ def _qos_slow(series: DistributionSeries, value: object, zero_is_measured: bool 
     for the grade and the issues: the counters have no such bound. With `zero_is_measured`
     a zero (0, 0.0) is a sample, not "no data".
     """
-    if _skip_qos(value) and not (zero_is_measured and _is_zero(value)):
+    if zero_is_measured and _is_zero(value):
+        value = 0.0  # a measured zero goes out as 0, whichever zero it was (-0.0 would print its sign)
+    elif _skip_qos(value):
         return _NONE
     series.observe(value)  # type: ignore[arg-type]  # observe() drops what is not a number
     # Valid exactly when observe() kept it (or dropped it only for overflow): a real number in range.

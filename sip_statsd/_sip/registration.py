@@ -14,7 +14,7 @@ from typing import Any
 from .._core.drops import allowed_text
 from .._core.family import Family
 from .._core.gauge import GaugeSeries
-from .._core.names import DROP_UNKNOWN_VALUE
+from .._core.names import DROP_INVALID_NUMBER, DROP_UNKNOWN_VALUE
 from .._core.series import DistributionSeries
 from .catalog import SipCatalog
 from .values import (
@@ -27,12 +27,14 @@ from .values import (
     REGISTER_TIMEOUT,
     SETUP_RESULT_FAILURE,
     SETUP_RESULT_SUCCESS,
+    STIR_NO_IDENTITY,
     STIR_RESULTS,
 )
 
 _NOWHERE: dict[object, Any] = {}
 _FINAL_CODES = range(200, 700)
 _DIRECTION = f"one of {allowed_text(DIRECTIONS)}"
+MAX_CONTACTS = 2**53  # a count a float carries exactly; far beyond any location table
 
 
 def register_result_of(code: int) -> str:
@@ -143,7 +145,8 @@ def make_registration_helpers(cat: SipCatalog) -> RegistrationHelpers:
         else:
             _drop(rrd, "success", success, "True or False")
 
-    contacts = cat.registered_contacts.series()
+    contacts_family = cat.registered_contacts
+    contacts = contacts_family.series()
     assert isinstance(contacts, GaugeSeries)
 
     def registered_contacts(count: int) -> None:
@@ -152,9 +155,15 @@ def make_registration_helpers(cat: SipCatalog) -> RegistrationHelpers:
         Call it from one place per host (a timer, or after each REGISTER) with the
         location table's count: every process setting it sends the same series.
 
+        A count that is not an integer from 0 to 2**53 (a bool, -1, 1.5) is dropped and
+        counted as invalid_number (raised under strict).
+
         >>> registered_contacts(1520)
         """
-        contacts.set(count)
+        if type(count) is int and 0 <= count <= MAX_CONTACTS:
+            contacts.set(count)
+        else:
+            contacts_family._drop(DROP_INVALID_NUMBER, "count", count)
 
     return RegistrationHelpers(register_result, observe_registration_delay, registered_contacts)
 
@@ -173,7 +182,9 @@ def make_stir_verify(cat: SipCatalog) -> Callable[..., None]:
         """Count an RFC 8224 STIR verification: verified, failed, soft-fail or no-identity.
 
         `attestation` (A, B or C, RFC 8588), where the verifier knows it, also counts the
-        verification in sip_stir_attestation_total{result, attestation}.
+        verification in sip_stir_attestation_total{result, attestation}. With `no-identity`
+        there was no PASSporT, so no attestation: one given is dropped (unknown_value, raised
+        under strict); the verification itself is counted.
 
         >>> stir_verify("verified", attestation="A")
         """
@@ -183,6 +194,9 @@ def make_stir_verify(cat: SipCatalog) -> Callable[..., None]:
             _drop(sv, "result", result, results_text)
             return
         if attestation is not None:
+            if result == STIR_NO_IDENTITY:
+                _drop(att, "attestation", attestation, "None with no-identity (no PASSporT, no attestation)")
+                return
             try:
                 next(att_get(result, _NOWHERE).get(attestation, att_miss))
             except Exception:

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._core.config import CARDINALITIES
+from .origin import _warn_once as warn_once
 from .origin import checked_tags, origin_detection_enabled
 from .origin import origin_fields as _origin_fields  # datadog-go validateCardinality; the Agent 7.64+ reads `|card:`
 
@@ -166,6 +167,11 @@ _ENV_TAGS = (
 )
 
 
+# Label keys of an instance that declares peers (SipMetrics adds them): a DD_TAGS tag on one of
+# them would give its series the key twice (`peer:a,peer:x`); it is left out, logged once.
+LABEL_KEYS_WITH_PEERS: set[str] = set()
+
+
 def env_tags(environ: Mapping[str, str] | None = None) -> list[str]:
     """Constant tags from `DATADOG_TAGS` (comma-separated) and `DD_ENV`, `DD_SERVICE`, `DD_VERSION`, `DD_ENTITY_ID`.
 
@@ -175,7 +181,17 @@ def env_tags(environ: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     tags = [tag for tag in environ.get("DATADOG_TAGS", "").split(",") if tag]
     tags += [f"{name}:{environ[var]}" for var, name in _ENV_TAGS if environ.get(var)]
-    return checked_tags(normalize_tags(tags))
+    kept = checked_tags(normalize_tags(tags))
+    labels = [tag for tag in kept if tag.split(":", 1)[0] in LABEL_KEYS_WITH_PEERS]
+    if labels:
+        warn_once(
+            f"label-tags:{labels[0][:40]}",
+            "sip-statsd: leaving out %d tag(s) from the DD_* environment named like a label of the series "
+            "(peers are declared), the first %r",
+            len(labels),
+            labels[0][:40],
+        )
+    return [tag for tag in kept if tag not in labels]
 
 
 def origin_fields(cardinality: str | None, environ: Mapping[str, str] | None = None) -> str:

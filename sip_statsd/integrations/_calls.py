@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 
@@ -10,13 +11,68 @@ from sip_statsd import SipMetrics
 PeerOf = Callable[[str, int | None], str | None]
 
 
+def canonical_host(host: str) -> str:
+    """The one form of a host in `peer_map` keys and `peer_of`: lower case, no root dot, IPv6
+    without brackets and compressed (`[2001:DB8:0::5]` -> `2001:db8::5`), as Sippy's addresses are."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host).compressed
+        except ValueError:
+            return host
+    return host[:-1] if host.endswith(".") else host
+
+
+def host_key(host: str, port: int | None) -> str:
+    """`peer_map`'s key of a host and port: `10.0.0.5:5060`, `[2001:db8::5]:5060` (as in a URI)."""
+    if port is None:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def peer_in(peer_map: Mapping[str, str], host: str, port: int | None) -> str | None:
-    """The peer name of `host:port`, else of `host`, in `peer_map`; None (`other`) if neither."""
+    """The peer name of `host:port`, else of `host`, in `peer_map`; None (`other`) if neither.
+
+    `host` is taken in its canonical form (`canonical_host`); the keys must be written in it:
+    lower case, IPv6 bare alone (`2001:db8::5`) and bracketed with a port (`[2001:db8::5]:5060`).
+    """
+    host = canonical_host(host)
     if port is not None:
-        found = peer_map.get(f"{host}:{port}")
+        found = peer_map.get(host_key(host, port))
         if found is not None:
             return found
     return peer_map.get(host)
+
+
+def uri_host(uri: str) -> tuple[str, int | None] | None:
+    """The canonical host and port of a SIP URI or name-addr; None for another scheme or junk.
+
+    Only the URI counts: in `"sip:x@10.0.0.5" <sip:mallory@203.0.113.9>` that is the one inside
+    the last `<...>` (a display name says what its sender wants); user info, `;params` and
+    `?headers` are cut off.
+    """
+    start, end = uri.rfind("<"), uri.rfind(">")
+    if start >= 0 and end > start:
+        uri = uri[start + 1 : end]
+    uri = uri.strip()
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme.lower() not in ("sip", "sips"):
+        return None
+    rest = rest.split("?", 1)[0]
+    hostport = rest.rpartition("@")[2].split(";", 1)[0]
+    if hostport.startswith("["):
+        host, bracket, port_text = hostport[1:].partition("]")
+        if not bracket or (port_text and not port_text.startswith(":")):
+            return None
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not host or (port_text and not (port_text.isascii() and port_text.isdigit())):
+        return None
+    port = int(port_text) if port_text else None
+    return canonical_host(host), port if port is None or 0 < port < 65536 else None
 
 
 # RFC 6076 §4.2: challenges are not setup failures; the retried INVITE follows them.

@@ -35,7 +35,8 @@ PJSIP's own RFC 4028 refreshes (an UPDATE or re-INVITE of ours in an answered ca
 application did not send with `update()`/`reinvite()`) count `session_timer_refresh`: `ok` for a
 2xx, `422-bumped` for a 2xx after PJSIP's retry of a 422, `481`.
 
-Per peer (on a `SipMetrics` with declared peers): the call's remote URI (`CallInfo.remoteUri`)
+Per peer (on a `SipMetrics` with declared peers): the host of the call's remote URI
+(`CallInfo.remoteUri`, the URI inside `<...>`, never its display name; lower case, IPv6 bare)
 is named by `peer_of(host, port)`, by default a look-up of `"host:port"` then `"host"` in the
 class attribute `peer_map` (override either; an unnamed host is `other`). Its RTCP figures
 are measured ones: a clean stream's 0 lost is recorded as 0 (`zero_is_measured`), and only
@@ -47,7 +48,6 @@ A `MeteredCall` must be deleted before `Endpoint.libDestroy()`, as any `pjsua2.C
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,12 +56,11 @@ import pjsua2 as pj
 import sip_statsd
 from sip_statsd import SipMetrics, estimate_mos
 
-from ._calls import InviteClock, peer_in
+from ._calls import InviteClock, peer_in, uri_host
 
 __all__ = ["MeteredCall", "codec_of", "qos_from_rtcp"]
 
 # RTP payload names as SDP gives them (StreamInfo.codecName) -> the E-model's codec
-_URI_HOST = re.compile(r"sips?:(?:[^@;>]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?")
 _CODECS = {"PCMU": "G.711", "PCMA": "G.711", "G729": "G.729"}
 _NOT_COUNTED_HERE = ("INVITE", "ACK")
 _ENDED = (pj.PJSIP_TSX_STATE_COMPLETED, pj.PJSIP_TSX_STATE_TERMINATED)
@@ -119,9 +118,9 @@ class MeteredCall(pj.Call):
         state, code, call = info.state, info.lastStatusCode, self._ss_call
         if not self._ss_peer_known:
             self._ss_peer_known = True
-            found = _URI_HOST.search(info.remoteUri or "")
+            found = uri_host(info.remoteUri or "")
             if found is not None:
-                call.peer = self.peer_of(found[1], int(found[2]) if found[2] else None)
+                call.peer = self.peer_of(*found)
         if state == pj.PJSIP_INV_STATE_EARLY or state in (
             pj.PJSIP_INV_STATE_CONNECTING,
             pj.PJSIP_INV_STATE_CONFIRMED,

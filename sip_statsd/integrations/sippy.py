@@ -47,7 +47,7 @@ from sippy.UA import UA
 import sip_statsd
 from sip_statsd import SipMetrics
 
-from ._calls import InviteClock, PeerOf, peer_in
+from ._calls import InviteClock, PeerOf, canonical_host, peer_in
 
 __all__ = ["MeteredUA", "metered_requests"]
 
@@ -80,7 +80,7 @@ class MeteredUA(UA):
         """`peer_of` for a Sippy address ((host, port)), never raising into Sippy."""
         try:
             host, port = address
-            return self._ss_peer_of(str(host), None if port is None else int(port))
+            return self._ss_peer_of(canonical_host(str(host)), None if port is None else int(port))
         except Exception:
             return None
 

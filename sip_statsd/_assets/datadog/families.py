@@ -68,9 +68,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "setup": (
         "Call setup",
         "Final INVITE outcomes per response class and direction, per second. **Answer-seizure ratio** "
-        "(ASR) = 2xx / all final outcomes (2xx-6xx). A falling ASR with rising **5xx** points at this "
-        "service or its upstreams (check the logs and the transaction timeouts below); rising **6xx** at "
-        "the far end (declines, global busy); rising 4xx at dialling, routing or authentication.",
+        "(ASR) = 2xx / attempts (all final outcomes, 2xx-6xx, and INVITE timeouts). A falling ASR with "
+        "rising **5xx** points at this service or its upstreams (check the logs and the transaction "
+        "timeouts below); rising **6xx** at the far end (declines, global busy); rising 4xx at dialling, "
+        "routing or authentication.",
     ),
     "peers": peers.PEER_GROUP,
     "teardown": (
@@ -130,18 +131,20 @@ def invite_widgets(q: Queries) -> list[Widget]:
         "s5": q.count(m, "code_class:5xx"),
         "s6": q.count(m, "code_class:6xx"),
         "final": q.count(m, _FINAL),
+        "timeouts": q.count(METRIC_TRANSACTION_TIMEOUT_TOTAL, "method:INVITE"),
     }
+    asr = f"100 * ok / {peers.ATTEMPTS}"  # a timed-out INVITE is an attempt with no outcome
     return [
         timeseries(
             "INVITE outcomes by class and direction (per second)",
             {"a": q.count(m, by=("direction", "code_class"), rate=True)},
             display="bars",
         ),
-        value("Answer-seizure ratio", {"ok": shares["ok"], "final": shares["final"]}, "100 * ok / final"),
+        value("Answer-seizure ratio", {k: shares[k] for k in ("ok", "final", "timeouts")}, asr),
         timeseries(
             "Answer-seizure ratio and 5xx / 6xx shares of final outcomes (%)",
             shares,
-            {"ASR": "100 * ok / final", "5xx share": "100 * s5 / final", "6xx share": "100 * s6 / final"},
+            {"ASR": asr, "5xx share": "100 * s5 / final", "6xx share": "100 * s6 / final"},
             unit="%",
         ),
     ]
@@ -150,6 +153,7 @@ def invite_widgets(q: Queries) -> list[Widget]:
 def invite_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
     m = METRIC_INVITE_RESULT_TOTAL
     ok, final = q.count(m, "code_class:2xx"), q.count(m, _FINAL)
+    attempts = f"({final} + default_zero({q.count(METRIC_TRANSACTION_TIMEOUT_TOTAL, 'method:INVITE')}))"
     errors = f"({q.count(m, 'code_class:5xx')} + {q.count(m, 'code_class:6xx')})"
     window = int(t.no_data_minutes)
     return [
@@ -168,7 +172,7 @@ def invite_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
         monitor(
             "asr",
             f"[{title}] Answer-seizure ratio is low",
-            f"sum(last_15m):100 * {ok} / {final} < {number(t.asr_percent)}",
+            f"sum(last_15m):100 * {ok} / {attempts} < {number(t.asr_percent)}",
             t.asr_percent,
             "Fewer INVITEs than usual end in 2xx ({{value}}% over 15 minutes). Look at the 5xx / 6xx shares "
             "and the transaction timeouts on the dashboard: 5xx is this service or its upstreams, 6xx the far "

@@ -1,8 +1,8 @@
 """The operator's view on the Datadog dashboard: per-peer KPIs in the carrier vocabulary, registration.
 
-ASR (answer-seizure ratio) = 2xx / final INVITE outcomes; NER (ITU-T E.425 network
-effectiveness) = answered, busy, no answer and rejected by the user (200, 480, 486, 487, 600,
-603) / final outcomes; ACD (average call duration) = the mean of sip_call_duration_s; PDD
+ASR (answer-seizure ratio) = 2xx / attempts (final INVITE outcomes + INVITE timeouts); NER
+(ITU-T E.425 network effectiveness) = answered, busy, no answer and rejected by the user (200,
+480, 486, 487, 600, 603) / attempts; ACD (average call duration) = the mean of sip_call_duration_s; PDD
 (post-dial delay, INVITE to first ringing) = RFC 6076 SRD's `success` samples. The per-peer
 widgets read series with a `peer` tag (an instance with declared peers); without peers they
 stay empty.
@@ -22,21 +22,34 @@ from ..._sip.values import (
     METRIC_REGISTRATION_REQUEST_DELAY_MS,
     METRIC_SESSION_REQUEST_DELAY_MS,
     METRIC_STIR_ATTESTATION_TOTAL,
+    METRIC_TRANSACTION_TIMEOUT_TOTAL,
 )
-from .parts import Monitor, Queries, Thresholds, Widget, _queries, monitor, number, timeseries, toplist, value
+from .parts import Monitor, Queries, Thresholds, Widget, _queries, monitor, number, timeseries, value
 
 NER_CODES = ("200", "480", "486", "487", "600", "603")
 _FINAL = "!code_class:1xx"
 _PEER = "peer:*"
 _BY_PEER = ("peer",)
-ASR = "100 * ok / final"
-NER = f"100 * ({' + '.join(f'c{c}' for c in NER_CODES)}) / final"
+_INVITE_TIMEOUT = "method:INVITE"
+# A timed-out INVITE (Timer B) is counted only in sip_transaction_timeout_total{method:INVITE}
+# (docs/events.md): an attempt without an outcome, so attempts = final outcomes + those timeouts.
+# `default_zero` (a function of formulas and monitor queries alike): a peer with timeouts and no
+# outcome at all, or none of a code, still gets a value instead of none.
+ATTEMPTS = "(default_zero(final) + default_zero(timeouts))"
+ASR = f"100 * default_zero(ok) / {ATTEMPTS}"
+NER = f"100 * ({' + '.join(f'default_zero(c{c})' for c in NER_CODES)}) / {ATTEMPTS}"
+
+
+def _zero(query: str) -> str:
+    """`default_zero(...)` in a monitor's query, as in the formulas (ATTEMPTS)."""
+    return f"default_zero({query})"
 
 
 def _kpis(q: Queries, *filters: str, by: tuple[str, ...] = ()) -> dict[str, str]:
     out = {
         "ok": q.count(METRIC_INVITE_RESULT_TOTAL, "code_class:2xx", *filters, by=by),
         "final": q.count(METRIC_INVITE_RESULT_TOTAL, _FINAL, *filters, by=by),
+        "timeouts": q.count(METRIC_TRANSACTION_TIMEOUT_TOTAL, _INVITE_TIMEOUT, *filters, by=by),
     }
     out.update({f"c{c}": q.count(METRIC_INVITE_RESPONSE_TOTAL, f"code:{c}", *filters, by=by) for c in NER_CODES})
     return out
@@ -63,7 +76,7 @@ def carrier_widgets(q: Queries) -> list[Widget]:
     """ASR, NER, ACD and PDD over every call, beside RFC 6076's SER / SEER / SRD / SDT."""
     kpis = _kpis(q)
     return [
-        value("ASR (answer-seizure ratio)", {"ok": kpis["ok"], "final": kpis["final"]}, ASR),
+        value("ASR (answer-seizure ratio)", {k: kpis[k] for k in ("ok", "final", "timeouts")}, ASR),
         value("NER (ITU-T E.425 network effectiveness)", kpis, NER),
         value("ACD (average call duration), s", {"d": q.dist("avg", METRIC_CALL_DURATION_S)}, "d", unit="s"),
         value(
@@ -78,14 +91,14 @@ def carrier_widgets(q: Queries) -> list[Widget]:
 
 def peer_widgets(q: Queries) -> list[Widget]:
     kpis = _kpis(q, _PEER, by=_BY_PEER)
-    asr_queries = {"ok": kpis["ok"], "final": kpis["final"]}
+    asr_queries = {k: kpis[k] for k in ("ok", "final", "timeouts")}
     return [
         timeseries("ASR by peer (%)", asr_queries, {"ASR": ASR}, unit="%"),
         timeseries("NER by peer (%)", kpis, {"NER": NER}, unit="%"),
         ranked("Top peers by ASR (time frame)", asr_queries, ASR, "desc"),
         ranked("Bottom peers by ASR (time frame)", asr_queries, ASR, "asc"),
         ranked("Bottom peers by NER (time frame)", kpis, NER, "asc"),
-        toplist("INVITE attempts by peer (time frame)", kpis["final"]),
+        ranked("INVITE attempts by peer (time frame)", {k: kpis[k] for k in ("final", "timeouts")}, ATTEMPTS, "desc"),
         timeseries(
             "PDD p95 by peer (INVITE to first ringing, SRD success), ms",
             {"a": q.dist("p95", METRIC_SESSION_REQUEST_DELAY_MS, "result:success", _PEER, by=_BY_PEER)},
@@ -103,23 +116,26 @@ def peer_widgets(q: Queries) -> list[Widget]:
 
 
 def peer_monitors(q: Queries, t: Thresholds, title: str) -> list[Monitor]:
-    """ASR per peer, judged only where the peer had at least `peer_min_attempts` final outcomes.
+    """ASR per peer, judged only where the peer had at least `peer_min_attempts` attempts (outcomes + timeouts).
 
     At each point, `moving_rollup(..., 900, 'sum')` is the last 15 minutes' count and
     `cutoff_min` turns a count below the minimum into no value, so a peer with a handful of
     attempts gives no ratio to compare; the monitor averages that 15-minute ASR over 5 minutes.
     (Datadog's query functions; validated as a model like every monitor, not against an account.)
     """
-    ok = q.count(METRIC_INVITE_RESULT_TOTAL, "code_class:2xx", _PEER, by=_BY_PEER)
-    final = q.count(METRIC_INVITE_RESULT_TOTAL, _FINAL, _PEER, by=_BY_PEER)
-    judged = f"cutoff_min(moving_rollup({final}, 900, 'sum'), {number(t.peer_min_attempts)})"
+    ok = _zero(q.count(METRIC_INVITE_RESULT_TOTAL, "code_class:2xx", _PEER, by=_BY_PEER))
+    final = _zero(q.count(METRIC_INVITE_RESULT_TOTAL, _FINAL, _PEER, by=_BY_PEER))
+    timeouts = _zero(q.count(METRIC_TRANSACTION_TIMEOUT_TOTAL, _INVITE_TIMEOUT, _PEER, by=_BY_PEER))
+    attempts = f"moving_rollup({final}, 900, 'sum') + moving_rollup({timeouts}, 900, 'sum')"
+    judged = f"cutoff_min({attempts}, {number(t.peer_min_attempts)})"
     return [
         monitor(
             "peer_asr",
             f"[{title}] Answer-seizure ratio is low on a peer",
             f"avg(last_5m):100 * moving_rollup({ok}, 900, 'sum') / {judged} < {number(t.asr_percent)}",
             t.asr_percent,
-            "Only {{value}}% of final INVITE outcomes on peer {{peer.name}} over 15 minutes are 2xx (judged "
+            "Only {{value}}% of INVITE attempts (final outcomes and timeouts) on peer {{peer.name}} over 15 "
+            "minutes are 2xx (judged "
             f"from {number(t.peer_min_attempts)} attempts on). One peer low while the others hold: that carrier "
             "or trunk rejects or fails calls; compare its NER (the network's part) and its 5xx / 6xx.",
             priority=2,
@@ -163,9 +179,9 @@ def attestation_widgets(q: Queries) -> list[Widget]:
 
 PEER_GROUP: tuple[str, str] = (
     "Carrier KPIs, per peer (carrier / trunk)",
-    "The carrier vocabulary, for all calls then per far end: **ASR** (2xx / final outcomes), **NER** "
-    "(ITU-T E.425: answered, busy, no answer or rejected by the user / final outcomes: what the network "
-    "put through), **PDD** "
+    "The carrier vocabulary, for all calls then per far end: **ASR** (2xx / attempts: final outcomes + "
+    "INVITE timeouts), **NER** (ITU-T E.425: answered, busy, no answer or rejected by the user / attempts: "
+    "what the network put through), **PDD** "
     "(INVITE to first ringing, RFC 6076 SRD success) and **ACD** (average call duration). A peer low on "
     "ASR but high on NER is its users not answering; low on both, the carrier or trunk. Empty unless the "
     "service declares its peers (`SipMetrics(peers=[...])`); each peer adds 274 possible series.",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._sip.values import METRIC_INVITE_RESULT_TOTAL
+from ..._sip.values import METRIC_INVITE_RESPONSE_TOTAL, METRIC_INVITE_RESULT_TOTAL
 from ..datadog.dashboard import _check_options
 from ..datadog.families import GROUPS
 from ..datadog.parts import DEFAULT_TAGS, DEFAULT_TITLE, Thresholds
@@ -94,7 +94,11 @@ def build(
 
     group_keys = tuple(t for t in tag_keys if t != _NOT_A_RULE_GROUP)
     q15 = PromQL(by_name, group_keys, "15m")
-    recorded = rules.Recorded(q15, PromQL(by_name, group_keys, "30m"), f"{prefix.replace('.', '_')}_" if prefix else "")
+    responses = next((f for f in families if f.name == METRIC_INVITE_RESPONSE_TOTAL), None)
+    kept = None if responses is None else responses.allowed["code"]
+    recorded = rules.Recorded(
+        q15, PromQL(by_name, group_keys, "30m"), f"{prefix.replace('.', '_')}_" if prefix else "", kept
+    )
     rules_doc = rules.rules_file(recorded, rules.alerts(q15, recorded, thresholds, title))
 
     q = PromQL(by_name, tag_keys, "$__rate_interval", variables=True)

@@ -20,19 +20,20 @@ from ..._sip.values import (
 )
 from .panels import Panel, _targets, stat, timeseries, toplist
 from .promql import PromQL, ratio
-from .rules import NER_CODES, PEERED
+from .rules import NER_CODES, PEERED, invite_attempts
 
 _BY_PEER = ("peer",)
 
 
 def _asr(q: PromQL, filters: dict[str, str], by: tuple[str, ...] = ()) -> str:
-    final = q.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "!=1xx", **filters}, by)
-    return ratio(q.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "=2xx", **filters}, by), final)
+    return ratio(
+        q.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "=2xx", **filters}, by), invite_attempts(q, filters, by)
+    )
 
 
 def _ner(q: PromQL, filters: dict[str, str], by: tuple[str, ...] = ()) -> str:
-    final = q.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "!=1xx", **filters}, by)
-    return ratio(q.rate(METRIC_INVITE_RESPONSE_TOTAL, {"code": "=~" + NER_CODES, **filters}, by), final)
+    ner = q.rate(METRIC_INVITE_RESPONSE_TOTAL, {"code": "=~" + NER_CODES, **filters}, by)
+    return ratio(ner, invite_attempts(q, filters, by))
 
 
 def bottom(title: str, expr: str, legend: str) -> Panel:
@@ -62,7 +63,7 @@ def peer_panels(q: PromQL, r: PromQL) -> list[Panel]:
         bottom("Bottom peers by NER (time range)", _ner(r, PEERED, _BY_PEER), legend),
         toplist(
             "INVITE attempts by peer (time range)",
-            r.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "!=1xx", **PEERED}, _BY_PEER, fn="increase"),
+            invite_attempts(r, PEERED, _BY_PEER, fn="increase"),
             legend,
         ),
         timeseries(

@@ -80,6 +80,11 @@ def zero_or(term: str, like: str) -> str:
     return f"({term}\n  or\n{like} * 0)"
 
 
+def plus(a: str, b: str) -> str:
+    """a + b per group, each 0 where the other has a group and it has none (a peer with only timeouts)."""
+    return f"({zero_or(a, b)}\n+\n{zero_or(b, a)})"
+
+
 def ratio(numerator: str, denominator: str) -> str:
     """numerator / denominator per group: 0 without numerator series, nothing without traffic."""
     return f"{zero_or(numerator, denominator)}\n/\n({denominator} > 0)"

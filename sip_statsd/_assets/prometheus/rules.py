@@ -10,6 +10,7 @@ restarted exporter or a service's labels, as absent ones (`absent_over_time`,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ..._core.names import METRIC_DROPPED_INPUTS_TOTAL, METRIC_SEND_ERRORS_TOTAL
@@ -27,7 +28,7 @@ from ..._sip.values import (
 )
 from ..datadog.parts import Thresholds, number
 from .emit import dump
-from .promql import PromQL, ratio, zero_or
+from .promql import PromQL, plus, ratio, zero_or
 
 # RFC 6076 section 4: SER = 200 / (attempts - 3xx); SEER also counts 480, 486, 600 and 603 as
 # effective (the callee was reached); ISA = 408, 500, 503 and 504 / attempts. `3..` takes the
@@ -39,7 +40,17 @@ REDIRECTS = "3.."
 # answered (200), was busy (486, 600), did not answer (480; 487: the caller gave up while it rang)
 # or rejected it (603); over all final outcomes (seizures).
 NER_CODES = "200|480|486|487|600|603"
+# An INVITE that timed out (Timer B) is counted only as sip_transaction_timeout_total{method="INVITE"}
+# (docs/events.md; every integration does so, none also reports a 408 outcome): an attempt with no
+# final outcome, so ASR's and NER's attempts are final outcomes plus these timeouts.
+INVITE_TIMEOUT = {"method": "=INVITE"}
 PEERED = {"peer": "!="}  # `peer!=""`: series with a declared peer (or `other`), from an instance with peers
+
+
+def invite_attempts(q: PromQL, filters: dict[str, str], by: tuple[str, ...] = (), fn: str = "rate") -> str:
+    """Final INVITE outcomes plus INVITE timeouts (an attempt with no outcome)."""
+    final = q.rate(METRIC_INVITE_RESULT_TOTAL, {"code_class": "!=1xx", **filters}, by, fn=fn)
+    return plus(final, q.rate(METRIC_TRANSACTION_TIMEOUT_TOTAL, {**INVITE_TIMEOUT, **filters}, by, fn=fn))
 
 
 def recording_name(level: str, prefix: str, what: str, ops: str) -> str:
@@ -50,23 +61,34 @@ def recording_name(level: str, prefix: str, what: str, ops: str) -> str:
 class Recorded:
     """The recording rules of one build, by key, with the names alerts and panels use."""
 
-    def __init__(self, q15: PromQL, q30: PromQL, prefix: str) -> None:
+    def __init__(self, q15: PromQL, q30: PromQL, prefix: str, kept_codes: Collection[str] | None = None) -> None:
+        """`kept_codes`: the exact codes sip_invite_response_total keeps (`response_codes`); None: all."""
         level = "_".join(q15.tags) or "sip"
         p = prefix
         result, response = METRIC_INVITE_RESULT_TOTAL, METRIC_INVITE_RESPONSE_TOTAL
         final = q15.rate(result, {"code_class": "!=1xx"})
         attempts = q15.rate(response)
         established = f"({attempts} - {zero_or(q15.rate(response, {'code': '=~' + REDIRECTS}), attempts)})"
+        # NER counts exact codes; one the instance folds into its class (response_codes) never
+        # comes: it is left out of the expression and named on the NER records (a label), which
+        # then read low by the calls that ended so.
+        ner_codes = [c for c in NER_CODES.split("|") if kept_codes is None or c in kept_codes]
+        uncounted = [c for c in NER_CODES.split("|") if c not in ner_codes]
+        ner_filter = {"code": "=~" + "|".join(ner_codes or ["none"])}
+        self.labels: dict[str, dict[str, str]] = {}
+        if uncounted:
+            note = {"sip_statsd_ner_uncounted_codes": "|".join(uncounted)}
+            self.labels = {"ner": note, "peer_ner": note}
         dtls, stir, grades = METRIC_DTLS_HANDSHAKE_TOTAL, METRIC_STIR_VERIFY_TOTAL, METRIC_CALL_QUALITY_TOTAL
         graded = f"({q30.rate(grades)} - {zero_or(q30.rate(grades, {'grade': '=unknown'}), q30.rate(grades))})"
         per = f"{level}_peer"
         by_peer = ("peer",)
-        peer_final = q15.rate(result, {"code_class": "!=1xx", **PEERED}, by_peer)
-        seizures = q15.rate(result, {"code_class": "!=1xx"})
+        seizures = invite_attempts(q15, {})
+        peer_final = invite_attempts(q15, PEERED, by_peer)
         self.rules: dict[str, tuple[str, str]] = {
             "asr": (
                 recording_name(level, p, "sip_answer_seizure", "ratio_rate15m"),
-                ratio(q15.rate(result, {"code_class": "=2xx"}), final),
+                ratio(q15.rate(result, {"code_class": "=2xx"}), seizures),
             ),
             "error_share": (
                 recording_name(level, p, "sip_invite_5xx_6xx", "ratio_rate15m"),
@@ -103,7 +125,7 @@ class Recorded:
             # The carrier vocabulary (ASR above): NER, ACD, PDD; then each of them per peer.
             "ner": (
                 recording_name(level, p, "sip_network_effectiveness", "ratio_rate15m"),
-                ratio(q15.rate(response, {"code": "=~" + NER_CODES}), seizures),
+                ratio(q15.rate(response, ner_filter), seizures),
             ),
             "acd": (
                 recording_name(level, p, "sip_call_duration_seconds", "mean30m"),
@@ -115,7 +137,7 @@ class Recorded:
             ),
             "peer_attempts": (
                 recording_name(per, p, "sip_invite_final", "increase15m"),
-                q15.rate(result, {"code_class": "!=1xx", **PEERED}, by_peer, fn="increase"),
+                invite_attempts(q15, PEERED, by_peer, fn="increase"),
             ),
             "peer_asr": (
                 recording_name(per, p, "sip_answer_seizure", "ratio_rate15m"),
@@ -123,7 +145,7 @@ class Recorded:
             ),
             "peer_ner": (
                 recording_name(per, p, "sip_network_effectiveness", "ratio_rate15m"),
-                ratio(q15.rate(response, {"code": "=~" + NER_CODES, **PEERED}, by_peer), peer_final),
+                ratio(q15.rate(response, {**ner_filter, **PEERED}, by_peer), peer_final),
             ),
             "peer_acd": (
                 recording_name(per, p, "sip_call_duration_seconds", "mean30m"),
@@ -229,9 +251,9 @@ def alerts(q: PromQL, rec: Recorded, t: Thresholds, title: str) -> list[dict[str
             "asr",
             f"{rec.name('asr')} < {number(t.asr_percent / 100)}",
             f"[{title}] Answer-seizure ratio is low",
-            f"Only {pct} of final INVITE outcomes over 15 minutes are 2xx. Look at the 5xx / 6xx shares and "
-            "the transaction timeouts: 5xx is this service or its upstreams, 6xx the far end, 4xx dialling "
-            "or routing.",
+            f"Only {pct} of INVITE attempts (final outcomes and timeouts) over 15 minutes are 2xx. Look at the "
+            "5xx / 6xx shares and the transaction timeouts: 5xx is this service or its upstreams, 6xx the far "
+            "end, 4xx dialling or routing.",
             severity="critical",
         ),
         _alert(
@@ -240,7 +262,8 @@ def alerts(q: PromQL, rec: Recorded, t: Thresholds, title: str) -> list[dict[str
             f"{rec.name('peer_asr')} < {number(t.asr_percent / 100)}\nand on ({', '.join((*q.tags, 'peer'))})\n"
             f"{rec.name('peer_attempts')} >= {number(t.peer_min_attempts)}",
             f"[{title}] Answer-seizure ratio is low on peer {{{{ $labels.peer }}}}",
-            f"Only {pct} of final INVITE outcomes on this peer over 15 minutes are 2xx (judged only from "
+            f"Only {pct} of INVITE attempts (final outcomes and timeouts) on this peer over 15 minutes are 2xx "
+            f"(judged only from "
             f"{number(t.peer_min_attempts)} attempts on). One peer low while the others hold: that carrier or "
             "trunk is rejecting or failing calls; compare its NER (the network's part) and its 5xx / 6xx.",
             severity="critical",
@@ -334,7 +357,10 @@ def rules_file(rec: Recorded, alert_rules: list[dict[str, Any]]) -> dict[str, An
         "groups": [
             {
                 "name": "sip-statsd.recording",
-                "rules": [{"record": name, "expr": expr} for name, expr in rec.rules.values()],
+                "rules": [
+                    {"record": name, "expr": expr, **({"labels": rec.labels[key]} if key in rec.labels else {})}
+                    for key, (name, expr) in rec.rules.items()
+                ],
             },
             {"name": "sip-statsd.alerts", "rules": alert_rules},
         ]

@@ -39,7 +39,7 @@ from ..._sip.values import (
 from .panels import Panel, stat, timeseries, toplist
 from .peers import attestation_panels, contacts_panels, register_panels, rrd_panels
 from .promql import PromQL, ratio, zero_or
-from .rules import ISA_CODES, REDIRECTS, SEER_CODES
+from .rules import ISA_CODES, REDIRECTS, SEER_CODES, invite_attempts
 
 PanelsOf = Callable[[PromQL, PromQL], list[Panel]]
 
@@ -74,11 +74,11 @@ def invite_panels(q: PromQL, r: PromQL) -> list[Panel]:
             unit="reqps",
             bars=True,
         ),
-        stat("Answer-seizure ratio", _share(r, m, {"code_class": "=2xx"}, final)),
+        stat("Answer-seizure ratio", ratio(r.rate(m, {"code_class": "=2xx"}), invite_attempts(r, {}))),
         timeseries(
             "Answer-seizure ratio and 5xx / 6xx shares of final outcomes",
             {
-                "ASR": _share(q, m, {"code_class": "=2xx"}, final),
+                "ASR": ratio(q.rate(m, {"code_class": "=2xx"}), invite_attempts(q, {})),
                 "5xx share": _share(q, m, {"code_class": "=5xx"}, final),
                 "6xx share": _share(q, m, {"code_class": "=6xx"}, final),
             },
